@@ -1,0 +1,50 @@
+/* Command-line front end: subcommand dispatch and shared option parsing. */
+#ifndef CN_CLI_H
+#define CN_CLI_H
+
+#include <stdbool.h>
+
+#include "base/config.h"
+
+/* A subcommand-specific option. Config settings (--threads, --port, ...) are accepted by every
+ * subcommand without being listed here. */
+typedef struct cn_opt {
+    const char *name;  /* without dashes: "format" */
+    bool has_arg;
+    const char *help;
+} cn_opt;
+
+#define CN_CLI_MAX_OPTS 32
+#define CN_CLI_MAX_POS 256
+
+typedef struct cn_cli_parsed {
+    const char *values[CN_CLI_MAX_OPTS]; /* per opts[] entry: NULL absent, "" flag given, else value */
+    int n_pos;
+    char *pos[CN_CLI_MAX_POS];
+    bool help;
+} cn_cli_parsed;
+
+/* Parses argv (after the subcommand name) and builds the layered configuration:
+ * defaults < --config FILE (or $CANARY_CONFIG) < CANARY_* env < setting flags.
+ * `cfg` must be initialised with cn_config_init. */
+cn_status cn_cli_parse(int argc, char **argv, const cn_opt *opts, cn_config *cfg, cn_cli_parsed *out,
+                       cn_error *err);
+
+/* Applies log.level / log.format from the configuration. */
+cn_status cn_cli_setup_logging(const cn_config *cfg, cn_error *err);
+
+void cn_cli_print_opts(const cn_opt *opts);
+
+/* Subcommands: each returns the process exit status. */
+int cmd_transcribe(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_hwinfo(int argc, char **argv);
+int cmd_model_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+
+/* For subcommands whose issue has not landed: says so and returns 2. */
+int cn_cli_not_available(const char *cmd, const char *what);
+
+#endif

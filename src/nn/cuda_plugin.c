@@ -1,0 +1,87 @@
+#include "nn/cuda_plugin.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef CANARY_PLUGIN_DIR
+#define CANARY_PLUGIN_DIR ""
+#endif
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static cn_cuda_plugin g_plugin;
+static cn_error g_err;
+
+static int try_open(const char *path, char *why, size_t why_len) {
+    if (access(path, R_OK) != 0)
+        return 0;
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(why, why_len, "%s", dlerror());
+        return -1;
+    }
+    cn_cuda_abi_version_fn abi = (cn_cuda_abi_version_fn)dlsym(h, "cn_cuda_abi_version");
+    if (!abi || abi() != CN_CUDA_PLUGIN_ABI) {
+        snprintf(why, why_len, "%s: plugin ABI %d, this program needs %d", path, abi ? abi() : -1,
+                 CN_CUDA_PLUGIN_ABI);
+        dlclose(h);
+        return -1;
+    }
+    g_plugin.handle = h;
+    snprintf(g_plugin.path, sizeof g_plugin.path, "%s", path);
+    g_plugin.enumerate = (cn_cuda_enumerate_fn)dlsym(h, "cn_cuda_enumerate");
+    g_plugin.versions = (cn_cuda_versions_fn)dlsym(h, "cn_cuda_versions");
+    if (!g_plugin.enumerate || !g_plugin.versions) {
+        snprintf(why, why_len, "%s lacks required symbols", path);
+        dlclose(h);
+        memset(&g_plugin, 0, sizeof g_plugin);
+        return -1;
+    }
+    return 1;
+}
+
+static void load_once(void) {
+    char candidates[4][PATH_MAX];
+    int n = 0;
+    const char *env = getenv("CANARY_CUDA_PLUGIN");
+    if (env && *env)
+        snprintf(candidates[n++], PATH_MAX, "%s", env);
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        char *dir = dirname(exe);
+        snprintf(candidates[n++], PATH_MAX, "%.3800s/libcanary_cuda.so", dir);
+        snprintf(candidates[n++], PATH_MAX, "%.3800s/../lib/libcanary_cuda.so", dir);
+    }
+    if (CANARY_PLUGIN_DIR[0])
+        snprintf(candidates[n++], PATH_MAX, "%s/libcanary_cuda.so", CANARY_PLUGIN_DIR);
+    char why[600] = "";
+    for (int i = 0; i < n; i++) {
+        int r = try_open(candidates[i], why, sizeof why);
+        if (r == 1)
+            return;
+        if (r < 0) {
+            cn_error_set(&g_err, CANARY_EDEVICE, "CUDA plugin could not be loaded: %s", why);
+            return;
+        }
+    }
+    cn_error_set(&g_err, CANARY_EDEVICE,
+                 "CUDA plugin libcanary_cuda.so not found (this build has no CUDA backend, or set "
+                 "CANARY_CUDA_PLUGIN to its path)");
+}
+
+cn_status cn_cuda_plugin_get(const cn_cuda_plugin **out, cn_error *err) {
+    pthread_once(&g_once, load_once);
+    if (!g_plugin.handle) {
+        *out = NULL;
+        return cn_error_set(err, g_err.code ? g_err.code : CANARY_EDEVICE, "%s", g_err.msg);
+    }
+    *out = &g_plugin;
+    return CANARY_OK;
+}

@@ -1,0 +1,23 @@
+/* Finds and loads the CUDA backend plugin at run time. The program never links CUDA: when the
+ * plugin, the CUDA libraries or a GPU are missing, callers get a reason to log and use the CPU. */
+#ifndef CN_NN_CUDA_PLUGIN_H
+#define CN_NN_CUDA_PLUGIN_H
+
+#include <stdbool.h>
+
+#include "base/error.h"
+#include "nn/cuda_plugin_abi.h"
+
+typedef struct cn_cuda_plugin {
+    void *handle;
+    char path[512];
+    cn_cuda_enumerate_fn enumerate;
+    cn_cuda_versions_fn versions;
+} cn_cuda_plugin;
+
+/* Loads the plugin once per process (thread-safe). Search order: $CANARY_CUDA_PLUGIN, the
+ * directory of the running executable and its ../lib, the build tree's lib/. On failure returns
+ * CANARY_EDEVICE with the reason (not found, missing libcudart, ABI mismatch). */
+cn_status cn_cuda_plugin_get(const cn_cuda_plugin **out, cn_error *err);
+
+#endif
