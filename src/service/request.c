@@ -162,6 +162,7 @@ cn_status cn_request_params_parse(const cn_form *f, cn_task default_task, bool j
                             "word timestamps ('timestamp_granularities[]' = 'word') need response_format=verbose_json");
     }
     out->opts.word_timestamps = word;
+    out->words = word;
     if (!out->opts.language[0])
         snprintf(out->opts.language, sizeof out->opts.language, "%s", default_language ? default_language : "en");
     if (out->opts.task == CN_TASK_TRANSLATE && !out->opts.target_language[0])
