@@ -70,6 +70,13 @@ typedef struct req {
     char bad_msg[512];
     const char *bad_param;
     unsigned long long body_bytes;
+    /* the closing multipart delimiter: bytes after it (an epilogue, such as the CRLF the OpenAI
+     * Node SDK appends) make libmicrohttpd 0.9.75's post processor fail, so they are dropped */
+    char delim[96];
+    size_t delim_len;
+    char tail[96];
+    size_t tail_len;
+    bool closed;
 } req;
 
 /* ---------- responses ---------- */
@@ -328,6 +335,55 @@ static enum MHD_Result on_form(void *cls, enum MHD_ValueKind kind, const char *k
         snprintf(r->bad_msg, sizeof r->bad_msg, "%s", err.msg);
     }
     return MHD_YES;
+}
+
+/* Remembers "\r\n--<boundary>--" from the Content-Type header. */
+static void set_delimiter(req *r, const char *ctype) {
+    const char *b = ctype ? strstr(ctype, "boundary=") : NULL;
+    if (!b)
+        return;
+    b += 9;
+    bool quoted = *b == '"';
+    b += quoted;
+    size_t n = 0;
+    while (b[n] && (quoted ? b[n] != '"' : (b[n] != ';' && b[n] != ' ')))
+        n++;
+    if (n == 0 || n > 70)
+        return;
+    r->delim_len = (size_t)snprintf(r->delim, sizeof r->delim, "\r\n--%.*s--", (int)n, b);
+}
+
+/* How many bytes of `data` belong before the end of the multipart body (all when the closing
+ * delimiter has not been seen yet); sets r->closed once it has. */
+static size_t bytes_before_epilogue(req *r, const char *data, size_t n) {
+    if (!r->delim_len)
+        return n;
+    size_t d = r->delim_len;
+    char buf[192];
+    size_t k = n < d - 1 ? n : d - 1;
+    memcpy(buf, r->tail, r->tail_len);
+    memcpy(buf + r->tail_len, data, k);
+    const char *p = memmem(buf, r->tail_len + k, r->delim, d);
+    if (p) {
+        r->closed = true;
+        return (size_t)(p - buf) + d - r->tail_len;
+    }
+    p = memmem(data, n, r->delim, d);
+    if (p) {
+        r->closed = true;
+        return (size_t)(p - data) + d;
+    }
+    /* keep the last d-1 bytes of everything seen so far */
+    size_t total = r->tail_len + n, keep = total < d - 1 ? total : d - 1;
+    if (n >= keep) {
+        memcpy(r->tail, data + n - keep, keep);
+    } else {
+        size_t from_tail = keep - n;
+        memmove(r->tail, r->tail + r->tail_len - from_tail, from_tail);
+        memcpy(r->tail + from_tail, data, n);
+    }
+    r->tail_len = keep;
+    return n;
 }
 
 /* Closes and flushes the upload; true when a file is ready at r->file_path. */
@@ -1078,6 +1134,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   "the upload is %s bytes; this server accepts at most %lld bytes "
                                   "(server.max_upload_mb)",
                                   cl, s->opt.max_upload_bytes);
+            set_delimiter(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"));
             r->pp = MHD_create_post_processor(c, 64 * 1024, on_form, r);
             if (!r->pp)
                 return send_error(r, c, 400, NULL, "invalid_content_type", NULL,
@@ -1090,11 +1147,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (r->pp && !r->too_large) {
+        if (r->pp && !r->too_large && !r->closed) {
             r->body_bytes += *upload_data_size;
+            size_t n = bytes_before_epilogue(r, upload_data, *upload_data_size);
             if (r->body_bytes > (unsigned long long)s->opt.max_upload_bytes)
                 r->too_large = true; /* keep reading (and dropping) so that the 413 reaches the client */
-            else if (MHD_post_process(r->pp, upload_data, *upload_data_size) != MHD_YES && !r->bad) {
+            else if (MHD_post_process(r->pp, upload_data, n) != MHD_YES && !r->bad) {
                 r->bad = true;
                 snprintf(r->bad_msg, sizeof r->bad_msg, "malformed multipart/form-data body");
             }
