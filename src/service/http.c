@@ -77,6 +77,11 @@ typedef struct req {
     char tail[96];
     size_t tail_len;
     bool closed;
+    /* A refusal decided before the body (401, 429, 503...) is sent after the body has been
+     * read: answering first makes the client see a reset instead of the error while it is
+     * still sending. */
+    bool defer;
+    struct MHD_Response *deferred;
 } req;
 
 /* ---------- responses ---------- */
@@ -95,6 +100,10 @@ static enum MHD_Result queue(req *r, struct MHD_Connection *c, unsigned status, 
     if (retry_after)
         MHD_add_response_header(resp, "Retry-After", retry_after);
     r->status = status;
+    if (r->defer) {
+        r->deferred = resp;
+        return MHD_YES;
+    }
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -634,7 +643,7 @@ static enum MHD_Result h_sync(req *r, struct MHD_Connection *c, cn_task task) {
     j->refs = 2; /* the live list's and ours */
     cn_error err;
     cn_error_clear(&err);
-    if (sched_submit(s, j, &err) != CANARY_OK) {
+    if (sched_submit(s, j, false, &err) != CANARY_OK) {
         unlink(j->audio_path);
         j->refs = 1;
         sched_release(s, j);
@@ -777,8 +786,8 @@ static enum MHD_Result h_job_submit(req *r, struct MHD_Connection *c) {
         j->created_ms = rec.created_ms;
         j->has_webhook = rec.webhook_url != NULL;
     }
-    if (!j || sched_submit(s, j, &err) != CANARY_OK) {
-        /* The job is stored; it runs after the next restart at the latest. */
+    if (!j || sched_submit(s, j, true, &err) != CANARY_OK) {
+        /* Out of memory or shutting down: the job is stored and runs after the next start. */
         CN_WARN("http", "rid=%s: job %s stored but not scheduled now: %s", r->rid, rec.id, j ? err.msg : "no memory");
         if (j) {
             free(j->audio_path);
@@ -964,6 +973,7 @@ typedef struct sse {
     bool done;
     char last[64];
     uint64_t seen;
+    double keepalive_s; /* below the idle timeout, so that quiet streams stay open */
 } sse;
 
 /* Appends the next event(s) to e->out, waiting for a change (or 15 s for a keep-alive). */
@@ -999,7 +1009,7 @@ static void sse_next(sse *e) {
         free(json);
         uint64_t before = e->seen;
         double t0 = cn_now_s();
-        sched_wait_change(s, &e->seen, 15.0);
+        sched_wait_change(s, &e->seen, e->keepalive_s);
         pthread_mutex_lock(&s->mu);
         bool stopping = s->stopping;
         pthread_mutex_unlock(&s->mu);
@@ -1007,7 +1017,7 @@ static void sse_next(sse *e) {
             e->done = true;
             return;
         }
-        if (e->seen == before && cn_now_s() - t0 >= 14.9) {
+        if (e->seen == before && cn_now_s() - t0 >= e->keepalive_s - 0.1) {
             cn_sb_puts(&e->out, ": keep-alive\n\n");
             return;
         }
@@ -1055,6 +1065,9 @@ static enum MHD_Result h_job_events(req *r, struct MHD_Connection *c) {
     snprintf(e->id, sizeof e->id, "%s", r->id);
     snprintf(e->owner, sizeof e->owner, "%s", r->owner);
     e->use_owner = s->n_keys > 0;
+    e->keepalive_s = s->opt.request_timeout_s / 2.0 < 15.0 ? s->opt.request_timeout_s / 2.0 : 15.0;
+    if (e->keepalive_s < 0.5)
+        e->keepalive_s = 0.5;
     cn_sb_init(&e->out);
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, e, sse_free);
     if (!resp) {
@@ -1104,6 +1117,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         snprintf(r->url, sizeof r->url, "%s", url);
         set_request_id(r, c);
         *con_cls = r;
+        const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        r->defer = (clen && strtoull(clen, NULL, 10) > 0) ||
+                   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
         bool known;
         r->route = match_route(method, url, r->id, sizeof r->id, &known);
         if (r->route < 0) {
@@ -1129,11 +1145,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   s->opt.queue_size);
             }
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-            if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->opt.max_upload_bytes)
+            if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->opt.max_upload_bytes) {
+                r->defer = false; /* refused at once: reading it would be the harm */
                 return send_error(r, c, 413, "file", "file_too_large", NULL,
                                   "the upload is %s bytes; this server accepts at most %lld bytes "
                                   "(server.max_upload_mb)",
                                   cl, s->opt.max_upload_bytes);
+            }
             set_delimiter(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"));
             r->pp = MHD_create_post_processor(c, 64 * 1024, on_form, r);
             if (!r->pp)
@@ -1142,24 +1160,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         return MHD_YES;
     }
-    if (r->status) { /* a response is already queued (refused before the body) */
+    if (r->status) { /* refused before the body: drain it (bounded), then answer */
+        r->body_bytes += *upload_data_size;
+        if (r->body_bytes > (unsigned long long)s->opt.max_upload_bytes + (64ull << 20))
+            return MHD_NO;
+        if (*upload_data_size == 0 && r->deferred) {
+            enum MHD_Result q = MHD_queue_response(c, r->status, r->deferred);
+            MHD_destroy_response(r->deferred);
+            r->deferred = NULL;
+            return q;
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (r->pp && !r->too_large && !r->closed) {
+        if (r->pp) {
             r->body_bytes += *upload_data_size;
-            size_t n = bytes_before_epilogue(r, upload_data, *upload_data_size);
+            if (r->body_bytes > (unsigned long long)s->opt.max_upload_bytes + (64ull << 20))
+                return MHD_NO; /* libmicrohttpd answers only once the body is in: cut off a client
+                                  that keeps sending far past the limit */
             if (r->body_bytes > (unsigned long long)s->opt.max_upload_bytes)
                 r->too_large = true; /* keep reading (and dropping) so that the 413 reaches the client */
-            else if (MHD_post_process(r->pp, upload_data, n) != MHD_YES && !r->bad) {
-                r->bad = true;
-                snprintf(r->bad_msg, sizeof r->bad_msg, "malformed multipart/form-data body");
+            if (!r->too_large && !r->closed) {
+                size_t n = bytes_before_epilogue(r, upload_data, *upload_data_size);
+                if (MHD_post_process(r->pp, upload_data, n) != MHD_YES && !r->bad) {
+                    r->bad = true;
+                    snprintf(r->bad_msg, sizeof r->bad_msg, "malformed multipart/form-data body");
+                }
             }
         }
         *upload_data_size = 0;
         return MHD_YES;
     }
+    r->defer = false; /* the body is in: answer directly from now on */
     if (r->pp) {
         if (MHD_destroy_post_processor(r->pp) != MHD_YES && !r->bad && !r->too_large) {
             r->bad = true;
@@ -1208,6 +1241,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     if (r->pp)
         MHD_destroy_post_processor(r->pp);
+    if (r->deferred)
+        MHD_destroy_response(r->deferred);
     if (r->fd >= 0)
         close(r->fd);
     if (r->file_path[0])

@@ -89,8 +89,9 @@ struct cn_service {
 /* scheduler.c */
 cn_status sched_start(cn_service *s, cn_error *err);
 void sched_stop(cn_service *s);
-/* Adds a job (takes ownership of audio_path and options strings). Fails with ELIMIT when full. */
-cn_status sched_submit(cn_service *s, sjob *j, cn_error *err);
+/* Adds a job (takes ownership of audio_path and options strings). Fails with ELIMIT when full,
+ * unless `accepted` (a job already acknowledged to its client, which must run regardless). */
+cn_status sched_submit(cn_service *s, sjob *j, bool accepted, cn_error *err);
 sjob *sjob_new(void);
 /* Finds a live job by id (owner NULL = any) and takes a reference; NULL when not live. */
 sjob *sched_find(cn_service *s, const char *id, const char *owner);

@@ -72,9 +72,9 @@ int sched_unfinished(cn_service *s) {
     return n;
 }
 
-cn_status sched_submit(cn_service *s, sjob *j, cn_error *err) {
+cn_status sched_submit(cn_service *s, sjob *j, bool accepted, cn_error *err) {
     pthread_mutex_lock(&s->mu);
-    if (s->n_live >= s->opt.queue_size || s->stopping) {
+    if ((!accepted && s->n_live >= s->opt.queue_size) || s->stopping) {
         pthread_mutex_unlock(&s->mu);
         return cn_error_set(err, CANARY_ELIMIT, "the queue is full (%d unfinished jobs, server.queue_size = %d)",
                             s->n_live, s->opt.queue_size);
@@ -386,18 +386,10 @@ void sched_load_queued(cn_service *s) {
         j->created_ms = recs[i].created_ms;
         j->has_webhook = recs[i].webhook_url != NULL;
         options_from_json(recs[i].options_json, &j->opts);
-        /* queue_size does not apply here: these jobs were already accepted */
-        pthread_mutex_lock(&s->mu);
-        int saved = s->opt.queue_size;
-        s->opt.queue_size = s->n_live + 1;
-        pthread_mutex_unlock(&s->mu);
-        if (sched_submit(s, j, &err) != CANARY_OK) {
+        if (sched_submit(s, j, true, &err) != CANARY_OK) {
             CN_ERROR("sched", "job %s: %s", recs[i].id, err.msg);
             sjob_free(j);
         }
-        pthread_mutex_lock(&s->mu);
-        s->opt.queue_size = saved;
-        pthread_mutex_unlock(&s->mu);
     }
     if (n)
         CN_INFO("sched", "resumed %d queued job(s) from the store", n);

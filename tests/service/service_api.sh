@@ -96,4 +96,20 @@ expect_code "job submit with a full queue" 429 -F file=@"$TMP/a2.wav" "$URL/v1/j
 expect_code "cancel the long job" 200 -X DELETE "$URL/v1/jobs/$J"
 expect_eq "it is canceled" "canceled" "$(jb .status)"
 expect_code "queue has room again" 200 -F file=@"$TMP/a2.wav" -F response_format=text "$URL/v1/audio/transcriptions"
+
+# --- slow clients are disconnected after server.request_timeout_s of silence
+stop_server "$SPID"
+start_server "$TMP/s" --request-timeout-s 1
+exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+printf 'POST /v1/jobs HTTP/1.1\r\nHost: x\r\n' >&3
+set +e; timeout 30 cat <&3 >/dev/null; rc=$?; set -e
+exec 3<&-
+expect_eq "a client stalling in its headers is disconnected" "0" "$rc"
+exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+printf 'POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n--b\r\n' >&3
+set +e; timeout 30 cat <&3 >/dev/null; rc=$?; set -e
+exec 3<&-
+expect_eq "a client stalling in its body is disconnected" "0" "$rc"
+expect_eq "its partial upload is removed" "0" "$(find "$TMP/s/tmp" -type f | wc -l)"
+expect_code "the server still answers" 200 "$URL/health"
 finish
