@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "nemo/archive.h"
 #include "nemo/checkpoint.h"
+#include "nemo/model_config.h"
 
 struct cn_nemo {
     cn_archive archive;
@@ -37,7 +38,24 @@ static cn_status load(cn_nemo *m, const char *path, const char *cache_dir, cn_er
         return cn_error_set(err, CANARY_EFORMAT, "%s has no %s: not a NeMo checkpoint", path,
                             !cfg ? "model_config.yaml" : "model_weights.ckpt");
     CN_TRY(copy_text(cfg, &m->config_yaml, err));
+    cn_tok_config *tokcfg = calloc(1, sizeof *tokcfg);
+    if (!tokcfg)
+        return cn_error_set(err, CANARY_ENOMEM, "out of memory opening %s", path);
+    cn_status st = cn_model_config_parse(m->config_yaml, cfg->size, "model_config.yaml", &m->desc, tokcfg, err);
+    free(tokcfg);
+    CN_TRY(st);
     CN_TRY(cn_checkpoint_load(w->data, w->size, "model_weights.ckpt", &m->weights, err));
+    /* the embedding rows are the truth for the vocabulary (NeMo rounds the tokenizer's size up to 8) */
+    const int64_t emb_shape[2] = {-1, m->desc.dec.hidden};
+    const cn_tensor_view *emb;
+    CN_TRY(cn_nemo_expect(m, "transf_decoder._embedding.token_embedding.weight", 2, emb_shape, &emb, err));
+    if (emb->shape[0] < 1 || emb->shape[0] > (1 << 24))
+        return cn_error_set(err, CANARY_EFORMAT, "token embedding has %lld rows", (long long)emb->shape[0]);
+    if (m->desc.dec.vocab_size && m->desc.dec.vocab_size != emb->shape[0])
+        CN_WARN("nemo", "%s: the config says vocab_size %d, the checkpoint's embedding has %lld rows; using the latter",
+                path, m->desc.dec.vocab_size, (long long)emb->shape[0]);
+    m->desc.dec.vocab_size = (int)emb->shape[0];
+    cn_model_desc_set_variant(&m->desc);
     const cn_archive_member *tcfg = cn_archive_find(&m->archive, "timestamps_asr_model_config.yaml");
     const cn_archive_member *tw = cn_archive_find(&m->archive, "timestamps_asr_model_weights.ckpt");
     if (tcfg && tw) {
