@@ -133,7 +133,7 @@ int cmd_hwinfo(int argc, char **argv) {
     if (st != CANARY_OK) {
         if (!p.values[0])
             fprintf(stderr, "canary-stt hwinfo: %s\n", err.msg);
-        rc = 1;
+        rc = st == CANARY_EINVAL ? 2 : 1; /* a bad setting is a usage error */
     }
 out:
     cn_config_free(&cfg);

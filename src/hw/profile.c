@@ -283,7 +283,8 @@ cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, con
         snprintf(c->name, sizeof c->name, "cpu");
         if (!use_cpu) {
             c->usable = false;
-            why(c, "not used for inference: %d GPU(s) are (CPU threads decode audio and serve HTTP)", usable_gpus);
+            why(c, "not used for inference while %d GPU(s) are usable; its threads decode audio and serve HTTP",
+                usable_gpus);
         } else {
             int cpus = cn_hw_compute_cpus(hw);
             if (forced_threads > 0) {
@@ -342,12 +343,15 @@ cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, con
                 tmp[k++] = out->dev[i];
     memcpy(out->dev, tmp, sizeof(cn_device_profile) * (size_t)k);
 
-    int total_workers = 0;
+    /* Batches are filled with chunks from different jobs, so short (one-chunk) requests can only
+     * keep the devices full when workers x max_batch jobs are in flight; at least 2 so that one
+     * job's audio is decoded while another computes. */
+    int slots = 0;
     for (int i = 0; i < out->n_devices; i++)
         if (out->dev[i].usable)
-            total_workers += out->dev[i].workers;
-    /* two jobs per executor: one computing while the next one's audio is decoded */
-    out->concurrent_jobs = forced_jobs > 0 ? forced_jobs : (total_workers * 2 < 2 ? 2 : total_workers * 2);
+            slots += out->dev[i].workers * out->dev[i].max_batch;
+    int jobs = slots < 2 ? 2 : slots > 256 ? 256 : slots;
+    out->concurrent_jobs = forced_jobs > 0 ? forced_jobs : jobs;
     if (forced_jobs > 0)
         note(out, "server.workers = %d from the configuration", forced_jobs);
     return CANARY_OK;
