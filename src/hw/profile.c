@@ -185,7 +185,7 @@ cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, con
 
     bool want[CN_HW_MAX_GPUS], cpu_only, gpu_required;
     CN_TRY(parse_device(cfg ? cfg->device : NULL, hw->n_gpus, want, &cpu_only, &gpu_required, err));
-    int forced_prec;
+    int forced_prec = -1;
     CN_TRY(parse_precision(cfg ? cfg->precision : NULL, &forced_prec, err));
     int forced_threads = cfg ? cfg->threads : 0;
     int forced_batch = cfg ? cfg->max_batch : 0;
