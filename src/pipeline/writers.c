@@ -194,11 +194,15 @@ static void render_verbose_json(cn_strbuf *sb, const canary_transcript *t) {
     cn_sb_puts(sb, "}\n");
 }
 
-/* Appends subtitle text, escaping for WebVTT where needed. */
+/* Appends subtitle text: escaped for WebVTT; SubRip has no escapes, so its "-->" (the timing
+ * arrow, which would confuse parsers) is written "->". */
 static void put_sub_text(cn_strbuf *sb, const char *s, size_t n, bool vtt) {
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (vtt && c == '&')
+        if (!vtt && c == '-' && i + 2 < n && s[i + 1] == '-' && s[i + 2] == '>') {
+            cn_sb_puts(sb, "->");
+            i += 2;
+        } else if (vtt && c == '&')
             cn_sb_puts(sb, "&amp;");
         else if (vtt && c == '<')
             cn_sb_puts(sb, "&lt;");
