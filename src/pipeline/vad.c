@@ -15,6 +15,7 @@
 #define BAND_HI 128     /* 4000 Hz */
 #define DIGITAL_SILENCE_DB (-90.0)
 #define MAX_BLOCKS 256
+#define SMOOTH 5
 
 /* FFTW's planner is not thread-safe; VADs may be created from several threads (server jobs). */
 static pthread_mutex_t fftw_plan_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -57,6 +58,10 @@ struct cn_vad {
     int64_t speech_frames;
     bool run_is_continuation; /* started by a max_region cut: no leading pad */
     int64_t next_decide;      /* next frame index to decide */
+    /* raw per-frame decisions of the last SMOOTH frames: a frame is speech when most of the
+     * SMOOTH frames centred on it are (removes single-frame clicks and dropouts) */
+    uint8_t raw[5];
+    int64_t n_raw;
 
     /* final regions not yet taken */
     cn_span *regions;
@@ -68,12 +73,12 @@ void cn_vad_params_default(cn_vad_params *p) {
     p->sample_rate = 16000;
     p->threshold_db = 9.0;
     p->abs_floor_dbfs = -65.0;
-    p->flatness_max = 0.6;
+    p->flatness_max = 0.45;
     p->min_speech_s = 0.1;
     p->min_silence_s = 0.4;
     p->pad_s = 0.2;
     p->max_region_s = 30.0;
-    p->floor_window_s = 5.0;
+    p->floor_window_s = 3.0;
     p->lookahead_s = 1.0;
 }
 
@@ -183,6 +188,7 @@ static bool emit_run(cn_vad *v, bool continues) {
 }
 
 static bool decide_frame(cn_vad *v, int64_t t, bool speech) {
+    v->next_decide = t + 1;
     if (speech) {
         if (!v->in_run) {
             v->in_run = true;
@@ -212,10 +218,14 @@ static bool decide_frame(cn_vad *v, int64_t t, bool speech) {
 }
 
 static float floor_for_block(const cn_vad *v, int64_t block, int64_t newest_block) {
-    float m = INFINITY;
-    int64_t lo = block - v->floor_blocks_back, hi = block + v->lookahead_blocks;
+    /* the past window; at the very start, where there is no past yet, the first look-ahead
+     * blocks instead (so speech at 0 s is measured against the room, not against itself) */
+    int64_t lo = block - v->floor_blocks_back, hi = block;
+    if (block < v->lookahead_blocks)
+        hi = v->lookahead_blocks;
     if (hi > newest_block)
         hi = newest_block;
+    float m = INFINITY;
     for (int64_t b = lo < 0 ? 0 : lo; b <= hi; b++) {
         int slot = (int)(b % MAX_BLOCKS);
         if (v->block_of[slot] == b && v->block_min[slot] < m)
@@ -224,22 +234,45 @@ static float floor_for_block(const cn_vad *v, int64_t block, int64_t newest_bloc
     return m;
 }
 
+/* Majority over frames t-2..t+2 (frames outside the audio count as silence). */
+static bool smoothed(const cn_vad *v, int64_t t) {
+    int votes = 0;
+    for (int64_t k = t - SMOOTH / 2; k <= t + SMOOTH / 2; k++)
+        if (k >= 0 && k < v->n_raw)
+            votes += v->raw[k % SMOOTH];
+    return votes > SMOOTH / 2;
+}
+
+static bool push_raw(cn_vad *v, bool speech) {
+    v->raw[v->n_raw % SMOOTH] = speech;
+    v->n_raw++;
+    int64_t t = v->n_raw - 1 - SMOOTH / 2;
+    return t < 0 || decide_frame(v, t, smoothed(v, t));
+}
+
+static bool flush_raw(cn_vad *v) {
+    for (int64_t t = v->n_raw - SMOOTH / 2 < 0 ? 0 : v->n_raw - SMOOTH / 2; t < v->n_raw; t++)
+        if (!decide_frame(v, t, smoothed(v, t)))
+            return false;
+    return true;
+}
+
 /* Decides pending frames whose look-ahead is complete (all when `flush`). */
 static bool decide_ready(cn_vad *v, int64_t newest_complete, bool flush) {
     size_t i = 0;
     for (; i < v->n_pending; i++) {
         int64_t t = v->first_pending + (int64_t)i;
         int64_t b = t / BLOCK;
-        if (!flush && b + v->lookahead_blocks > newest_complete)
+        /* a frame waits for its own block (the floor includes it) and, at the start, the look-ahead */
+        if (!flush && (b > newest_complete || (b < v->lookahead_blocks && v->lookahead_blocks > newest_complete)))
             break;
         float floor_db = floor_for_block(v, b, newest_complete);
         if (!isfinite(floor_db) || floor_db < v->p.abs_floor_dbfs)
             floor_db = (float)v->p.abs_floor_dbfs;
         const frame_info *f = &v->pending[i];
         bool speech = f->db > floor_db + v->p.threshold_db && f->flatness < v->p.flatness_max;
-        if (!decide_frame(v, t, speech))
+        if (!push_raw(v, speech))
             return false;
-        v->next_decide = t + 1;
     }
     if (i > 0) {
         memmove(v->pending, v->pending + i, (v->n_pending - i) * sizeof *v->pending);
@@ -329,7 +362,7 @@ cn_status cn_vad_finish(cn_vad *v, cn_error *err) {
             return cn_error_set(err, CANARY_ENOMEM, "vad: out of memory");
     }
     close_block(v);
-    if (!decide_ready(v, v->cur_block, true))
+    if (!decide_ready(v, v->cur_block, true) || !flush_raw(v))
         return cn_error_set(err, CANARY_ENOMEM, "vad: out of memory");
     if (v->in_run) {
         v->in_run = false;

@@ -3,13 +3,16 @@
  * Method (per 10 ms hop, 25 ms Hann window, 512-point FFT):
  *   - E    = energy of the 250-4000 Hz band in dB full scale (the band speech lives in; hum and
  *            hiss outside it do not count);
- *   - SF   = spectral flatness of that band (near 1 for white noise, low for voiced speech);
- *   - N    = the noise floor: the minimum of E over the last `floor_window_s` plus `lookahead_s`
- *            ahead (minimum statistics; it follows the noise up and down, and the look-ahead lets
- *            it see the room before speech that starts at 0 s). Digital silence (E < -90 dB) does
- *            not count as noise.
+ *   - SF   = spectral flatness of that band (about 0.56 for white noise, below 0.3 for most
+ *            speech frames; flatter frames are never speech);
+ *   - N    = the noise floor: the minimum of E over the last `floor_window_s` (3 s; minimum
+ *            statistics: it follows the noise up and down, and speech has pauses often enough
+ *            to show it). Before there is that much past, the first `lookahead_s` is used
+ *            instead, so that speech at 0 s is measured against the room, not against itself.
+ *            Digital silence (E < -90 dB) does not count as noise.
  *   - a frame is speech when E > max(N, abs_floor_dbfs) + threshold_db and SF < flatness_max.
- * Speech frames closer than `min_silence_s` are joined into one run; runs with less than
+ * Single-frame decisions are smoothed by a 5-frame majority (clicks, dropouts). Speech frames
+ * closer than `min_silence_s` are joined into one run; runs with less than
  * `min_speech_s` of speech frames are dropped (clicks); runs are widened by `pad_s` on both sides;
  * runs longer than `max_region_s` are emitted in adjacent pieces so that a caller never waits
  * longer than that for a decision (adjacent pieces have no gap: the cut is not a silence).
