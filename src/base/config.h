@@ -54,6 +54,9 @@ typedef struct cn_config {
     char *api_keys;         /* comma-separated Bearer keys; "" = no auth */
     double result_ttl_hours;
     int request_timeout_s;
+    char *webhook_secret;   /* HMAC key for webhook signatures; "" = generated in data_dir */
+    double webhook_backoff_s; /* first webhook retry delay (doubles per attempt) */
+    int webhook_attempts;   /* webhook deliveries tried before giving up */
     /* logging */
     char *log_level;
     char *log_format;       /* text | json */
