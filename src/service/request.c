@@ -80,9 +80,8 @@ void cn_request_params_free(cn_request_params *p) {
     p->opts.prompt = NULL;
 }
 
-cn_status cn_request_params_parse(const cn_form *f, cn_task default_task, bool jobs, const char *default_language,
-                                  bool default_pnc, cn_request_params *out, const char **param, cn_error *err) {
-    memset(out, 0, sizeof *out);
+static cn_status parse_fields(const cn_form *f, cn_task default_task, bool jobs, const char *default_language,
+                              bool default_pnc, cn_request_params *out, const char **param, cn_error *err) {
     out->opts.task = default_task;
     out->opts.pnc = default_pnc;
     out->format = CN_FMT_JSON;
@@ -168,6 +167,15 @@ cn_status cn_request_params_parse(const cn_form *f, cn_task default_task, bool j
     if (out->opts.task == CN_TASK_TRANSLATE && !out->opts.target_language[0])
         snprintf(out->opts.target_language, sizeof out->opts.target_language, "en");
     return CANARY_OK;
+}
+
+cn_status cn_request_params_parse(const cn_form *f, cn_task default_task, bool jobs, const char *default_language,
+                                  bool default_pnc, cn_request_params *out, const char **param, cn_error *err) {
+    memset(out, 0, sizeof *out);
+    cn_status st = parse_fields(f, default_task, jobs, default_language, default_pnc, out, param, err);
+    if (st != CANARY_OK)
+        cn_request_params_free(out); /* a field parsed before the bad one may own memory */
+    return st;
 }
 
 bool cn_bearer_token(const char *h, const char **key, size_t *len) {
