@@ -319,6 +319,9 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
     int max_gen = limit - P;
     if (max_gen < 0)
         max_gen = 0;
+    /* beam search emits one token before its loop: max_new_tokens counts it */
+    if (o->max_new_tokens > 0 && o->max_new_tokens - (greedy ? 0 : 1) < max_gen)
+        max_gen = o->max_new_tokens - (greedy ? 0 : 1);
     CN_TRY(prepare_cross(c, err));
 
     search s = {.B = c->enc_n, .k = k, .P = P, .max_gen = max_gen, .vocab = m->vocab, .eos = eos, .pad = pad};
@@ -387,7 +390,7 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
                         arg = v;
                 s.tok[(size_t)b * W + i] = arg;
                 s.lp[(size_t)b * W + i] = row[arg];
-                if (arg == eos)
+                if (arg == eos && !o->ignore_eos)
                     s.done[b] = true;
             }
             s.n_gen = ++i;
@@ -504,7 +507,7 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
                     not_end += s.tok[(size_t)r * W + g] != eos && s.tok[(size_t)r * W + g] != pad;
                 s.plen[r] = (float)(1 + not_end);
                 int last = s.tok[(size_t)r * W + s.n_gen];
-                s.ended[r] = last == eos || last == pad;
+                s.ended[r] = !o->ignore_eos && (last == eos || last == pad);
                 all_ended = all_ended && s.ended[r];
             }
             if (all_ended)

@@ -61,6 +61,8 @@ typedef struct cn_decode_opts {
     int beam_size;          /* >= 1 */
     double length_penalty;  /* GNMT alpha; NeMo effectively applies 0 */
     int max_generation_delta; /* < 0: only the decoder's max_sequence_length limits the output */
+    int max_new_tokens;     /* > 0: also stop after this many generated tokens */
+    bool ignore_eos;        /* benchmarks: keep generating after EOS (exactly max_new_tokens) */
     int logprob_steps;      /* record the full log-prob rows of the first N steps (tests) */
 } cn_decode_opts;
 
