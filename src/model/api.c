@@ -298,6 +298,8 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
     o.search = p->search == CANARY_SEARCH_GREEDY ? CN_SEARCH_GREEDY : CN_SEARCH_BEAM;
     o.beam_size = p->beam_size;
     o.max_generation_delta = p->max_generation_delta;
+    o.eos = cn_tok_eos(tk);
+    o.pad = cn_tok_pad(tk);
     o.max_new_tokens = p->max_new_tokens;
     o.ignore_eos = p->ignore_eos && p->max_new_tokens > 0;
     clear_results(c);

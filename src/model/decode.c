@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "model/model_ctx.h"
-#include "nemo/tokenizer.h"
 
 #define OPS(c) ((c)->m->be->ops)
 
@@ -22,6 +21,7 @@ void cn_decode_opts_default(const cn_canary *m, cn_decode_opts *o) {
     o->beam_size = d->beam_size > 0 ? d->beam_size : 1;
     o->length_penalty = d->length_penalty;
     o->max_generation_delta = d->max_generation_delta;
+    o->eos = o->pad = -1;
 }
 
 void cn_hypothesis_free(cn_hypothesis *h) {
@@ -306,8 +306,9 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
         return cn_error_set(err, CANARY_EINVAL, "decode: beam size %d (allowed 1..64)", o->beam_size);
     if (k > m->vocab)
         k = m->vocab;
-    const cn_tokenizer *tk = cn_nemo_tokenizer(m->nemo);
-    int eos = cn_tok_eos(tk), pad = cn_tok_pad(tk);
+    int eos = o->eos, pad = o->pad;
+    if (eos < 0 || eos >= m->vocab)
+        return cn_error_set(err, CANARY_EINVAL, "decode: EOS id %d is outside the vocabulary (%d)", eos, m->vocab);
     for (int i = 0; i < P; i++)
         if (prompt[i] < 0 || prompt[i] >= m->vocab)
             return cn_error_set(err, CANARY_EINVAL, "decode: prompt id %d is outside the vocabulary (%d)", prompt[i],

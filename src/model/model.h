@@ -63,9 +63,11 @@ typedef struct cn_decode_opts {
     int max_generation_delta; /* < 0: only the decoder's max_sequence_length limits the output */
     int max_new_tokens;     /* > 0: also stop after this many generated tokens */
     bool ignore_eos;        /* benchmarks: keep generating after EOS (exactly max_new_tokens) */
+    int eos, pad;           /* token ids: <|endoftext|> and <pad> (-1 if none) */
     int logprob_steps;      /* record the full log-prob rows of the first N steps (tests) */
 } cn_decode_opts;
 
+/* The model's decoding config; eos/pad are set to -1 (the caller supplies them from the tokenizer). */
 void cn_decode_opts_default(const cn_canary *m, cn_decode_opts *o);
 
 /* One decoded utterance: generated ids without the prompt and without trailing EOS/PAD. */
