@@ -470,6 +470,11 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
         ops->download(c->ex, logp, c->buf[BUF_LOGITS].p, sizeof(float) * (size_t)n * m->vocab);
         record_steps(c, &s, o, item, beam, n, logp);
         ops->topk(c->ex, c->buf[BUF_LOGITS].p, n, m->vocab, k, sc_i, tk_i);
+        /* finished items are frozen: their beams continue with <pad>, scores unchanged */
+        for (int b = 0; b < s.B; b++)
+            if (s.done[b])
+                for (int j = 0; j < k; j++)
+                    s.tok[(size_t)(b * k + j) * W + s.n_gen] = pad;
         for (int q = 0; q < n; q += k) {
             int b = item[q];
             if (s.done[b])
