@@ -60,6 +60,9 @@ typedef struct cn_config {
     /* logging */
     char *log_level;
     char *log_format;       /* text | json */
+    /* hardware auto-configuration overrides (hw/profile.h; 0 = auto) */
+    int streams;            /* executors per GPU */
+    int memory_budget_mb;   /* memory each device may use */
     /* where the config file came from ("" if none) */
     char *config_file;
 

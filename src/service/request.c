@@ -80,7 +80,7 @@ void cn_request_params_free(cn_request_params *p) {
     p->opts.prompt = NULL;
 }
 
-static cn_status parse_params(const cn_form *f, cn_task default_task, bool jobs, const char *default_language,
+static cn_status parse_fields(const cn_form *f, cn_task default_task, bool jobs, const char *default_language,
                               bool default_pnc, cn_request_params *out, const char **param, cn_error *err) {
     out->opts.task = default_task;
     out->opts.pnc = default_pnc;
@@ -172,9 +172,9 @@ static cn_status parse_params(const cn_form *f, cn_task default_task, bool jobs,
 cn_status cn_request_params_parse(const cn_form *f, cn_task default_task, bool jobs, const char *default_language,
                                   bool default_pnc, cn_request_params *out, const char **param, cn_error *err) {
     memset(out, 0, sizeof *out);
-    cn_status st = parse_params(f, default_task, jobs, default_language, default_pnc, out, param, err);
+    cn_status st = parse_fields(f, default_task, jobs, default_language, default_pnc, out, param, err);
     if (st != CANARY_OK)
-        cn_request_params_free(out);
+        cn_request_params_free(out); /* a field parsed before the bad one may own memory */
     return st;
 }
 

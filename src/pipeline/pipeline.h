@@ -1,0 +1,57 @@
+/* The long-audio pipeline: PCM in, one transcript per input out.
+ *
+ *   source blocks -> VAD -> chunk planner -> pending chunks (PCM copied out) -> length-bucketed
+ *   batches (across all inputs) -> recognizer -> merger (in order) -> transcript
+ *
+ * It streams: each input is read block by block, its audio is dropped as soon as no future chunk
+ * can need it, and batches run whenever enough chunks are pending (about two batches' worth), so
+ * memory is bounded by the batch budget plus the planner's look-ahead, not by the audio length
+ * (the transcripts themselves grow with the text). Reading, VAD and inference run in turn on the
+ * calling thread; the recognizer parallelises inside a batch.
+ *
+ * Progress is reported after every batch; cancellation is checked before every batch and after
+ * every block read.
+ */
+#ifndef CN_PIPELINE_PIPELINE_H
+#define CN_PIPELINE_PIPELINE_H
+
+#include <stddef.h>
+
+#include "base/error.h"
+#include "canary/canary_pipeline.h"
+#include "pipeline/recognizer.h"
+#include "pipeline/vad.h"
+
+/* Where an input's 16 kHz mono samples come from. */
+typedef struct cn_pcm_source {
+    void *self;
+    const char *name; /* for messages, e.g. the file name */
+    double expected_s; /* the duration if known in advance (container header), else 0 */
+    /* Reads up to `max` samples into `buf`, setting *got; *got == 0 means the end. */
+    cn_status (*read)(void *self, float *buf, size_t max, size_t *got, cn_error *err);
+} cn_pcm_source;
+
+typedef struct cn_pipeline_params {
+    double chunk_max_s;    /* 0 = the recognizer's limit; a longer value is capped to it */
+    double chunk_min_s;
+    double overlap_s;
+    double skip_silence_s;
+    size_t max_batch;      /* chunks per batch */
+    double max_batch_s;    /* padded seconds of audio per batch (count x longest) */
+    int max_segment_chars;
+    cn_vad_params vad;
+    const char *task;      /* "transcribe" | "translate" (copied into the transcript) */
+    const char *language;  /* output language */
+    canary_progress_fn progress;
+    void *progress_user;
+    const canary_cancel *cancel; /* may be NULL */
+} cn_pipeline_params;
+
+void cn_pipeline_params_default(cn_pipeline_params *p);
+
+/* Transcribes `n_inputs` sources as one batched workload. On success out[i] holds input i's
+ * transcript (canary_transcript_free each). On failure nothing is left allocated in out[]. */
+cn_status cn_pipeline_run(const cn_recognizer *rec, const cn_pipeline_params *p, cn_pcm_source *inputs,
+                          size_t n_inputs, canary_transcript *out, cn_error *err);
+
+#endif
