@@ -238,6 +238,7 @@ void cn_tokenizer_free(cn_tokenizer *t) {
 }
 
 int cn_tok_vocab_size(const cn_tokenizer *t) { return t->vocab; }
+bool cn_tok_is_aggregate(const cn_tokenizer *t) { return t->aggregate; }
 int cn_tok_eos(const cn_tokenizer *t) { return t->eos; }
 int cn_tok_bos(const cn_tokenizer *t) { return t->bos; }
 int cn_tok_pad(const cn_tokenizer *t) { return t->pad; }

@@ -15,6 +15,7 @@
 typedef struct cn_tokenizer cn_tokenizer;
 
 int cn_tok_vocab_size(const cn_tokenizer *t);      /* tokenizer ids, before rounding to 8 */
+bool cn_tok_is_aggregate(const cn_tokenizer *t);   /* aggregate (1b, flash) vs unified (v2) layout */
 int cn_tok_eos(const cn_tokenizer *t);             /* <|endoftext|> */
 int cn_tok_bos(const cn_tokenizer *t);             /* <|startoftranscript|> */
 int cn_tok_pad(const cn_tokenizer *t);             /* <pad>, or -1 */
