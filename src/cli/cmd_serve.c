@@ -1,14 +1,49 @@
 /* canary-stt serve: the HTTP service. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "hub/hub.h"
 #include "service/service.h"
 
-/* The engine is not part of this build yet: serve starts, answers /, /health (503 with the
- * reason), /metrics, /openapi.json, and accepts jobs, which fail with that reason. */
-static cn_status make_transcriber(const cn_config *cfg, cn_transcriber **out, cn_error *err) {
-    return cn_transcriber_unavailable_create(
-        cfg->model, "this build has no inference engine yet (the CPU engine and pipeline have not landed)", out, err);
+/* The configured model with the real engine, or, when it cannot be loaded, a transcriber that
+ * says why: serve still starts, /health answers 503 with the reason and jobs fail with it. */
+static cn_status make_transcriber(const cn_config *cfg, const cn_service_options *o, cn_transcriber **out,
+                                  cn_error *err) {
+    char reason[900];
+    struct stat st;
+    char *path = NULL;
+    if (stat(cfg->model, &st) == 0) {
+        path = strdup(cfg->model);
+    } else if (cn_hub_is_repo_name(cfg->model)) {
+        /* serve never downloads on its own: `canary-stt models pull` does, visibly */
+        cn_hub_opts ho;
+        cn_hub_opts_init(&ho);
+        ho.cache_dir = cfg->cache_dir;
+        cn_error e2;
+        cn_error_clear(&e2);
+        if (cn_hub_find_cached(&ho, cfg->model, &path, &e2) != CANARY_OK) {
+            snprintf(reason, sizeof reason,
+                     "model '%s' is not downloaded; run `canary-stt models pull %s` or set --model to a .nemo file",
+                     cfg->model, cfg->model);
+            path = NULL;
+        }
+    } else {
+        snprintf(reason, sizeof reason, "model '%s' is neither a file nor a hub name (org/name)", cfg->model);
+    }
+    if (path) {
+        cn_error e2;
+        cn_error_clear(&e2);
+        cn_status s = cn_transcriber_engine_create(cfg, path, o->workers > 0 ? o->workers : 1, out, &e2);
+        free(path);
+        if (s == CANARY_OK)
+            return CANARY_OK;
+        snprintf(reason, sizeof reason, "%s", e2.msg);
+    }
+    fprintf(stderr, "canary-stt serve: no model loaded: %s\n", reason);
+    return cn_transcriber_unavailable_create(cfg->model, reason, out, err);
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -30,7 +65,7 @@ int cmd_serve(int argc, char **argv) {
         return 2;
     }
     if (p.help) {
-        printf("Usage: canary-stt serve [--port N] [--host ADDR] [--data-dir DIR] [--api-keys K1,K2] ...\n\n"
+        printf("Usage: canary-stt serve [--model M.nemo] [--port N] [--host ADDR] [--data-dir DIR] [--api-keys K1,K2]\n\n"
                "Runs the HTTP API: OpenAI-compatible /v1/audio/transcriptions and /v1/audio/translations,\n"
                "durable async jobs under /v1/jobs, /health, /metrics, /openapi.json (docs/API.md).\n\n");
         cn_cli_print_opts(opts);
@@ -49,14 +84,14 @@ int cmd_serve(int argc, char **argv) {
         cn_config_free(&cfg);
         return 2;
     }
+    cn_service_options o;
+    cn_service_options_from_config(&cfg, &o);
     cn_transcriber *t;
-    if (make_transcriber(&cfg, &t, &err)) {
+    if (make_transcriber(&cfg, &o, &t, &err)) {
         fprintf(stderr, "canary-stt serve: %s\n", err.msg);
         cn_config_free(&cfg);
         return 1;
     }
-    cn_service_options o;
-    cn_service_options_from_config(&cfg, &o);
     int rc = cn_service_run(&o, t, p.values[0]);
     cn_transcriber_destroy(t);
     cn_config_free(&cfg);

@@ -110,7 +110,7 @@ static enum MHD_Result queue(req *r, struct MHD_Connection *c, unsigned status, 
 }
 
 static enum MHD_Result send_json(req *r, struct MHD_Connection *c, unsigned status, json_t *o) {
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *body = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(o);
     if (!body)
         return MHD_NO;
@@ -140,7 +140,7 @@ static enum MHD_Result send_error(req *r, struct MHD_Connection *c, unsigned sta
     va_end(ap);
     json_t *o = json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", msg, "type", error_type(status), "param",
                           param ? json_string(param) : json_null(), "code", code ? json_string(code) : json_null());
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *body = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(o);
     if (!body)
         return MHD_NO;
@@ -219,7 +219,7 @@ char *job_json_text(cn_service *s, const cn_job_record *rec) {
                                    : json_null());
     json_object_set_new(o, "webhook_url", rec->webhook_url ? json_string(rec->webhook_url) : json_null());
     json_decref(opts);
-    char *text = json_dumps(o, JSON_COMPACT);
+    char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(o);
     return text;
 }
@@ -572,7 +572,7 @@ static char *options_json(const cn_request_params *p) {
                           "response_format", cn_format_name(p->format));
     if (o && p->opts.prompt)
         json_object_set_new(o, "prompt", json_string(p->opts.prompt));
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(o);
     return s;
 }

@@ -240,30 +240,33 @@ static void run_one(cn_service *s, sjob *j) {
         pthread_mutex_unlock(&s->mu);
         CN_INFO("sched", "job %s processing (%.1f s of audio, %d chunks)", j->id, j->audio_seconds, n_chunks);
     }
-    if (j->chunks_done < j->chunks_total) {
-        cn_status st = t->ops->step(t, j->session, &j->cancel, &err);
-        double dt = cn_now_s() - t0;
-        pthread_mutex_lock(&s->m.mu);
-        s->m.busy_seconds += dt;
-        if (st == CANARY_OK)
-            s->m.chunks++;
-        pthread_mutex_unlock(&s->m.mu);
-        if (st == CANARY_ECANCELED || atomic_load(&j->cancel)) {
-            finish_job(s, j, CN_JOB_CANCELED, NULL, "canceled by the client", "canceled", CANARY_ECANCELED);
-            return;
-        }
-        if (st != CANARY_OK) {
-            finish_job(s, j, CN_JOB_FAILED, NULL, err.msg, error_code_for(st), st);
-            return;
-        }
-        pthread_mutex_lock(&s->mu);
-        j->chunks_done++;
-        bump(s);
-        pthread_mutex_unlock(&s->mu);
+    cn_step_progress pr = {0};
+    cn_status st = t->ops->step(t, j->session, &j->cancel, &pr, &err);
+    double dt = cn_now_s() - t0;
+    pthread_mutex_lock(&s->m.mu);
+    s->m.busy_seconds += dt;
+    if (st == CANARY_OK && pr.chunks_done > j->chunks_done)
+        s->m.chunks += (uint64_t)(pr.chunks_done - j->chunks_done);
+    pthread_mutex_unlock(&s->m.mu);
+    if (st == CANARY_ECANCELED || atomic_load(&j->cancel)) {
+        finish_job(s, j, CN_JOB_CANCELED, NULL, "canceled by the client", "canceled", CANARY_ECANCELED);
+        return;
     }
-    if (j->chunks_done >= j->chunks_total) {
+    if (st != CANARY_OK) {
+        finish_job(s, j, CN_JOB_FAILED, NULL, err.msg, error_code_for(st), st);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    j->chunks_done = pr.chunks_done;
+    if (pr.chunks_total > 0)
+        j->chunks_total = pr.chunks_total;
+    bump(s);
+    pthread_mutex_unlock(&s->mu);
+    if (pr.finished) {
+        if (j->persistent && s->store->ops->set_progress(s->store, j->id, j->chunks_done, j->chunks_total, &err))
+            CN_ERROR("sched", "job %s: %s", j->id, err.msg);
         cn_transcript tr;
-        cn_status st = t->ops->finish(t, j->session, &tr, &err);
+        st = t->ops->finish(t, j->session, &tr, &err);
         if (st != CANARY_OK) {
             finish_job(s, j, CN_JOB_FAILED, NULL, err.msg, error_code_for(st), st);
             return;

@@ -60,7 +60,7 @@ typedef struct cn_store_ops {
                       cn_job_record **out, int *n, bool *has_more, cn_error *err);
     cn_status (*set_processing)(cn_store *s, const char *id, int64_t started_ms, double audio_seconds,
                                 int chunks_total, const char *device, cn_error *err);
-    cn_status (*set_progress)(cn_store *s, const char *id, int chunks_done, cn_error *err);
+    cn_status (*set_progress)(cn_store *s, const char *id, int chunks_done, int chunks_total, cn_error *err);
     /* Terminal state; clears audio_path (the caller deletes the file). */
     cn_status (*set_finished)(cn_store *s, const char *id, cn_job_status st, int64_t finished_ms, const char *result,
                               const char *error, const char *error_code, cn_error *err);

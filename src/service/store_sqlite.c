@@ -293,10 +293,16 @@ static void bind_progress(sqlite3_stmt *st, const void *p) {
     bind_text(st, 1, a->id);
     sqlite3_bind_int(st, 2, a->i);
 }
-static cn_status st_set_progress(cn_store *base, const char *id, int chunks_done, cn_error *err) {
-    upd_args a = {.id = id, .i = chunks_done};
-    return exec_update((sqlite_store *)base, "UPDATE jobs SET chunks_done = ?2 WHERE id = ?1", "saving progress", err,
-                       bind_progress, &a);
+static void bind_progress2(sqlite3_stmt *st, const void *p) {
+    const upd_args *a = p;
+    bind_text(st, 1, a->id);
+    sqlite3_bind_int(st, 2, a->i);
+    sqlite3_bind_int(st, 3, (int)a->ms);
+}
+static cn_status st_set_progress(cn_store *base, const char *id, int chunks_done, int chunks_total, cn_error *err) {
+    upd_args a = {.id = id, .i = chunks_done, .ms = chunks_total};
+    return exec_update((sqlite_store *)base, "UPDATE jobs SET chunks_done = ?2, chunks_total = ?3 WHERE id = ?1",
+                       "saving progress", err, bind_progress2, &a);
 }
 
 static void bind_finished(sqlite3_stmt *st, const void *p) {

@@ -61,15 +61,24 @@ char *cn_transcript_render(const cn_transcript *t, cn_format f, bool words);
 typedef struct cn_transcriber cn_transcriber;
 typedef struct cn_transcription cn_transcription; /* one file in progress (opaque to the service) */
 
+/* Where a transcription stands after a step. The total may grow while a long file is still being
+ * read (it is an estimate until `finished`). */
+typedef struct cn_step_progress {
+    int chunks_done, chunks_total;
+    bool finished; /* finish() may be called */
+} cn_step_progress;
+
 typedef struct cn_transcriber_ops {
     /* Checks that `path` is decodable audio and returns its duration, without transcribing.
      * CANARY_EFORMAT / EUNSUPPORTED mean the client sent bad audio (HTTP 400). */
     cn_status (*probe)(cn_transcriber *t, const char *path, double *duration_s, cn_error *err);
-    /* Plans the work: `*n_chunks` units that step() will run one by one. */
+    /* Starts the work; `*n_chunks` estimates the steps (0 = not known yet). */
     cn_status (*open)(cn_transcriber *t, const char *path, const cn_transcribe_options *opts,
                       cn_transcription **out, int *n_chunks, cn_error *err);
-    /* Runs the next chunk. `cancel` may be raised at any time; a step may return ECANCELED. */
-    cn_status (*step)(cn_transcriber *t, cn_transcription *s, const atomic_bool *cancel, cn_error *err);
+    /* Runs the next unit of work (a chunk, or a batch of chunks) and reports progress. `cancel` may
+     * be raised at any time; a step may then return ECANCELED. */
+    cn_status (*step)(cn_transcriber *t, cn_transcription *s, const atomic_bool *cancel, cn_step_progress *pr,
+                      cn_error *err);
     /* After the last step: the merged transcript. */
     cn_status (*finish)(cn_transcriber *t, cn_transcription *s, cn_transcript *out, cn_error *err);
     void (*close)(cn_transcriber *t, cn_transcription *s);
@@ -90,6 +99,13 @@ struct cn_transcriber {
  * `canary-stt serve` while the engine is not part of the build, or when loading the model failed. */
 cn_status cn_transcriber_unavailable_create(const char *model_name, const char *reason, cn_transcriber **out,
                                             cn_error *err);
+/* The real one: the Canary engine (libcanary) behind the long-audio pipeline (VAD, chunking,
+ * batching, merging). Loads the model at `model_path`; `workers` inference contexts run at once.
+ * Each job's pipeline runs in its own thread and advances one batch per step(), so the
+ * scheduler's round-robin interleaves jobs at batch granularity. */
+struct cn_config;
+cn_status cn_transcriber_engine_create(const struct cn_config *cfg, const char *model_path, int workers,
+                                       cn_transcriber **out, cn_error *err);
 void cn_transcriber_destroy(cn_transcriber *t);
 
 #endif

@@ -52,7 +52,7 @@ char *cn_transcript_to_json(const cn_transcript *t) {
     json_t *o = verbose_json(t, true);
     if (!o)
         return NULL;
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(o);
     return s;
 }
@@ -150,13 +150,13 @@ char *cn_transcript_render(const cn_transcript *t, cn_format f, bool words) {
     case CN_FMT_JSON: {
         json_t *o = json_pack("{s:s, s:{s:s, s:f}}", "text", t->text ? t->text : "", "usage", "type", "duration",
                               "seconds", ms(t->duration));
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
         json_decref(o);
         return s;
     }
     case CN_FMT_VERBOSE_JSON: {
         json_t *o = verbose_json(t, words);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
         json_decref(o);
         return s;
     }
@@ -192,7 +192,8 @@ static cn_status unavailable_open(cn_transcriber *t, const char *path, const cn_
                                   cn_transcription **out, int *n, cn_error *err) {
     return cn_error_set(err, CANARY_EUNSUPPORTED, "no model loaded: %s", t->reason);
 }
-static cn_status unavailable_step(cn_transcriber *t, cn_transcription *s, const atomic_bool *c, cn_error *err) {
+static cn_status unavailable_step(cn_transcriber *t, cn_transcription *s, const atomic_bool *c, cn_step_progress *pr,
+                                  cn_error *err) {
     return cn_error_set(err, CANARY_EINTERNAL, "no model loaded: %s", t->reason);
 }
 static cn_status unavailable_finish(cn_transcriber *t, cn_transcription *s, cn_transcript *o, cn_error *err) {

@@ -100,7 +100,8 @@ static cn_status fake_open(cn_transcriber *t, const char *path, const cn_transcr
     return CANARY_OK;
 }
 
-static cn_status fake_step(cn_transcriber *t, cn_transcription *s, const atomic_bool *cancel, cn_error *err) {
+static cn_status fake_step(cn_transcriber *t, cn_transcription *s, const atomic_bool *cancel, cn_step_progress *pr,
+                          cn_error *err) {
     double ms = env_num("CANARY_FAKE_CHUNK_MS", 10);
     for (double slept = 0; slept < ms; slept += 5) {
         if (atomic_load(cancel))
@@ -119,6 +120,9 @@ static cn_status fake_step(cn_transcriber *t, cn_transcription *s, const atomic_
     else
         snprintf(text, sizeof text, " Chunk %d of %d.", i + 1, s->n);
     g->text = strdup(text);
+    pr->chunks_done = s->done;
+    pr->chunks_total = s->n;
+    pr->finished = s->done == s->n;
     return g->text ? CANARY_OK : cn_error_set(err, CANARY_ENOMEM, "out of memory");
 }
 

@@ -4,11 +4,11 @@
 # with that reason, and never invents a transcript.
 . "$(dirname "$0")/svc_lib.sh"
 mkwav "$TMP/a2.wav" 2
-BIN="$CANARY_BIN" start_server "$TMP/d"
+BIN="$CANARY_BIN" start_server "$TMP/d" --cache-dir "$TMP/cache"
 expect_code "GET /" 200 "$URL/"
 expect_eq "model not loaded, reason given" "false true" "$(jb '[.model.loaded, (.model.reason|length > 0)]|map(tostring)|join(" ")')"
 expect_code "GET /health is 503" 503 "$URL/health"
-expect_grep "health says why" '"message":"no model loaded: ' "$TMP/body"
+expect_grep "health says why" '"message":"no model loaded: model .nvidia/canary-180m-flash. is not downloaded; run `canary-stt models pull' "$TMP/body"
 expect_code "GET /metrics" 200 "$URL/metrics"
 expect_grep "metrics: not ready" '^canary_model_ready 0$' "$TMP/body"
 expect_code "GET /openapi.json" 200 "$URL/openapi.json"
@@ -23,9 +23,14 @@ expect_eq "with a clear reason" "model_not_loaded" "$(jb .error.code)"
 expect_grep "reason text" '"message":"no model loaded: ' "$TMP/body"
 expect_code "no transcript is invented" 409 "$URL/v1/jobs/$J/result"
 stop_server "$SPID"
-BIN="$CANARY_BIN" start_server "$TMP/d"
+BIN="$CANARY_BIN" start_server "$TMP/d" --cache-dir "$TMP/cache"
 expect_code "the job is persisted across restarts" 200 "$URL/v1/jobs/$J"
 expect_eq "still failed" "failed" "$(jb .status)"
+stop_server "$SPID"
+echo "not a model" >"$TMP/broken.nemo"
+BIN="$CANARY_BIN" start_server "$TMP/d" --model "$TMP/broken.nemo"
+expect_code "a broken model file: /health is 503" 503 "$URL/health"
+expect_grep "naming the file" "no model loaded: loading model $TMP/broken.nemo: " "$TMP/body"
 # configuration errors are reported, not crashed on
 set +e
 "$CANARY_BIN" serve --port 0 --data-dir "$TMP/e" --database postgresql://x/y >"$TMP/out" 2>&1; rc=$?

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# End to end with the real engine and pipeline: `canary-stt serve` loads a tiny generated model
+# (fixture test_models; random weights, so the words are meaningless but deterministic) and
+# transcribes real speech (espeak-ng) through the FFmpeg decoder, VAD, chunking and merging.
+. "$(dirname "$0")/svc_lib.sh"
+MODEL="$CANARY_BINARY_DIR/models/canary-180m-flash-tiny.nemo"
+[ -f "$MODEL" ] || { bad "missing $MODEL (the test_models fixture makes it)"; finish; }
+# (with the generator's fixed seeds this sentence yields a non-empty transcript; many give none)
+espeak-ng -w "$TMP/speech.wav" "hello world this is a test of the canary server" 2>/dev/null
+ffmpeg -loglevel error -i "$TMP/speech.wav" -ar 44100 -ac 2 "$TMP/speech.mp3"
+BIN="$CANARY_BIN" start_server "$TMP/d" --model "$MODEL" --workers 2 --cache-dir "$TMP/cache"
+expect_code "health is 200 with the model loaded" 200 "$URL/health"
+expect_code "GET /" 200 "$URL/"
+expect_eq "model block" "true canary-custom en,de,es,fr" "$(jb '[.model.loaded, .model.variant, (.model.languages|join(","))]|map(tostring)|join(" ")')"
+
+T="$URL/v1/audio/transcriptions"
+expect_code "verbose_json" 200 -F file=@"$TMP/speech.wav" -F response_format=verbose_json "$T"
+cp "$TMP/body" "$TMP/v1.json"
+text=$(jb .text)
+expect_eq "verbose_json shape" "transcribe en true true true" "$(jb '[.task, .language, (.text|length > 0), (.segments|length >= 1), (.duration > 2 and .duration < 5)]|map(tostring)|join(" ")')"
+expect_eq "segments lie inside the audio" "true" "$(jb '[.segments[] | (.start >= 0 and .end <= 5 and .start <= .end)] | all')"
+expect_code "the same request again" 200 -F file=@"$TMP/speech.wav" -F response_format=text "$T"
+expect_eq "deterministic text" "$text" "$(cat "$TMP/body")"
+expect_code "mp3 at 44.1 kHz stereo decodes" 200 -F file=@"$TMP/speech.mp3" "$T"
+expect_code "async job" 202 -F file=@"$TMP/speech.wav" "$URL/v1/jobs"
+J=$(jb .id)
+wait_status "$URL/v1/jobs/$J" completed 120 && ok "job completes" || bad "job completes"
+req "$URL/v1/jobs/$J"
+expect_eq "job progress and device" "1 true cpu" "$(jb '[.progress, (.chunks.done >= 1 and .chunks.done == .chunks.total), .devices[0]]|map(tostring)|join(" ")')"
+expect_code "job result" 200 "$URL/v1/jobs/$J/result?format=json"
+expect_eq "job text equals the synchronous text" "$text" "$(jb .text)"
+expect_code "srt" 200 "$URL/v1/jobs/$J/result?format=srt"
+expect_grep "srt cue" "^00:00:0.,... --> 00:00:0.,...$" "$TMP/body"
+expect_code "translation to German" 200 -F file=@"$TMP/speech.wav" -F target_language=de -F response_format=verbose_json "$URL/v1/audio/translations"
+expect_eq "translation task and language" "translate de" "$(jb '.task + " " + .language')"
+expect_code "a language the model lacks" 400 -F file=@"$TMP/speech.wav" -F language=ja "$T"
+expect_grep "says so" "language 'ja' is not supported" "$TMP/body"
+expect_code "undecodable file" 400 -F file=@"$CANARY_SOURCE_DIR/README.md" "$T"
+expect_eq "invalid_audio" "invalid_audio file" "$(jb '.error.code + " " + .error.param')"
+expect_code "metrics" 200 "$URL/metrics"
+expect_grep "real-time factor is reported" "^canary_real_time_factor 0\.[0-9]*[1-9]" "$TMP/body"
+finish
