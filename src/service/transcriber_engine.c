@@ -54,6 +54,16 @@ struct cn_transcription {
     canary_transcript result;
 };
 
+/* The chunk length: engine.chunk_seconds, else the pipeline's default, never above the model's
+ * limit. */
+static double chunk_seconds(const engine *e) {
+    cn_pipeline_params p;
+    cn_pipeline_params_default(&p);
+    double c = e->chunk_max_s > 0 ? e->chunk_max_s : p.max_batch_s / (double)p.max_batch;
+    double limit = canary_model_max_duration(e->model);
+    return limit > 0 && c > limit ? limit : c;
+}
+
 /* ---- SentencePiece piece -> text ---- */
 
 /* "▁" starts a word; "<0xNN>" is a byte; other "<...>" pieces are special tokens (no text). */
@@ -165,14 +175,10 @@ static void *pipeline_thread(void *arg) {
     pthread_mutex_unlock(&s->mu);
     cn_pipeline_params p;
     cn_pipeline_params_default(&p);
-    if (s->e->max_batch > 0)
-        p.max_batch = s->e->max_batch;
-    /* chunk length: the configured one, else the pipeline's default chunk (never above the
-     * model's limit); a batch must hold max_batch chunks of that length */
-    double def_chunk = p.max_batch_s / 8.0, limit = canary_model_max_duration(s->e->model);
-    p.chunk_max_s = s->e->chunk_max_s > 0 ? s->e->chunk_max_s : def_chunk;
-    if (limit > 0 && p.chunk_max_s > limit)
-        p.chunk_max_s = limit;
+    /* One chunk per batch unless engine.max_batch says otherwise: a step is then one chunk, which
+     * is the granularity at which the scheduler interleaves jobs and notices a cancel. */
+    p.max_batch = s->e->max_batch > 0 ? s->e->max_batch : 1;
+    p.chunk_max_s = chunk_seconds(s->e);
     if (p.max_batch_s < (double)p.max_batch * p.chunk_max_s)
         p.max_batch_s = (double)p.max_batch * p.chunk_max_s;
     p.task = s->task == CN_TASK_TRANSLATE ? "translate" : "transcribe";
@@ -290,7 +296,7 @@ static cn_status eng_open(cn_transcriber *t, const char *path, const cn_transcri
     }
     double d = canary_audio_duration(s->audio);
     s->src = (cn_pcm_source){.self = s, .name = s->name, .expected_s = d > 0 ? d : 0, .read = src_read};
-    double chunk = e->chunk_max_s > 0 ? e->chunk_max_s : canary_model_max_duration(e->model);
+    double chunk = chunk_seconds(e);
     *n_chunks = d > 0 && chunk > 0 ? (int)ceil(d / chunk) : 0;
     if (pthread_create(&s->thread, NULL, pipeline_thread, s) != 0) {
         eng_close(t, s);
