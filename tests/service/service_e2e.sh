@@ -43,7 +43,7 @@ expect_grep "real-time factor is reported" "^canary_real_time_factor 0\.[0-9]*[1
 # Fairness with the real pipeline: one worker, 10-second chunks; a short request submitted while a
 # 4-chunk job runs is served between that job's chunks.
 stop_server "$SPID"
-sox "$TMP/speech.wav" "$TMP/long.wav" repeat 14
+sox "$TMP/speech.wav" "$TMP/long.wav" repeat 150   # ~400 s: 40 chunks, far more than the short request needs
 BIN="$CANARY_BIN" start_server "$TMP/f" --model "$MODEL" --workers 1 --chunk-seconds 10 --cache-dir "$TMP/cache"
 expect_code "long job" 202 -F file=@"$TMP/long.wav" "$URL/v1/jobs"
 L=$(jb .id)
@@ -51,7 +51,7 @@ wait_status "$URL/v1/jobs/$L" processing 60 && ok "long job runs" || bad "long j
 expect_code "short request meanwhile" 200 -F file=@"$TMP/speech.wav" -F response_format=text "$URL/v1/audio/transcriptions"
 expect_eq "short request answered (same text as alone)" "$text" "$(cat "$TMP/body")"
 req "$URL/v1/jobs/$L"
-expect_eq "while the long job is still running" "processing true" "$(jb '[.status, (.chunks.total >= 4 and .chunks.done < .chunks.total)]|map(tostring)|join(" ")')"
+expect_eq "while the long job is still running" "processing true" "$(jb '[.status, (.chunks.total >= 40 and .chunks.done < .chunks.total)]|map(tostring)|join(" ")')"
 expect_code "cancel it (or delete it, if it finished meanwhile)" 200 -X DELETE "$URL/v1/jobs/$L"
 case "$(jb '.status // "deleted"')" in canceled|deleted) ok "canceled or deleted" ;; *) bad "DELETE answered $(cat "$TMP/body")" ;; esac
 finish
