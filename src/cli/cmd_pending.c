@@ -3,5 +3,4 @@
 
 int cmd_serve(int argc, char **argv) { return cn_cli_not_available("serve", "the HTTP service"); }
 int cmd_hwinfo(int argc, char **argv) { return cn_cli_not_available("hwinfo", "hardware detection"); }
-int cmd_model_info(int argc, char **argv) { return cn_cli_not_available("model-info", ".nemo loading"); }
 int cmd_models(int argc, char **argv) { return cn_cli_not_available("models", "model management"); }
