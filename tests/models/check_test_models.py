@@ -287,6 +287,24 @@ class TestModels(unittest.TestCase):
                 text = "Grüße — 你好"
                 self.assertEqual(sp.decode(sp.encode(text)), text)
 
+    def test_variants(self):
+        base = os.path.join(MODELS, "canary-180m-flash-tiny")
+        with open(base + "-gzip.nemo", "rb") as f:
+            self.assertEqual(f.read(2), b"\x1f\x8b")
+        plain = Unpacked(base + ".nemo")
+        try:
+            with tarfile.open(base + "-gzip.nemo", "r:gz") as gz:
+                names = [m.name for m in gz.getmembers()]
+                self.assertEqual(names, [m.name for m in plain.members])
+                for n in plain.files:
+                    self.assertEqual(gz.extractfile("./" + n).read(), plain.read(n), n)
+            self.assertEqual(sorted(os.listdir(base + ".dir")), sorted(plain.files))
+            for n in plain.files:
+                with open(os.path.join(base + ".dir", n), "rb") as f:
+                    self.assertEqual(f.read(), plain.read(n), n)
+        finally:
+            plain.tar.close()
+
     def test_reproducible_and_stamped(self):
         name = "canary-180m-flash"
         with tempfile.TemporaryDirectory() as d:
