@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from canary_ref import decoding as D  # noqa: E402
 from canary_ref.reference import CanaryReference  # noqa: E402
 
 LAYOUTS = ["canary-180m-flash", "canary-1b-flash", "canary-1b", "canary-1b-v2"]
@@ -58,6 +59,21 @@ def run_case(ref, d, audios, semantics="nemo-2.5"):
         if name == "greedy":
             for i in range(B):
                 save(d, "decoder_logprobs_first_steps" + sfx(i), steps[i].float().numpy(), arrays)
+    # The tiny random models end every hypothesis at once (EOS dominates), which leaves the search
+    # logic untested; decoding again with another token playing EOS (the runner-up of item 0's
+    # first step) exercises long outputs, beam re-ranking, cache growth and NeMo's length limit.
+    _, steps = ref.decode(enc, elen, prompt, "greedy", 1, logprob_steps=1)
+    alt = int(torch.topk(steps[0, 0], 2).indices[1])
+    mask = torch.arange(enc.shape[1])[None, :] < elen[:, None]
+    P = torch.tensor([prompt] * B, dtype=torch.int64)
+    common = dict(n_heads=ref.dec_heads, eos=alt, pad=ref.tok.pad, max_seq_len=ref.max_seq_len,
+                  max_delta=ref.max_delta)
+    out["alt_eos_id"] = alt
+    g, _ = D.greedy(ref.sd, enc, mask, P, **common)
+    b1, _ = D.beam_search(ref.sd, enc, mask, P, beam_size=1, **common)
+    b4, _ = D.beam_search(ref.sd, enc, mask, P, beam_size=4, **common)
+    for name, ids in (("alt_greedy_ids", g), ("alt_beam1_ids", b1), ("alt_beam4_ids", b4)):
+        out[name] = ids if B > 1 else ids[0]
     out["arrays"] = arrays
     with open(os.path.join(d, "manifest.json"), "w") as f:
         json.dump(out, f, indent=1)
