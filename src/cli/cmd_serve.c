@@ -6,6 +6,8 @@
 
 #include "cli/cli.h"
 #include "hub/hub.h"
+#include "hw/hw.h"
+#include "hw/profile.h"
 #include "service/service.h"
 
 /* The configured model with the real engine, or, when it cannot be loaded, a transcriber that
@@ -44,6 +46,25 @@ static cn_status make_transcriber(const cn_config *cfg, const cn_service_options
     }
     fprintf(stderr, "canary-stt serve: no model loaded: %s\n", reason);
     return cn_transcriber_unavailable_create(cfg->model, reason, out, err);
+}
+
+/* server.workers = 0 (auto): the hardware profile's executors for the CPU, the device the engine
+ * runs on today. */
+static int auto_workers(const cn_config *cfg) {
+    cn_hw_info hw;
+    cn_hw_detect(NULL, &hw);
+    const cn_hw_model *m = cn_hw_model_preset(cfg->model);
+    if (!m)
+        m = cn_hw_model_preset("canary-180m-flash");
+    static cn_profile prof; /* large; one call */
+    cn_error err;
+    cn_error_clear(&err);
+    if (!m || cn_profile_compute(&hw, m, cfg, &prof, &err) != CANARY_OK)
+        return 1;
+    for (int i = 0; i < prof.n_devices; i++)
+        if (prof.dev[i].usable && prof.dev[i].kind == CN_DEV_CPU && prof.dev[i].workers > 0)
+            return prof.dev[i].workers;
+    return 1;
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -86,6 +107,8 @@ int cmd_serve(int argc, char **argv) {
     }
     cn_service_options o;
     cn_service_options_from_config(&cfg, &o);
+    if (o.workers <= 0)
+        o.workers = auto_workers(&cfg);
     cn_transcriber *t;
     if (make_transcriber(&cfg, &o, &t, &err)) {
         fprintf(stderr, "canary-stt serve: %s\n", err.msg);

@@ -443,9 +443,7 @@ static json_t *model_json(cn_service *s) {
 
 static enum MHD_Result h_root(req *r, struct MHD_Connection *c) {
     cn_service *s = r->s;
-    char *hw = cn_service_hardware_json(s->n_workers);
-    json_t *hardware = hw ? json_loads(hw, 0, NULL) : NULL;
-    free(hw);
+    json_t *hardware = s->hardware_json ? json_loads(s->hardware_json, 0, NULL) : NULL;
     long counts[CN_JOB_N_STATUS] = {0};
     cn_error err;
     cn_error_clear(&err);

@@ -62,6 +62,7 @@ struct cn_service {
     char **keys;             /* API keys */
     int n_keys;
     double started_s;
+    char *hardware_json;     /* detected once at start */
 
     /* scheduler */
     pthread_mutex_t mu;

@@ -10,7 +10,8 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
-#include "base/threadpool.h"
+#include "base/strbuf.h"
+#include "hw/hw.h"
 #include "service/internal.h"
 
 void cn_service_options_from_config(const cn_config *cfg, cn_service_options *o) {
@@ -33,18 +34,25 @@ void cn_service_options_from_config(const cn_config *cfg, cn_service_options *o)
     o->default_pnc = cfg->pnc;
 }
 
-/* Until the hw module lands: what the process can see for itself. */
+/* The "hardware" block of GET /: the keys clients of this API family expect (gpus as a count,
+ * gpu_names, system_memory_gb, max_workers) plus the hw module's full detection as "detail". */
 char *cn_service_hardware_json(int workers) {
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    double gb = pages > 0 && page > 0 ? (double)pages * (double)page / (1024.0 * 1024 * 1024) : 0;
-    char *out = NULL;
-    if (asprintf(&out,
-                 "{\"gpus\":0,\"gpu_names\":[],\"system_memory_gb\":%.1f,\"cpu_count\":%d,\"max_workers\":%d,"
-                 "\"detection\":\"basic (CPU count and memory only; GPU detection comes with the hardware "
-                 "module)\"}",
-                 gb, cn_cpu_count(), workers) < 0)
-        return NULL;
-    return out;
+    cn_hw_info hw;
+    cn_hw_detect(NULL, &hw);
+    cn_strbuf sb;
+    cn_sb_init(&sb);
+    cn_sb_printf(&sb, "{\"gpus\":%d,\"gpu_names\":[", hw.n_gpus);
+    for (int i = 0; i < hw.n_gpus; i++) {
+        if (i)
+            cn_sb_putc(&sb, ',');
+        cn_sb_json_string(&sb, hw.gpus[i].name);
+    }
+    cn_sb_printf(&sb, "],\"system_memory_gb\":%.1f,\"cpu_count\":%d,\"compute_cpus\":%d,\"max_workers\":%d,"
+                      "\"detail\":",
+                 (double)hw.mem_total / (1024.0 * 1024 * 1024), hw.logical_cores, cn_hw_compute_cpus(&hw), workers);
+    cn_hw_info_json(&hw, &sb);
+    cn_sb_putc(&sb, '}');
+    return cn_sb_steal(&sb);
 }
 
 static void clear_dir(const char *dir) {
@@ -94,6 +102,7 @@ static void free_service(cn_service *s) {
         free(s->keys[i]);
     free(s->keys);
     free(s->data_dir);
+    free(s->hardware_json);
     pthread_mutex_destroy(&s->m.mu);
     free(s);
 }
@@ -134,6 +143,7 @@ cn_status cn_service_start(const cn_service_options *o, cn_transcriber *t, cn_se
         free_service(s);
         return cn_error_prefix(err, "starting the service");
     }
+    s->hardware_json = cn_service_hardware_json(s->opt.workers > 0 ? s->opt.workers : 1);
     if (requeued)
         CN_INFO("service", "%d job(s) interrupted by the previous shutdown run again", requeued);
     if ((st = sched_start(s, err)) != CANARY_OK || (st = webhook_start(s, err)) != CANARY_OK) {

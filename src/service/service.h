@@ -55,8 +55,8 @@ extern const int cn_service_n_routes;
 /* The OpenAPI 3 document served at /openapi.json (docs/openapi.json, embedded at build time). */
 extern const char cn_openapi_json[];
 
-/* The "hardware" block of GET /: what the service knows until the hw module provides its
- * detection (then this function moves there). Returns a JSON object text; free() it. */
+/* The "hardware" block of GET / (from the hw module's detection). Returns a JSON object text;
+ * free() it. */
 char *cn_service_hardware_json(int workers);
 
 #endif

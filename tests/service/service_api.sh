@@ -14,6 +14,7 @@ start_server "$TMP/d" --max-upload-mb 1 --max-audio-seconds 5 --language en
 expect_code "GET / answers" 200 "$URL/"
 expect_eq "GET / message" "Canary STT API is running" "$(jb .message)"
 expect_eq "GET / keeps its keys" "true" "$(jb 'has("version") and has("model") and has("queue") and (.hardware|has("gpus") and has("gpu_names") and has("system_memory_gb") and has("max_workers"))')"
+expect_eq "GET / hardware comes from the hw module" "true true" "$(jb '[(.hardware.detail.cpu.logical_cores > 0), (.hardware.cpu_count == .hardware.detail.cpu.logical_cores)]|map(tostring)|join(" ")')"
 expect_eq "GET / names the model" "test/fake-canary" "$(jb .model.name)"
 expect_code "GET /health is 200 with a model" 200 "$URL/health"
 expect_code "GET /v1/models" 200 "$URL/v1/models"
