@@ -38,4 +38,20 @@ expect_eq "srt result" "$(printf '1\n00:00:00,000 --> 00:00:01,000\nChunk 1 of 4
 expect_code "list" 200 "$URL/v1/jobs?status=completed"
 expect_eq "all three jobs completed" "3" "$(jb '.data|length')"
 expect_eq "no audio or partial uploads left" "0" "$(find "$TMP/d/audio" "$TMP/d/tmp" -type f | wc -l)"
+
+# A webhook that could not be delivered before a crash is delivered after the restart.
+WPORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+stop_server "$SPID"
+start_server "$TMP/d" --webhook-backoff-s 30 --webhook-attempts 5
+expect_code "job with a webhook to a receiver that is down" 202 -F file=@"$TMP/a4.wav" -F webhook_url="http://127.0.0.1:$WPORT/hook" "$URL/v1/jobs"
+W=$(jb .id)
+wait_status "$URL/v1/jobs/$W" completed 60 && ok "completes" || bad "completes"
+sleep 0.5 # the first delivery attempt fails (connection refused); the next is 30 s away
+kill -9 "$SPID"; wait "$SPID" 2>/dev/null || true
+RECEIVER_PORT=$WPORT "$PY" "$CANARY_SOURCE_DIR/tests/service/webhook_receiver.py" "$TMP/wr.port" "$TMP/wr.log" "$TMP/d/webhook_secret" 0 &
+SERVERS+=("$!")
+for _ in $(seq 1 100); do [ -s "$TMP/wr.port" ] && break; sleep 0.05; done
+start_server "$TMP/d"
+for _ in $(seq 1 200); do [ -s "$TMP/wr.log" ] && break; sleep 0.05; done
+expect_eq "delivered after the restart, signed" "true job.completed $W" "$(head -1 "$TMP/wr.log" | jq -r '[.valid, .body.type, .body.job.id]|map(tostring)|join(" ")')"
 finish

@@ -24,7 +24,8 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+import os
+srv = http.server.HTTPServer(("127.0.0.1", int(os.environ.get("RECEIVER_PORT", "0"))), H)
 with open(port_file + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
 import os
