@@ -76,12 +76,12 @@ I2=$(jb .id)
 [ "$I1" != "$I2" ] && ok "a new key makes a new job" || bad "a new key makes a new job"
 
 # --- server-sent events
-expect_code "job for SSE" 202 -F file=@"$TMP/a3.wav" "$J"
+expect_code "job for SSE" 202 -F file=@"$TMP/a8.wav" "$J"
 S=$(jb .id)
 timeout 60 curl -sS -N "$J/$S/events" >"$TMP/sse" || true
 expect_grep "progress events" "^event: progress" "$TMP/sse"
 expect_eq "ends with completed" "event: completed" "$(grep '^event:' "$TMP/sse" | tail -1)"
-expect_eq "final data" "completed 1 3" "$(grep '^data:' "$TMP/sse" | tail -1 | cut -c7- | jq -r '[.status, .progress, .chunks.done]|map(tostring)|join(" ")')"
+expect_eq "final data" "completed 1 8" "$(grep '^data:' "$TMP/sse" | tail -1 | cut -c7- | jq -r '[.status, .progress, .chunks.done]|map(tostring)|join(" ")')"
 expect_eq "progress is monotonic" "ok" "$(grep '^data:' "$TMP/sse" | cut -c7- | jq -s -r '[.[].chunks.done] as $d | if $d == ($d|sort) and ($d|length) >= 3 then "ok" else ($d|tostring) end')"
 timeout 10 curl -sS -N "$J/$S/events" >"$TMP/sse2" || true
 expect_eq "SSE on a finished job ends at once" "event: completed" "$(grep '^event:' "$TMP/sse2")"
