@@ -614,18 +614,20 @@ cn_status cn_hub_find_cached(const cn_hub_opts *o, const char *spec, char **out_
     return st;
 }
 
-/* The paragraph for "no network and nothing cached". */
+/* The paragraph for "no network and nothing cached" (what `make run` shows on an offline machine).
+ * It must stay under CN_ERROR_MSG_MAX with a long cache path and curl message. */
 static cn_status unavailable(cn_error *err, const char *repo, const char *cache, const char *why) {
     const char *slash = strrchr(repo, '/');
-    return cn_error_set(
-        err, CANARY_EIO,
-        "cannot get the model %s: it is not in the model cache (%s) and the download failed: %s.\n"
-        "To continue: (1) on a machine with network, run `canary-stt models pull %s` there and copy the cache "
-        "folder, or download %s.nemo from https://huggingface.co/%s and start with --model /path/to/%s.nemo; "
-        "(2) behind a proxy, set https_proxy, or set HF_ENDPOINT to a hub mirror; (3) for a smoke run without "
-        "real weights, generate a random-weight test model (tools/make-test-model, see docs/MODELS.md) and pass "
-        "its path to --model.",
-        repo, cache, why, repo, slash ? slash + 1 : repo, repo, slash ? slash + 1 : repo);
+    const char *name = slash ? slash + 1 : repo;
+    return cn_error_set(err, CANARY_EIO,
+                        "cannot get the model %s: it is not in the model cache (%.200s) and the download failed "
+                        "(%.240s).\n"
+                        "To go on: (1) download %s.nemo from https://huggingface.co/%s on a machine with "
+                        "network and start with --model /path/to/%s.nemo; (2) behind a proxy set https_proxy, or "
+                        "set HF_ENDPOINT to a mirror; (3) for a smoke run without real weights, make a "
+                        "random-weight test model: /usr/bin/python3 tools/make-test-model --layout "
+                        "canary-180m-flash --out /tmp/m, then --model /tmp/m/canary-180m-flash-tiny.nemo.",
+                        repo, cache, why, name, repo, name);
 }
 
 cn_status cn_hub_pull(const cn_hub_opts *o, const char *spec, char **out_path, cn_error *err) {

@@ -1,6 +1,8 @@
 /* The automatic configuration rule (see profile.h and docs/HARDWARE.md). */
 #include "hw/profile.h"
 
+#include "nemo/nemo.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +31,24 @@ const cn_hw_model *cn_hw_model_preset(const char *name) {
             return &presets[i];
     }
     return NULL;
+}
+
+void cn_hw_model_from_desc(const struct cn_model_desc *d, uint64_t n_params, cn_hw_model *out) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", d->variant[0] ? d->variant : "canary-custom");
+    out->n_params = n_params;
+    out->enc_layers = d->enc.n_layers;
+    out->enc_d_model = d->enc.d_model;
+    out->enc_heads = d->enc.n_heads;
+    out->dec_layers = d->dec.n_layers;
+    out->dec_d_model = d->dec.hidden;
+    out->dec_max_len = d->dec.max_seq_len;
+    out->vocab = d->dec.vocab_size;
+    out->n_mels = d->pre.n_mels;
+    out->sub_channels = d->enc.subsampling_conv_channels;
+    out->sub_factor = d->enc.subsampling_factor;
+    /* every Canary release documents ~40 s as its native input length (canary-spec.md 7.6) */
+    out->max_chunk_seconds = 40.0;
 }
 
 const char *cn_precision_name(cn_precision p) {

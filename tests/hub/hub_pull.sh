@@ -136,7 +136,7 @@ expect_grep "warns about the network" "using the cached" "$TMP/err"
 expect_rc 1 "network down, nothing cached" M pull $REPO --cache-dir "$TMP/cache7"
 expect_grep "paragraph: what was tried" "cannot get the model nvidia/canary-180m-flash: it is not in the model cache" "$TMP/err"
 expect_grep "paragraph: place a .nemo by hand" "start with --model /path/to/canary-180m-flash.nemo" "$TMP/err"
-expect_grep "paragraph: smoke run" "random-weight test model" "$TMP/err"
+expect_grep "paragraph: smoke run" "random-weight test model: /usr/bin/python3 tools/make-test-model --layout canary-180m-flash --out /tmp/m, then --model /tmp/m/canary-180m-flash-tiny.nemo." "$TMP/err"
 
 # ---- --model resolution of local paths ----
 cp "$SRC" "$TMP/local.nemo"

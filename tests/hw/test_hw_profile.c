@@ -4,6 +4,7 @@
 
 #include "examples.h"
 #include "hw/profile.h"
+#include "nemo/nemo.h"
 
 static const cn_device_profile *dev(const cn_profile *p, const char *name) {
     for (int i = 0; i < p->n_devices; i++)
@@ -44,6 +45,26 @@ static void test_presets(void **state) {
     assert_int_equal(cn_hw_model_preset("canary-1b-v2")->vocab, 16384);
     assert_null(cn_hw_model_preset("canary-1b-flashy"));
     assert_null(cn_hw_model_preset("/models/x.nemo"));
+}
+
+static void test_from_desc(void **state) {
+    cn_model_desc d;
+    memset(&d, 0, sizeof d);
+    strcpy(d.variant, "canary-180m-flash");
+    d.pre.n_mels = 128;
+    d.enc.n_layers = 17;
+    d.enc.d_model = 512;
+    d.enc.n_heads = 8;
+    d.enc.subsampling_conv_channels = 256;
+    d.enc.subsampling_factor = 8;
+    d.dec.n_layers = 4;
+    d.dec.hidden = 1024;
+    d.dec.max_seq_len = 1024;
+    d.dec.vocab_size = 5248;
+    cn_hw_model m;
+    cn_hw_model_from_desc(&d, 182000000ull, &m);
+    const cn_hw_model *preset = cn_hw_model_preset("canary-180m-flash");
+    assert_memory_equal(&m, preset, sizeof m); /* the preset is exactly what a loaded model gives */
 }
 
 static void test_orin_nano(void **state) {
@@ -295,6 +316,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_item_bytes_formula),
         cmocka_unit_test(test_presets),
+        cmocka_unit_test(test_from_desc),
         cmocka_unit_test(test_orin_nano),
         cmocka_unit_test(test_xeon_2x3080),
         cmocka_unit_test(test_h100),
