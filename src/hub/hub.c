@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/config.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/strbuf.h"
@@ -28,6 +29,13 @@ void cn_hub_opts_init(cn_hub_opts *o) {
     memset(o, 0, sizeof *o);
     o->offline = -1;
     o->retries = -1;
+}
+
+void cn_hub_opts_from_config(cn_hub_opts *o, const cn_config *cfg) {
+    cn_hub_opts_init(o);
+    if (cfg)
+        o->cache_dir = cfg->cache_dir;
+    o->progress = true; /* drawn only when stderr is a terminal */
 }
 
 /* ------------------------------------------------------------------------------------------ */

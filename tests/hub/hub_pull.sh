@@ -28,7 +28,7 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$TMP"' EXIT
 cdn_gets() { grep -c "^GET /cdn/" "$TMP/log" || true; }
-unset HF_TOKEN HUGGING_FACE_HUB_TOKEN HF_HUB_OFFLINE http_proxy https_proxy HTTPS_PROXY ALL_PROXY all_proxy
+unset HF_TOKEN HUGGING_FACE_HUB_TOKEN HF_HUB_OFFLINE http_proxy https_proxy HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
 export HF_HOME="$TMP/hf-home" # no stray token file
 M() { "$CANARY_BIN" models "$@" --quiet; }
 
@@ -108,11 +108,22 @@ HF_TOKEN=wrong expect_rc 1 "wrong token" M pull $REPO --cache-dir "$TMP/cache5"
 expect_grep "rejected token message" "refused the token for nvidia/canary-180m-flash" "$TMP/err"
 HF_TOKEN=s3cret expect_rc 0 "right token" M pull $REPO --cache-dir "$TMP/cache5"
 grep -q "^GET /cdn/.* auth=no" "$TMP/log" && ok "token not sent to the CDN host after the redirect" || bad "token leaked"
+mkdir -p "$HF_HOME"; echo s3cret > "$HF_HOME/token"
+expect_rc 0 "token from \$HF_HOME/token (huggingface-cli login)" M pull $REPO --cache-dir "$TMP/cache5b"
+rm "$HF_HOME/token"
 HF_TOKEN=s3cret expect_rc 1 "unknown repo with a token" M pull nvidia/no-such-model --cache-dir "$TMP/cache5"
 expect_grep "404 message" "repository nvidia/no-such-model was not found at $HF_ENDPOINT" "$TMP/err"
 HF_TOKEN=s3cret expect_rc 1 "unknown revision" M pull $REPO --revision v9 --cache-dir "$TMP/cache5"
 expect_grep "revision message" "has no revision 'v9'" "$TMP/err"
 expect_rc 2 "not a repo name" M pull "../../etc" --cache-dir "$TMP/cache5"
+
+# ---- a proxy: the hub name does not resolve, only the proxy (the mimic) can reach it ----
+start_server
+PROXY="http://127.0.0.1:$(cat "$TMP/port")"
+HF_ENDPOINT=http://hub.invalid http_proxy="$PROXY" expect_rc 0 "pull through http_proxy" M pull $REPO --cache-dir "$TMP/cache-proxy"
+cmp -s "$(cat "$TMP/out")" "$SRC" && ok "file via the proxy is identical" || bad "proxy download differs"
+grep -q "^GET /api/models/nvidia/canary-180m-flash/revision/main .*via-proxy" "$TMP/log" && ok "requests went through the proxy" \
+  || { bad "proxy not used"; cat "$TMP/log" >&2; }
 
 # ---- concurrent pulls of the same model ----
 start_server --delay-ms 5

@@ -91,8 +91,11 @@ class H(BaseHTTPRequestHandler):
 
     def handle_any(self):
         path = self.path.split("?")[0]
-        log("%s %s range=%s auth=%s" % (self.command, path, self.headers.get("Range", "-"),
-                                        "yes" if self.has_auth() else "no"))
+        via_proxy = bool(re.match(r"^https?://", path))
+        if via_proxy:  # absolute-form request: we are being used as the proxy
+            path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
+        log("%s %s range=%s auth=%s%s" % (self.command, path, self.headers.get("Range", "-"),
+                                          "yes" if self.has_auth() else "no", " via-proxy" if via_proxy else ""))
         if path.startswith("/cdn/"):
             return self.cdn(path[5:])
         if args.token and not self.authed():
