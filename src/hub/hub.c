@@ -845,8 +845,8 @@ cn_status cn_hub_list(const cn_hub_opts *o, cn_hub_cached **out, size_t *n, cn_e
     struct dirent *e;
     cn_status st = CANARY_OK;
     while ((e = readdir(d)) && !st) {
-        if (strncmp(e->d_name, "models--", 8) != 0)
-            continue;
+        if (strncmp(e->d_name, "models--", 8) != 0 || strstr(e->d_name, ".removing."))
+            continue; /* .removing.PID: an rm that was interrupted */
         /* models--org--name -> org/name */
         char repo[256];
         snprintf(repo, sizeof repo, "%s", e->d_name + 8);
