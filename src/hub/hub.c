@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -436,15 +437,12 @@ static size_t on_body_file(char *buf, size_t size, size_t n, void *ud) {
     return len;
 }
 
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
-    dl *d = ud;
-    if (!d->progress)
-        return 0;
+static void draw_progress(dl *d, uint64_t dlnow, bool force) {
     uint64_t now = cn_now_ns();
-    if (now - d->last_draw_ns < 200000000ull)
-        return 0;
+    if (!force && now - d->last_draw_ns < 200000000ull)
+        return;
     d->last_draw_ns = now;
-    double done = (double)(d->offset + (uint64_t)dlnow), total = (double)d->total;
+    double done = (double)(d->offset + dlnow), total = (double)d->total;
     double secs = (double)(now - d->t0) * 1e-9;
     double rate = secs > 0 ? (double)dlnow / secs : 0;
     int width = 30, fill = total > 0 ? (int)(width * done / total) : 0;
@@ -454,6 +452,12 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     bar[width] = '\0';
     fprintf(stderr, "\r%s [%s] %5.1f%% %.1f/%.1f MiB %.1f MiB/s ", d->label, bar, total > 0 ? 100.0 * done / total : 0,
             done / 1048576.0, total / 1048576.0, rate / 1048576.0);
+}
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+    dl *d = ud;
+    if (d->progress && dlnow > 0)
+        draw_progress(d, (uint64_t)dlnow, false);
     return 0;
 }
 
@@ -516,8 +520,10 @@ static cn_status download(const cn_hub_opts *o, const char *token, const char *u
         curl_easy_getinfo(h.c, CURLINFO_RESPONSE_CODE, &status);
         bool flushed = fflush(f) == 0 && fsync(fileno(f)) == 0;
         fclose(f);
-        if (d.progress)
+        if (d.progress) {
+            draw_progress(&d, d.written, true); /* the final state, however fast it went */
             fputc('\n', stderr);
+        }
         cn_hub_file_meta meta = h.meta;
         char cerr[CURL_ERROR_SIZE];
         snprintf(cerr, sizeof cerr, "%s", h.curl_err);
@@ -531,9 +537,15 @@ static cn_status download(const cn_hub_opts *o, const char *token, const char *u
                 continue;
             return cn_error_set(err, CANARY_EIO, "the server refused to resume %s (HTTP 416)", label);
         }
-        if (status >= 400) {
-            return http_status_error(err, status, &meta, endpoint, repo, rev, file, token[0] != '\0');
+        if (status >= 500 && attempt < retries) {
+            /* the hub or CDN hiccuped (502/503/504): wait and resume */
+            CN_WARN("hub", "HTTP %ld while downloading %s; retrying", status, label);
+            struct timespec ts = {0, 200000000L * (attempt + 1)};
+            nanosleep(&ts, NULL);
+            continue;
         }
+        if (status >= 400)
+            return http_status_error(err, status, &meta, endpoint, repo, rev, file, token[0] != '\0');
         uint64_t now_have = 0;
         file_size(part, &now_have);
         if (rc == CURLE_OK && now_have == total)
@@ -762,6 +774,21 @@ cn_status cn_hub_pull(const cn_hub_opts *o, const char *spec, char **out_path, c
         return st;
     }
     st = cn_mkdirs(blobs, err);
+    if (!st) {
+        /* fail before the transfer, not at 95 %, when the cache's file system is too small */
+        uint64_t part_have = 0;
+        file_size(part, &part_have);
+        struct statvfs fs;
+        if (statvfs(blobs, &fs) == 0) {
+            uint64_t free_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
+            if (free_bytes + part_have < total)
+                st = cn_error_set(err, CANARY_EIO,
+                                  "not enough space for %s/%s in %s: it needs %.1f MiB, %.1f MiB are free (set "
+                                  "cache_dir / --cache-dir to another disk)",
+                                  repo, info.file, blobs, (double)(total - part_have) / 1048576.0,
+                                  (double)free_bytes / 1048576.0);
+        }
+    }
     char label[300];
     snprintf(label, sizeof label, "%s", info.file);
     if (!st)

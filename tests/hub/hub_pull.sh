@@ -92,6 +92,18 @@ cmp -s "$(cat "$TMP/out")" "$SRC" && ok "file complete after the second run" || 
 [ "$(grep -c "^GET /cdn/.*range=bytes=1000000-" "$TMP/log")" = 1 ] && ok "second run asked for the rest only" || { bad "no resume"; cat "$TMP/log" >&2; }
 [ ! -e "$PART" ] && ok "no .incomplete left" || bad ".incomplete left"
 
+# ---- a 503 from the CDN is retried ----
+start_server --fail-once 503
+expect_rc 0 "pull survives a 503" M pull $REPO --cache-dir "$TMP/cache-503"
+cmp -s "$(cat "$TMP/out")" "$SRC" && ok "file after a 503 is identical" || bad "503 retry result differs"
+[ "$(cdn_gets)" = 2 ] && ok "the CDN was asked twice" || bad "CDN GETs after 503: $(cdn_gets)"
+
+# ---- progress bar on a terminal (script(1) provides one) ----
+start_server
+script -qec "$CANARY_BIN models pull $REPO --cache-dir $TMP/cache-tty" /dev/null > "$TMP/tty.out" 2>&1 || true
+grep -q "canary-180m-flash.nemo \[##############################\] 100.0% 3.0/3.0 MiB" "$TMP/tty.out" \
+  && ok "progress bar reaches 100 % on a terminal" || { bad "no progress bar"; cat -v "$TMP/tty.out" | tail -5 >&2; }
+
 # ---- checksum mismatch ----
 start_server --bad-sha
 expect_rc 1 "wrong checksum is rejected" M pull $REPO --cache-dir "$TMP/cache4"
