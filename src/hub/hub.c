@@ -929,6 +929,29 @@ cn_status cn_hub_list(const cn_hub_opts *o, cn_hub_cached **out, size_t *n, cn_e
         if (rd)
             closedir(rd);
         if (!c->complete) {
+            /* pulled by commit ("org/name@<sha>"): no ref points at the snapshot */
+            char snaps[PATH_MAX_ + 310];
+            snprintf(snaps, sizeof snaps, "%s/snapshots", rdir);
+            DIR *sd = opendir(snaps);
+            struct dirent *se;
+            while (sd && !c->complete && (se = readdir(sd))) {
+                char *path = NULL;
+                cn_error e2;
+                if (is_hex_n(se->d_name, 40) && find_cached_in(rdir, se->d_name, &path, &e2) == CANARY_OK) {
+                    snprintf(c->revision, sizeof c->revision, "%s", se->d_name);
+                    snprintf(c->commit, sizeof c->commit, "%s", se->d_name);
+                    snprintf(c->path, sizeof c->path, "%s", path);
+                    const char *slash = strrchr(path, '/');
+                    snprintf(c->file, sizeof c->file, "%s", slash ? slash + 1 : path);
+                    file_size(path, &c->size);
+                    c->complete = true;
+                }
+                free(path);
+            }
+            if (sd)
+                closedir(sd);
+        }
+        if (!c->complete) {
             /* a partial download: report its size so users see resumable progress */
             char blobs[PATH_MAX_ + 310];
             snprintf(blobs, sizeof blobs, "%s/blobs", rdir);

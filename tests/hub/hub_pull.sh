@@ -56,6 +56,10 @@ assert d['cache_dir']=='$C1' and m['name']=='$REPO' and m['size_bytes']==3145728
 expect_rc 0 "models path resolves the hub name" M path $REPO --cache-dir "$C1"
 [ "$(cat "$TMP/out")" = "$P" ] && ok "path = pulled snapshot" || bad "path differs"
 
+expect_rc 0 "pull by commit" M pull $REPO@0123456789abcdef0123456789abcdef01234567 --cache-dir "$TMP/cache-commit"
+expect_rc 0 "list after a pull by commit" "$CANARY_BIN" models list --cache-dir "$TMP/cache-commit"
+expect_grep "commit-pulled model listed as complete" "nvidia/canary-180m-flash  *3.0 MiB  0123456789abcdef0123456789abcdef01234567@0123456789ab" "$TMP/out"
+
 # ---- offline ----
 : > "$TMP/log"
 HF_HUB_OFFLINE=1 expect_rc 0 "offline pull uses the cache" M pull $REPO --cache-dir "$C1"
