@@ -73,8 +73,9 @@ typedef struct cn_profile {
 cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, const cn_config *cfg,
                              cn_profile *out, cn_error *err);
 
-/* Activation memory of one chunk of `seconds` at `bytes_per_value` (2 or 4). */
-uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int bytes_per_value);
+/* Activation memory of one chunk of `seconds` at `bytes_per_value` (2 or 4), decoded with `beam`
+ * hypotheses (the decoder's caches and logits grow with the beam). */
+uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int bytes_per_value, int beam);
 
 void cn_profile_json(const cn_profile *p, cn_strbuf *sb);
 /* Human-readable, several lines. */

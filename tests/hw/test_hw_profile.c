@@ -34,8 +34,10 @@ static void test_item_bytes_formula(void **state) {
     const cn_hw_model *m = cn_hw_model_preset("canary-180m-flash");
     /* 40 s: 4000 frames, 500 encoder frames.
      * sub 2*256*2000*64 + enc 10*500*512 + att 2*8*500^2 + dec 2*4*(1024+500)*1024 = 84,580,608 values */
-    assert_int_equal(cn_profile_item_bytes(m, 40, 2), 84580608ull * 2 + 4 * 5248);
-    assert_int_equal(cn_profile_item_bytes(m, 40, 4), 84580608ull * 4 + 4 * 5248);
+    assert_int_equal(cn_profile_item_bytes(m, 40, 2, 1), 84580608ull * 2 + 4 * 5248);
+    assert_int_equal(cn_profile_item_bytes(m, 40, 4, 1), 84580608ull * 4 + 4 * 5248);
+    /* beam 4: the decoder part (12,484,608 values) and the logits grow fourfold */
+    assert_int_equal(cn_profile_item_bytes(m, 40, 2, 4), (84580608ull + 3 * 12484608ull) * 2 + 4 * 4 * 5248);
 }
 
 static void test_presets(void **state) {
@@ -259,6 +261,18 @@ static void test_overrides(void **state) {
     assert_int_equal(p.n_devices, 1); /* device=cpu: GPUs not even listed */
 }
 
+static void test_beam_shrinks_batch(void **state) {
+    cn_hw_info hw;
+    example_orin_nano(&hw);
+    cn_config *c = config();
+    set(c, "beam-size", "4");
+    cn_profile p;
+    cn_error err;
+    assert_int_equal(cn_profile_compute(&hw, cn_hw_model_preset("canary-180m-flash"), c, &p, &err), CANARY_OK);
+    /* (3712 MiB - 364 MB) / ((84,580,608 + 3 * 12,484,608) * 2 + 4 * 4 * 5248 B) = 14.5 */
+    assert_int_equal(p.dev[0].max_batch, 14);
+}
+
 static void test_device_selection(void **state) {
     cn_hw_info hw;
     example_xeon_2x3080(&hw);
@@ -326,6 +340,7 @@ int main(void) {
         cmocka_unit_test(test_cgroup_limited_cpus),
         cmocka_unit_test(test_tight_memory_shrinks_chunks),
         cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_beam_shrinks_batch),
         cmocka_unit_test(test_device_selection),
         cmocka_unit_test(test_turing_uses_fp16),
         cmocka_unit_test(test_json_is_complete),
