@@ -359,6 +359,9 @@ static void test_pickle_hostile(void **s) {
     /* memo index beyond the limit, memo reference to nothing */
     uint8_t memo[] = {0x80, 2, 'N', 'r', 0xff, 0xff, 0xff, 0xff, '.'};
     assert_int_equal(cn_pickle_state_dict(memo, sizeof memo, &sd, &err), CANARY_ELIMIT);
+    uint8_t sparse[] = {0x80, 2, 'N', 'r', 0xe8, 0x03, 0, 0, '.'};
+    assert_int_equal(cn_pickle_state_dict(sparse, sizeof sparse, &sd, &err), CANARY_EFORMAT);
+    CONTAINS(err.msg, "memo index 1000");
     uint8_t get[] = {0x80, 2, 'h', 7, '.'};
     assert_int_equal(cn_pickle_state_dict(get, sizeof get, &sd, &err), CANARY_EFORMAT);
     /* deep nesting: a million MARKs and EMPTY_LISTs are bounded, not recursed */
