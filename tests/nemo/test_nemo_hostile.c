@@ -118,6 +118,18 @@ static void test_tar_hostile(void **s) {
     assert_int_equal(t.n, 1);
     assert_null(cn_tar_find(&t, "model_config.yaml"));
     cn_tar_free(&t);
+    /* duplicate names: the later member wins, as extraction would leave it */
+    tar_header(buf, "./model_config.yaml", 3, '0');
+    memcpy(buf + 512, "old", 3);
+    tar_header(buf + 1024, "model_config.yaml", 3, '0');
+    memcpy(buf + 1536, "new", 3);
+    memset(buf + 2048, 0, 1024);
+    cn_archive a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(cn_archive_from_tar(buf, 3072, &a, &err), CANARY_OK);
+    assert_int_equal(a.n, 2);
+    assert_memory_equal(cn_archive_find(&a, "model_config.yaml")->data, "new", 3);
+    cn_archive_close(&a);
 }
 
 /* ---------------- zip ---------------- */
