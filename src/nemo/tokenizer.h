@@ -63,9 +63,9 @@ cn_status cn_tok_build_prompt(const cn_tokenizer *t, cn_prompt_format fmt, const
 /* SentencePiece (BPE) encoding of UTF-8 text to ids, e.g. for the optional decoder context. The
  * unified tokenizer encodes with its one model; an aggregate tokenizer needs the language whose
  * sub-tokenizer to use (NeMo uses the target language's), so cn_tok_encode returns
- * CANARY_EUNSUPPORTED there and cn_tok_encode_lang does the work. Whitespace is normalized as
- * SentencePiece does; its NFKC character map is not applied (text that NFKC leaves unchanged
- * encodes exactly). `*ids` is malloc'ed. */
+ * CANARY_EUNSUPPORTED there and cn_tok_encode_lang does the work. Text is normalized as
+ * SentencePiece does (the model's precompiled character map, e.g. nmt_nfkc, and its whitespace
+ * rules). `*ids` is malloc'ed. */
 cn_status cn_tok_encode(const cn_tokenizer *t, const char *text, int **ids, size_t *n, cn_error *err);
 cn_status cn_tok_encode_lang(const cn_tokenizer *t, const char *lang, const char *text, int **ids, size_t *n,
                              cn_error *err);
