@@ -105,10 +105,10 @@ static cn_status finish(cn_tokenizer *t, cn_error *err) {
             int id = blk->offset + (int)i;
             const cn_spm_piece *p = &blk->spm.pieces[i];
             t->ts_value[id] = -1;
-            /* aggregate: the whole spl_tokens block is prompt/control vocabulary; unified: the
-             * <|...|> and <pad> pieces */
-            bool sp = spl || (!t->aggregate && (p->type == CN_SPM_USER_DEFINED || p->type == CN_SPM_CONTROL) &&
-                              is_special_text(p->piece));
+            /* the <|...|> and <pad> pieces of the spl_tokens block (aggregate) or the user-defined
+             * / control pieces (unified); spl_tokens' own <unk> and "\u2581" are text to NeMo */
+            bool sp = is_special_text(p->piece) &&
+                      (t->aggregate ? spl : (p->type == CN_SPM_USER_DEFINED || p->type == CN_SPM_CONTROL));
             if (!sp)
                 continue;
             t->is_special[id] = 1;

@@ -22,7 +22,7 @@ int cn_tok_pad(const cn_tokenizer *t);             /* <pad>, or -1 */
 /* Id of a special token by its text ("<|en|>", "<|pnc|>", "<|0|>"), or -1. */
 int cn_tok_special(const cn_tokenizer *t, const char *text);
 /* True for control/special ids that never appear in output text (prompt tokens, EOS, pad,
- * timestamp tokens). */
+ * timestamp tokens): the <|...|> and <pad> pieces of the special vocabulary. */
 bool cn_tok_is_special(const cn_tokenizer *t, int id);
 /* For timestamp tokens <|N|>: N (in 80 ms encoder frames); else -1. */
 int cn_tok_timestamp_value(const cn_tokenizer *t, int id);

@@ -154,6 +154,8 @@ static void test_canary1_prompt_table(void **s) {
     /* special ids never reach the text; a language block's own <unk> stays literal as in NeMo */
     assert_true(cn_tok_is_special(t, 3));
     assert_false(cn_tok_is_special(t, 40));
+    assert_false(cn_tok_is_special(t, 0));  /* spl_tokens' <unk>: text to NeMo */
+    assert_false(cn_tok_is_special(t, 31)); /* spl_tokens' "\u2581" */
     assert_int_equal(cn_tok_timestamp_value(t, 3), -1);
     char *text;
     int seq[] = {3, 4, 8, 4, 11, 32, 2};

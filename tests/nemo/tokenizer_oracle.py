@@ -54,7 +54,8 @@ for layout in ["canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v
         off += sp.get_piece_size()
     lines = []
     if agg:
-        # NeMo's AggregateTokenizer.ids_to_text with special (spl_tokens) ids dropped, stripped
+        # NeMo's AggregateTokenizer.ids_to_text with the <|...|>/<pad> pieces of spl_tokens dropped
+        # (as the PyTorch reference does), stripped
         spl = [i for i, (n, _) in enumerate(blocks) if n == "spl_tokens"][0]
         for k in range(300):
             ids = []
@@ -64,8 +65,9 @@ for layout in ["canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v
             pieces = []
             for i in ids:
                 b = max(j for j in range(len(blocks)) if offsets[j] <= i)
-                if b != spl:
-                    pieces.append(blocks[b][1].id_to_piece(i - offsets[b]))
+                piece = blocks[b][1].id_to_piece(i - offsets[b])
+                if not (b == spl and is_special(piece)):
+                    pieces.append(piece)
             text = "".join(pieces).replace(SPACE, " ").strip(" ")
             lines.append(f"D {','.join(map(str, ids)) or '-'} {hexs(text)}")
         # within one language block (no <unk>), this is exactly spm_decode
