@@ -30,10 +30,11 @@ int cn_tok_timestamp_value(const cn_tokenizer *t, int id);
 const char *cn_tok_piece(const cn_tokenizer *t, int id);
 
 /* Detokenizes ids to UTF-8 text as NeMo does, special tokens dropped and the result trimmed of
- * leading/trailing spaces: the unified tokenizer uses SentencePiece decoding (U+2581 to space, byte
- * pieces <0xNN> reassembled as UTF-8, <unk> as " \u2047 "); the aggregate tokenizer concatenates
- * pieces with U+2581 as space (NeMo's AggregateTokenizer.ids_to_text, so <unk> stays literal).
- * Ids out of range are skipped. Result is malloc'ed. */
+ * leading/trailing whitespace (the code points of Python's str.strip()): the unified tokenizer
+ * uses SentencePiece decoding (U+2581 to space, byte pieces <0xNN> reassembled as UTF-8, <unk> as
+ * " \u2047 "); the aggregate tokenizer concatenates pieces with U+2581 as space (NeMo's
+ * AggregateTokenizer.ids_to_text, so <unk> stays literal). Ids out of range are skipped. Result
+ * is malloc'ed. */
 cn_status cn_tok_decode(const cn_tokenizer *t, const int *ids, size_t n, char **text, cn_error *err);
 
 /* Languages the model supports ("en", "de", ...), from the tokenizer's language tags. */

@@ -68,7 +68,7 @@ for layout in ["canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v
                 piece = blocks[b][1].id_to_piece(i - offsets[b])
                 if not (b == spl and is_special(piece)):
                     pieces.append(piece)
-            text = "".join(pieces).replace(SPACE, " ").strip(" ")
+            text = "".join(pieces).replace(SPACE, " ").strip()
             lines.append(f"D {','.join(map(str, ids)) or '-'} {hexs(text)}")
         # within one language block (no <unk>), this is exactly spm_decode
         for b, (name, sp) in enumerate(blocks):
@@ -80,9 +80,9 @@ for layout in ["canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v
                 while sp.id_to_piece(local[0]) == SPACE:  # see docs/NEMO.md: SentencePiece versions differ there
                     local[0] = rng.choice(pool)
                 text = sp.decode(local)
-                nemo = "".join(sp.id_to_piece(i) for i in local).replace(SPACE, " ").strip(" ")
-                assert text.strip(" ") == nemo, (text, nemo)
-                lines.append(f"D {','.join(str(offsets[b] + i) for i in local)} {hexs(text.strip(' '))}")
+                nemo = "".join(sp.id_to_piece(i) for i in local).replace(SPACE, " ").strip()
+                assert text.strip() == nemo, (text, nemo)
+                lines.append(f"D {','.join(str(offsets[b] + i) for i in local)} {hexs(text.strip())}")
     else:
         sp = blocks[0][1]
         n = sp.get_piece_size()
@@ -100,11 +100,11 @@ for layout in ["canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v
                 else:
                     ids.append(rng.choice(text_pool))
             keep = [i for i in ids if not is_special(sp.id_to_piece(i))]
-            lines.append(f"D {','.join(map(str, ids))} {hexs(sp.decode(keep).strip(' '))}")
+            lines.append(f"D {','.join(map(str, ids))} {hexs(sp.decode(keep).strip())}")
         # multi-byte characters as byte pieces
-        for word in ["é", "naïve café", "Ωμέγα", "日本語", "€100"]:
+        for word in ["é", "naïve café", "Ωμέγα", "日本語", "€100", "\n\tx\u3000", "\u00a0y\u2029", "\x1fz\x85"]:
             ids = [sp.piece_to_id(f"<0x{b:02X}>") for b in word.encode("utf-8")]
-            lines.append(f"D {','.join(map(str, ids))} {hexs(sp.decode(ids).strip(' '))}")
+            lines.append(f"D {','.join(map(str, ids))} {hexs(sp.decode(ids).strip())}")
     # encoding, through SentencePiece's normalizer (nmt_nfkc character map, whitespace rules)
     hard = ["\uff21\uff22\uff23 \uff41\uff42\uff43", "\ufb01ne \ufb02ow", "x\ty\nz\r\n", "  lead and trail  ",
             "\u216b \u00bd \u338f", "e\u0301 cafe\u0301 caf\u00e9", "\u3000ideographic\u3000space\u3000",
