@@ -320,6 +320,12 @@ cn_status cn_spm_parse(const uint8_t *data, size_t size, const char *label, cn_s
             for (size_t i = 0; i < m->n; i++)
                 m->sorted[i] = (uint32_t)i;
             qsort_r(m->sorted, m->n, sizeof *m->sorted, cmp_piece, m);
+            m->user_defined = malloc(m->n * sizeof *m->user_defined);
+            if (!m->user_defined)
+                st = cn_error_set(err, CANARY_ENOMEM, "out of memory reading %s", label);
+            for (size_t i = 0; !st && i < m->n; i++)
+                if (m->pieces[i].type == CN_SPM_USER_DEFINED)
+                    m->user_defined[m->n_user_defined++] = (uint32_t)i;
         }
     }
     if (st)
@@ -335,6 +341,7 @@ void cn_spm_free(cn_spm *m) {
     free(m->pieces);
     free(m->unk_surface);
     free(m->sorted);
+    free(m->user_defined);
     free(m->charsmap_trie);
     free(m->charsmap_strings);
     memset(m, 0, sizeof *m);
@@ -609,10 +616,8 @@ static cn_status normalize(const cn_spm *m, const char *text, cn_strbuf *out, cn
 /* Longest user-defined piece that starts at s (SentencePiece's prefix matcher), else 0. */
 static size_t match_user_defined(const cn_spm *m, const char *s, size_t n) {
     size_t best = 0;
-    for (size_t i = 0; i < m->n; i++) {
-        const cn_spm_piece *p = &m->pieces[i];
-        if (p->type != CN_SPM_USER_DEFINED)
-            continue;
+    for (size_t k = 0; k < m->n_user_defined; k++) {
+        const cn_spm_piece *p = &m->pieces[m->user_defined[k]];
         size_t l = strlen(p->piece);
         if (l > best && l <= n && memcmp(p->piece, s, l) == 0)
             best = l;

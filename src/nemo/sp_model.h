@@ -43,8 +43,10 @@ typedef struct cn_spm {
     size_t charsmap_units;
     char *charsmap_strings;
     size_t charsmap_strings_len;
-    /* sorted piece index for encoding lookups */
+    /* sorted piece index for encoding lookups; the USER_DEFINED pieces for the prefix matcher */
     uint32_t *sorted;
+    uint32_t *user_defined;
+    size_t n_user_defined;
 } cn_spm;
 
 #define CN_SPM_MAX_PIECES (1 << 20)
