@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ struct cn_audio_decoder {
     bool decode_done;       /* the decoder is drained; the resampler was flushed */
     int64_t samples_out;
     int64_t corrupt_packets;
+    int64_t nonfinite_samples; /* NaN/Inf output samples replaced by 0 */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -354,6 +356,9 @@ int64_t cn_audio_samples_read(const cn_audio_decoder *d) { return d->samples_out
 void cn_audio_close(cn_audio_decoder *d) {
     if (!d)
         return;
+    if (d->nonfinite_samples)
+        CN_WARN("audio", "%s: %lld NaN/infinite samples were replaced by silence", d->name,
+                (long long)d->nonfinite_samples);
     swr_free(&d->swr);
     av_channel_layout_uninit(&d->swr_in_layout);
     av_frame_free(&d->frame);
@@ -407,6 +412,14 @@ static cn_status resample(cn_audio_decoder *d, const uint8_t **in, int in_count,
         if (n < 0)
             return cn_error_set(err, CANARY_EFORMAT, "%s: resampling failed: %s", d->name,
                                 av_err(n, eb, sizeof eb));
+        /* A float file may hold NaN or infinities; they would poison every feature frame they
+         * touch (and the resampler smears them over its filter length). Silence them. */
+        float *fresh = d->buf + d->buf_len;
+        for (int i = 0; i < n; i++)
+            if (!isfinite(fresh[i])) {
+                fresh[i] = 0.0f;
+                d->nonfinite_samples++;
+            }
         d->buf_len += (size_t)n;
         /* A full output buffer may mean more is pending; ask again without new input. */
         if (n < cap)

@@ -172,6 +172,9 @@ static const fmt_case k_formats[] = {
     {"stereo48k.opus", "src44s.wav", "-c:a libopus -b:a 64k", 2, 420, false},
     {"stereo48k.webm", "src44s.wav", "-c:a libopus -b:a 64k", 2, 420, false},
     {"stereo44k.m4a", "src44s.wav", "-c:a aac -b:a 128k", 2, 420, false},
+    /* ADTS records no encoder delay or padding: the 1024 priming samples and the last frame's
+     * padding stay (every decoder, the ffmpeg CLI included, gives the same), < 2 frames. */
+    {"stereo44k.aac", "src44s.wav", "-c:a aac -b:a 128k", 2, 745, false},
     {"video.mp4", "src44s.wav", "-c:v mpeg4 -c:a aac -b:a 128k -shortest", 2, 420, true},
     {"video.mov", "src44s.wav", "-c:v mpeg4 -c:a pcm_s16le -shortest", 2, 2, true},
     {"video.mkv", "src44s.wav", "-c:v mpeg4 -c:a flac -shortest", 2, 2, true},
@@ -404,6 +407,39 @@ static void test_bad_inputs(void **state) {
     assert_true(x[0] == -12345 / 32768.0f);
     free(x);
     cn_audio_close(d);
+
+    /* float samples that are NaN or infinite come out as silence, everything else untouched */
+    {
+        uint8_t fw[44 + 64 * 4];
+        memcpy(fw, "RIFF", 4);
+        put_le(fw + 4, 36 + 256, 4);
+        memcpy(fw + 8, "WAVEfmt ", 8);
+        put_le(fw + 16, 16, 4);
+        put_le(fw + 20, 3, 2); /* IEEE float */
+        put_le(fw + 22, 1, 2);
+        put_le(fw + 24, 16000, 4);
+        put_le(fw + 28, 64000, 4);
+        put_le(fw + 32, 4, 2);
+        put_le(fw + 34, 32, 2);
+        memcpy(fw + 36, "data", 4);
+        put_le(fw + 40, 256, 4);
+        float vals[64];
+        for (int i = 0; i < 64; i++)
+            vals[i] = 0.01f * (float)i;
+        vals[10] = NAN;
+        vals[20] = INFINITY;
+        vals[30] = -INFINITY;
+        memcpy(fw + 44, vals, sizeof vals);
+        write_all(tmp("nan.wav"), fw, sizeof fw);
+        float *y;
+        assert_int_equal(cn_audio_open_file(tmp("nan.wav"), NULL, &d, &err), CANARY_OK);
+        assert_int_equal(cn_audio_decode_all(d, 0, &y, &n, &err), CANARY_OK);
+        assert_int_equal(n, 64);
+        for (int i = 0; i < 64; i++)
+            assert_true(y[i] == (i == 10 || i == 20 || i == 30 ? 0.0f : vals[i]));
+        free(y);
+        cn_audio_close(d);
+    }
 
     /* absurd sample rates */
     static const uint32_t rates[] = {0, 1, 999, 1000000, 0x7fffffffu, 0xffffffffu};
