@@ -246,6 +246,10 @@ static cn_status open_stream(cn_audio_decoder *d, const char *path, cn_error *er
     }
     AVStream *st = d->fmt->streams[d->stream_index];
     const AVCodecParameters *par = st->codecpar;
+    /* Let the demuxer skip video and other streams instead of handing us their packets. */
+    for (unsigned i = 0; i < d->fmt->nb_streams; i++)
+        if ((int)i != d->stream_index)
+            d->fmt->streams[i]->discard = AVDISCARD_ALL;
     CN_TRY(check_rate_channels(d, par->sample_rate, par->ch_layout.nb_channels, err));
 
     d->codec = avcodec_alloc_context3(dec);
