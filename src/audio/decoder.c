@@ -321,8 +321,18 @@ cn_status cn_audio_open_file(const char *path, const cn_audio_options *opt, cn_a
             st = cn_error_set(err, CANARY_EINVAL, "%s: is a directory, not an audio file", path);
         else if (sb.st_size == 0)
             st = cn_error_set(err, CANARY_EFORMAT, "%s: the file is empty", path);
-        else
-            st = open_stream(d, path, err);
+        else {
+            /* "file:" so that a name with a colon is never read as a protocol ("http:...") */
+            size_t n = strlen(path) + 6;
+            char *url = malloc(n);
+            if (!url)
+                st = cn_error_set(err, CANARY_ENOMEM, "out of memory");
+            else {
+                snprintf(url, n, "file:%s", path);
+                st = open_stream(d, url, err);
+                free(url);
+            }
+        }
     }
     if (st != CANARY_OK) {
         cn_audio_close(d);

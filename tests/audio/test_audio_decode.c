@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "audio/decoder.h"
 #include "canary/canary_audio.h"
@@ -365,6 +366,16 @@ static void test_bad_inputs(void **state) {
     assert_non_null(strstr(err.msg, "upload.wav: the upload is empty"));
     expect_error("missing file", tmp("does-not-exist.wav"), NULL, CANARY_ENOTFOUND, "does-not-exist.wav");
     expect_error("directory", g_dir, NULL, CANARY_EINVAL, "directory");
+    /* a local file whose name looks like a URL is read as that file */
+    sh("mkdir -p '%s/http:' && cp '%s' '%s/http:/x.wav'", g_dir, tmp("pcm16_16k.wav"), g_dir);
+    size_t nurl;
+    char cwd[1024];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(g_dir), 0);
+    float *xurl = decode_path("http://x.wav", NULL, &nurl);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(nurl, g_src16_n);
+    free(xurl);
 
     /* truncated: a WAV cut inside its header; an MP3 cut in half still gives its first half; an
      * m4a cut in half has lost its index (moov at the end) */
@@ -517,8 +528,9 @@ static void test_public_api(void **state) {
     }
     assert_int_equal(total, g_src16_n);
     canary_audio_close(a);
-    assert_int_equal(canary_audio_open_file(tmp("notes.txt"), NULL, &a, msg, sizeof msg), CANARY_EFORMAT);
-    assert_non_null(strstr(msg, "notes.txt"));
+    write_all(tmp("readme.txt"), "plain text\n", 11);
+    assert_int_equal(canary_audio_open_file(tmp("readme.txt"), NULL, &a, msg, sizeof msg), CANARY_EFORMAT);
+    assert_non_null(strstr(msg, "readme.txt"));
 }
 
 int main(void) {
