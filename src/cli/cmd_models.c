@@ -54,8 +54,7 @@ int cmd_models(int argc, char **argv) {
         goto out;
     }
     cn_hub_opts ho;
-    cn_hub_opts_init(&ho);
-    ho.cache_dir = cfg.cache_dir;
+    cn_hub_opts_from_config(&ho, &cfg);
     ho.revision = p.values[1];
     if (p.values[2])
         ho.offline = 1;

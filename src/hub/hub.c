@@ -14,10 +14,12 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/config.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/strbuf.h"
@@ -28,6 +30,13 @@ void cn_hub_opts_init(cn_hub_opts *o) {
     memset(o, 0, sizeof *o);
     o->offline = -1;
     o->retries = -1;
+}
+
+void cn_hub_opts_from_config(cn_hub_opts *o, const cn_config *cfg) {
+    cn_hub_opts_init(o);
+    if (cfg)
+        o->cache_dir = cfg->cache_dir;
+    o->progress = true; /* drawn only when stderr is a terminal */
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -428,15 +437,12 @@ static size_t on_body_file(char *buf, size_t size, size_t n, void *ud) {
     return len;
 }
 
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
-    dl *d = ud;
-    if (!d->progress)
-        return 0;
+static void draw_progress(dl *d, uint64_t dlnow, bool force) {
     uint64_t now = cn_now_ns();
-    if (now - d->last_draw_ns < 200000000ull)
-        return 0;
+    if (!force && now - d->last_draw_ns < 200000000ull)
+        return;
     d->last_draw_ns = now;
-    double done = (double)(d->offset + (uint64_t)dlnow), total = (double)d->total;
+    double done = (double)(d->offset + dlnow), total = (double)d->total;
     double secs = (double)(now - d->t0) * 1e-9;
     double rate = secs > 0 ? (double)dlnow / secs : 0;
     int width = 30, fill = total > 0 ? (int)(width * done / total) : 0;
@@ -446,6 +452,12 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     bar[width] = '\0';
     fprintf(stderr, "\r%s [%s] %5.1f%% %.1f/%.1f MiB %.1f MiB/s ", d->label, bar, total > 0 ? 100.0 * done / total : 0,
             done / 1048576.0, total / 1048576.0, rate / 1048576.0);
+}
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+    dl *d = ud;
+    if (d->progress && dlnow > 0)
+        draw_progress(d, (uint64_t)dlnow, false);
     return 0;
 }
 
@@ -508,8 +520,10 @@ static cn_status download(const cn_hub_opts *o, const char *token, const char *u
         curl_easy_getinfo(h.c, CURLINFO_RESPONSE_CODE, &status);
         bool flushed = fflush(f) == 0 && fsync(fileno(f)) == 0;
         fclose(f);
-        if (d.progress)
+        if (d.progress) {
+            draw_progress(&d, d.written, true); /* the final state, however fast it went */
             fputc('\n', stderr);
+        }
         cn_hub_file_meta meta = h.meta;
         char cerr[CURL_ERROR_SIZE];
         snprintf(cerr, sizeof cerr, "%s", h.curl_err);
@@ -523,9 +537,15 @@ static cn_status download(const cn_hub_opts *o, const char *token, const char *u
                 continue;
             return cn_error_set(err, CANARY_EIO, "the server refused to resume %s (HTTP 416)", label);
         }
-        if (status >= 400) {
-            return http_status_error(err, status, &meta, endpoint, repo, rev, file, token[0] != '\0');
+        if (status >= 500 && attempt < retries) {
+            /* the hub or CDN hiccuped (502/503/504): wait and resume */
+            CN_WARN("hub", "HTTP %ld while downloading %s; retrying", status, label);
+            struct timespec ts = {0, 200000000L * (attempt + 1)};
+            nanosleep(&ts, NULL);
+            continue;
         }
+        if (status >= 400)
+            return http_status_error(err, status, &meta, endpoint, repo, rev, file, token[0] != '\0');
         uint64_t now_have = 0;
         file_size(part, &now_have);
         if (rc == CURLE_OK && now_have == total)
@@ -614,18 +634,20 @@ cn_status cn_hub_find_cached(const cn_hub_opts *o, const char *spec, char **out_
     return st;
 }
 
-/* The paragraph for "no network and nothing cached". */
+/* The paragraph for "no network and nothing cached" (what `make run` shows on an offline machine).
+ * It must stay under CN_ERROR_MSG_MAX with a long cache path and curl message. */
 static cn_status unavailable(cn_error *err, const char *repo, const char *cache, const char *why) {
     const char *slash = strrchr(repo, '/');
-    return cn_error_set(
-        err, CANARY_EIO,
-        "cannot get the model %s: it is not in the model cache (%s) and the download failed: %s.\n"
-        "To continue: (1) on a machine with network, run `canary-stt models pull %s` there and copy the cache "
-        "folder, or download %s.nemo from https://huggingface.co/%s and start with --model /path/to/%s.nemo; "
-        "(2) behind a proxy, set https_proxy, or set HF_ENDPOINT to a hub mirror; (3) for a smoke run without "
-        "real weights, generate a random-weight test model (tools/make-test-model, see docs/MODELS.md) and pass "
-        "its path to --model.",
-        repo, cache, why, repo, slash ? slash + 1 : repo, repo, slash ? slash + 1 : repo);
+    const char *name = slash ? slash + 1 : repo;
+    return cn_error_set(err, CANARY_EIO,
+                        "cannot get the model %s: it is not in the model cache (%.200s) and the download failed "
+                        "(%.240s).\n"
+                        "To go on: (1) download %s.nemo from https://huggingface.co/%s on a machine with "
+                        "network and start with --model /path/to/%s.nemo; (2) behind a proxy set https_proxy, or "
+                        "set HF_ENDPOINT to a mirror; (3) for a smoke run without real weights, make a "
+                        "random-weight test model: /usr/bin/python3 tools/make-test-model --layout "
+                        "canary-180m-flash --out /tmp/m, then --model /tmp/m/canary-180m-flash-tiny.nemo.",
+                        repo, cache, why, name, repo, name);
 }
 
 cn_status cn_hub_pull(const cn_hub_opts *o, const char *spec, char **out_path, cn_error *err) {
@@ -752,6 +774,21 @@ cn_status cn_hub_pull(const cn_hub_opts *o, const char *spec, char **out_path, c
         return st;
     }
     st = cn_mkdirs(blobs, err);
+    if (!st) {
+        /* fail before the transfer, not at 95 %, when the cache's file system is too small */
+        uint64_t part_have = 0;
+        file_size(part, &part_have);
+        struct statvfs fs;
+        if (statvfs(blobs, &fs) == 0) {
+            uint64_t free_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
+            if (free_bytes + part_have < total)
+                st = cn_error_set(err, CANARY_EIO,
+                                  "not enough space for %s/%s in %s: it needs %.1f MiB, %.1f MiB are free (set "
+                                  "cache_dir / --cache-dir to another disk)",
+                                  repo, info.file, blobs, (double)(total - part_have) / 1048576.0,
+                                  (double)free_bytes / 1048576.0);
+        }
+    }
     char label[300];
     snprintf(label, sizeof label, "%s", info.file);
     if (!st)
@@ -835,8 +872,8 @@ cn_status cn_hub_list(const cn_hub_opts *o, cn_hub_cached **out, size_t *n, cn_e
     struct dirent *e;
     cn_status st = CANARY_OK;
     while ((e = readdir(d)) && !st) {
-        if (strncmp(e->d_name, "models--", 8) != 0)
-            continue;
+        if (strncmp(e->d_name, "models--", 8) != 0 || strstr(e->d_name, ".removing."))
+            continue; /* .removing.PID: an rm that was interrupted */
         /* models--org--name -> org/name */
         char repo[256];
         snprintf(repo, sizeof repo, "%s", e->d_name + 8);
@@ -891,6 +928,29 @@ cn_status cn_hub_list(const cn_hub_opts *o, cn_hub_cached **out, size_t *n, cn_e
         }
         if (rd)
             closedir(rd);
+        if (!c->complete) {
+            /* pulled by commit ("org/name@<sha>"): no ref points at the snapshot */
+            char snaps[PATH_MAX_ + 310];
+            snprintf(snaps, sizeof snaps, "%s/snapshots", rdir);
+            DIR *sd = opendir(snaps);
+            struct dirent *se;
+            while (sd && !c->complete && (se = readdir(sd))) {
+                char *path = NULL;
+                cn_error e2;
+                if (is_hex_n(se->d_name, 40) && find_cached_in(rdir, se->d_name, &path, &e2) == CANARY_OK) {
+                    snprintf(c->revision, sizeof c->revision, "%s", se->d_name);
+                    snprintf(c->commit, sizeof c->commit, "%s", se->d_name);
+                    snprintf(c->path, sizeof c->path, "%s", path);
+                    const char *slash = strrchr(path, '/');
+                    snprintf(c->file, sizeof c->file, "%s", slash ? slash + 1 : path);
+                    file_size(path, &c->size);
+                    c->complete = true;
+                }
+                free(path);
+            }
+            if (sd)
+                closedir(sd);
+        }
         if (!c->complete) {
             /* a partial download: report its size so users see resumable progress */
             char blobs[PATH_MAX_ + 310];

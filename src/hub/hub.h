@@ -37,6 +37,11 @@ typedef struct cn_hub_opts {
 } cn_hub_opts;
 
 void cn_hub_opts_init(cn_hub_opts *o);
+struct cn_config;
+/* Defaults plus the configuration's cache_dir, and a progress bar when stderr is a terminal: what
+ * a command that takes --model (serve, transcribe) passes to cn_hub_resolve_model. `o` borrows
+ * strings from `cfg`. */
+void cn_hub_opts_from_config(cn_hub_opts *o, const struct cn_config *cfg);
 
 /* True for "org/name" (optionally "@revision"): letters, digits, '.', '_', '-'; no "..". */
 bool cn_hub_is_repo_name(const char *s);

@@ -1,6 +1,8 @@
 /* The automatic configuration rule (see profile.h and docs/HARDWARE.md). */
 #include "hw/profile.h"
 
+#include "nemo/nemo.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +33,24 @@ const cn_hw_model *cn_hw_model_preset(const char *name) {
     return NULL;
 }
 
+void cn_hw_model_from_desc(const struct cn_model_desc *d, uint64_t n_params, cn_hw_model *out) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", d->variant[0] ? d->variant : "canary-custom");
+    out->n_params = n_params;
+    out->enc_layers = d->enc.n_layers;
+    out->enc_d_model = d->enc.d_model;
+    out->enc_heads = d->enc.n_heads;
+    out->dec_layers = d->dec.n_layers;
+    out->dec_d_model = d->dec.hidden;
+    out->dec_max_len = d->dec.max_seq_len;
+    out->vocab = d->dec.vocab_size;
+    out->n_mels = d->pre.n_mels;
+    out->sub_channels = d->enc.subsampling_conv_channels;
+    out->sub_factor = d->enc.subsampling_factor;
+    /* every Canary release documents ~40 s as its native input length (canary-spec.md 7.6) */
+    out->max_chunk_seconds = 40.0;
+}
+
 const char *cn_precision_name(cn_precision p) {
     switch (p) {
     case CN_PREC_BF16: return "bf16";
@@ -41,7 +61,9 @@ const char *cn_precision_name(cn_precision p) {
 
 static int prec_bytes(cn_precision p) { return p == CN_PREC_FP32 ? 4 : 2; }
 
-uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int b) {
+uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int b, int beam) {
+    if (beam < 1)
+        beam = 1;
     /* feature frames at a 10 ms hop; encoder frames after subsampling */
     double frames = ceil(seconds * 100.0);
     double f = ceil(frames / (m->sub_factor > 0 ? m->sub_factor : 8));
@@ -51,10 +73,10 @@ uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int b) {
     double enc = 10.0 * f * m->enc_d_model;
     /* attention scores and probabilities */
     double att = 2.0 * m->enc_heads * f * f;
-    /* decoder self-attention KV cache up to the longest output, cross-attention K/V */
-    double dec = 2.0 * m->dec_layers * (m->dec_max_len + f) * m->dec_d_model;
+    /* per hypothesis: decoder self-attention KV cache up to the longest output, cross-attention K/V */
+    double dec = 2.0 * beam * m->dec_layers * (m->dec_max_len + f) * m->dec_d_model;
     /* logits are kept in fp32 */
-    double logits = 4.0 * m->vocab;
+    double logits = 4.0 * beam * m->vocab;
     return (uint64_t)((sub + enc + att + dec) * b + logits);
 }
 
@@ -137,10 +159,10 @@ static cn_status parse_precision(const char *s, int *out, cn_error *err) {
 }
 
 /* Sizes one device given its budget. Returns false when not even one chunk fits. */
-static bool size_device(cn_device_profile *d, const cn_hw_model *m, double chunk, int max_batch_cap,
+static bool size_device(cn_device_profile *d, const cn_hw_model *m, double chunk, int beam, int max_batch_cap,
                         int forced_batch, int forced_workers, int default_workers) {
     d->weight_bytes = m->n_params * (uint64_t)prec_bytes(d->precision);
-    d->item_bytes = cn_profile_item_bytes(m, chunk, prec_bytes(d->precision));
+    d->item_bytes = cn_profile_item_bytes(m, chunk, prec_bytes(d->precision), beam);
     if (d->budget_bytes < d->weight_bytes + d->item_bytes) {
         d->usable = false;
         d->workers = d->max_batch = 0;
@@ -192,6 +214,7 @@ cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, con
     int forced_streams = cfg ? cfg->streams : 0;
     int forced_jobs = cfg ? cfg->workers : 0;
     uint64_t forced_budget = cfg ? (uint64_t)cfg->memory_budget_mb * MiB : 0;
+    int beam = cfg && cfg->beam_size > 1 ? cfg->beam_size : 1;
 
     /* chunk length: the model's limit unless configured lower */
     double chunk = model->max_chunk_seconds;
@@ -262,7 +285,7 @@ cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, con
                 if (!forced_budget)
                     why(d, "budget %.0f%% of %.0f MiB free minus 512 MiB CUDA reserve", frac * 100, mib(avail));
                 int default_workers = (g->integrated || hw->jetson) ? 1 : 2;
-                if (size_device(d, model, chunk, 64, forced_batch, forced_streams, default_workers))
+                if (size_device(d, model, chunk, beam, 64, forced_batch, forced_streams, default_workers))
                     usable_gpus++;
             }
         }
@@ -312,7 +335,7 @@ cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, con
             /* one pool per 16 threads: bigger pools stop scaling on one batch */
             int workers = forced_streams > 0 ? forced_streams : (cpus >= 32 ? cpus / 16 : 1);
             int cap = cpus / 2 < 1 ? 1 : (cpus / 2 > 16 ? 16 : cpus / 2);
-            size_device(c, model, chunk, cap, forced_batch, workers, workers);
+            size_device(c, model, chunk, beam, cap, forced_batch, workers, workers);
             if (c->usable) {
                 if (c->workers < 1)
                     c->workers = 1;

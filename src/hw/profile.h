@@ -24,6 +24,11 @@ typedef struct cn_hw_model {
     double max_chunk_seconds; /* the model's native input limit (Canary: 40 s) */
 } cn_hw_model;
 
+struct cn_model_desc;
+/* From a loaded model (nemo/nemo.h): `n_params` is the sum of the checkpoint's tensor elements
+ * (cn_nemo_tensor_count/at), which the description does not carry. */
+void cn_hw_model_from_desc(const struct cn_model_desc *desc, uint64_t n_params, cn_hw_model *out);
+
 /* The four published Canary releases by short or hub name ("canary-180m-flash",
  * "nvidia/canary-1b-v2"); NULL when unknown. */
 const cn_hw_model *cn_hw_model_preset(const char *name);
@@ -68,8 +73,9 @@ typedef struct cn_profile {
 cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, const cn_config *cfg,
                              cn_profile *out, cn_error *err);
 
-/* Activation memory of one chunk of `seconds` at `bytes_per_value` (2 or 4). */
-uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int bytes_per_value);
+/* Activation memory of one chunk of `seconds` at `bytes_per_value` (2 or 4), decoded with `beam`
+ * hypotheses (the decoder's caches and logits grow with the beam). */
+uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int bytes_per_value, int beam);
 
 void cn_profile_json(const cn_profile *p, cn_strbuf *sb);
 /* Human-readable, several lines. */

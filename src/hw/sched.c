@@ -358,3 +358,59 @@ void cn_sched_stats(cn_sched *s, int device, cn_sched_device_stats *out) {
     *out = s->dev[device].st;
     pthread_mutex_unlock(&s->mu);
 }
+
+void cn_sched_metrics(cn_sched *s, cn_strbuf *sb) {
+    cn_sched_device_stats st[CN_SCHED_MAX_DEVICES];
+    for (int i = 0; i < s->n_devices; i++)
+        cn_sched_stats(s, i, &st[i]);
+    static const struct {
+        const char *name, *type, *help;
+    } m[] = {
+        {"canary_device_healthy", "gauge", "1 while the device runs batches, 0 after it failed."},
+        {"canary_device_busy_workers", "gauge", "Executors of the device running a batch now."},
+        {"canary_device_memory_in_use_bytes", "gauge", "Batch memory admitted on the device now."},
+        {"canary_device_busy_seconds_total", "counter", "Time the device's executors spent running batches."},
+        {"canary_device_batches_total", "counter", "Batches run on the device, by outcome."},
+    };
+    for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) {
+        cn_sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name, m[k].type);
+        for (int i = 0; i < s->n_devices; i++) {
+            const char *dev = s->dev[i].d.name;
+            switch (k) {
+            case 0: cn_sb_printf(sb, "%s{device=\"%s\"} %d\n", m[k].name, dev, st[i].healthy ? 1 : 0); break;
+            case 1: cn_sb_printf(sb, "%s{device=\"%s\"} %d\n", m[k].name, dev, st[i].busy_workers); break;
+            case 2:
+                cn_sb_printf(sb, "%s{device=\"%s\"} %llu\n", m[k].name, dev, (unsigned long long)st[i].mem_in_use);
+                break;
+            case 3: cn_sb_printf(sb, "%s{device=\"%s\"} %.6f\n", m[k].name, dev, (double)st[i].busy_ns * 1e-9); break;
+            default:
+                cn_sb_printf(sb, "%s{device=\"%s\",outcome=\"done\"} %llu\n", m[k].name, dev,
+                             (unsigned long long)st[i].batches_done);
+                cn_sb_printf(sb, "%s{device=\"%s\",outcome=\"failed\"} %llu\n", m[k].name, dev,
+                             (unsigned long long)st[i].batches_failed);
+                break;
+            }
+        }
+    }
+}
+
+void cn_sched_stats_json(cn_sched *s, cn_strbuf *sb) {
+    cn_sb_putc(sb, '[');
+    for (int i = 0; i < s->n_devices; i++) {
+        cn_sched_device_stats st;
+        cn_sched_stats(s, i, &st);
+        cn_sb_puts(sb, i ? ",{\"device\":" : "{\"device\":");
+        cn_sb_json_string(sb, s->dev[i].d.name);
+        cn_sb_printf(sb,
+                     ",\"healthy\":%s,\"workers\":%d,\"busy_workers\":%d,\"memory_in_use_bytes\":%llu,"
+                     "\"memory_budget_bytes\":%llu,\"busy_seconds\":%.6f,\"batches_done\":%llu,"
+                     "\"batches_failed\":%llu,\"last_error\":",
+                     st.healthy ? "true" : "false", s->dev[i].d.workers, st.busy_workers,
+                     (unsigned long long)st.mem_in_use, (unsigned long long)s->dev[i].d.mem_budget,
+                     (double)st.busy_ns * 1e-9, (unsigned long long)st.batches_done,
+                     (unsigned long long)st.batches_failed);
+        cn_sb_json_string(sb, st.last_error);
+        cn_sb_putc(sb, '}');
+    }
+    cn_sb_putc(sb, ']');
+}

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "base/strbuf.h"
 
 #define CN_SCHED_MAX_DEVICES 17
 #define CN_SCHED_MAX_TRIES 8
@@ -74,5 +75,12 @@ void cn_sched_drain(cn_sched *s);
 int cn_sched_device_count(const cn_sched *s);
 void cn_sched_stats(cn_sched *s, int device, cn_sched_device_stats *out);
 const char *cn_sched_device_name(const cn_sched *s, int device);
+
+/* Per-device gauges and counters for /metrics (Prometheus text format): canary_device_healthy,
+ * canary_device_busy_workers, canary_device_memory_in_use_bytes, canary_device_busy_seconds_total,
+ * canary_device_batches_total{outcome="done|failed"}, each labelled device="cuda:0". */
+void cn_sched_metrics(cn_sched *s, cn_strbuf *sb);
+/* The same as a JSON array, for the service's GET / hardware block. */
+void cn_sched_stats_json(cn_sched *s, cn_strbuf *sb);
 
 #endif

@@ -28,7 +28,7 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$TMP"' EXIT
 cdn_gets() { grep -c "^GET /cdn/" "$TMP/log" || true; }
-unset HF_TOKEN HUGGING_FACE_HUB_TOKEN HF_HUB_OFFLINE http_proxy https_proxy HTTPS_PROXY ALL_PROXY all_proxy
+unset HF_TOKEN HUGGING_FACE_HUB_TOKEN HF_HUB_OFFLINE http_proxy https_proxy HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
 export HF_HOME="$TMP/hf-home" # no stray token file
 M() { "$CANARY_BIN" models "$@" --quiet; }
 
@@ -55,6 +55,10 @@ assert d['cache_dir']=='$C1' and m['name']=='$REPO' and m['size_bytes']==3145728
 "; then ok "list --json"; else bad "list --json"; cat "$TMP/out" >&2; fi
 expect_rc 0 "models path resolves the hub name" M path $REPO --cache-dir "$C1"
 [ "$(cat "$TMP/out")" = "$P" ] && ok "path = pulled snapshot" || bad "path differs"
+
+expect_rc 0 "pull by commit" M pull $REPO@0123456789abcdef0123456789abcdef01234567 --cache-dir "$TMP/cache-commit"
+expect_rc 0 "list after a pull by commit" "$CANARY_BIN" models list --cache-dir "$TMP/cache-commit"
+expect_grep "commit-pulled model listed as complete" "nvidia/canary-180m-flash  *3.0 MiB  0123456789abcdef0123456789abcdef01234567@0123456789ab" "$TMP/out"
 
 # ---- offline ----
 : > "$TMP/log"
@@ -92,6 +96,18 @@ cmp -s "$(cat "$TMP/out")" "$SRC" && ok "file complete after the second run" || 
 [ "$(grep -c "^GET /cdn/.*range=bytes=1000000-" "$TMP/log")" = 1 ] && ok "second run asked for the rest only" || { bad "no resume"; cat "$TMP/log" >&2; }
 [ ! -e "$PART" ] && ok "no .incomplete left" || bad ".incomplete left"
 
+# ---- a 503 from the CDN is retried ----
+start_server --fail-once 503
+expect_rc 0 "pull survives a 503" M pull $REPO --cache-dir "$TMP/cache-503"
+cmp -s "$(cat "$TMP/out")" "$SRC" && ok "file after a 503 is identical" || bad "503 retry result differs"
+[ "$(cdn_gets)" = 2 ] && ok "the CDN was asked twice" || bad "CDN GETs after 503: $(cdn_gets)"
+
+# ---- progress bar on a terminal (script(1) provides one) ----
+start_server
+script -qec "$CANARY_BIN models pull $REPO --cache-dir $TMP/cache-tty" /dev/null > "$TMP/tty.out" 2>&1 || true
+grep -q "canary-180m-flash.nemo \[##############################\] 100.0% 3.0/3.0 MiB" "$TMP/tty.out" \
+  && ok "progress bar reaches 100 % on a terminal" || { bad "no progress bar"; cat -v "$TMP/tty.out" | tail -5 >&2; }
+
 # ---- checksum mismatch ----
 start_server --bad-sha
 expect_rc 1 "wrong checksum is rejected" M pull $REPO --cache-dir "$TMP/cache4"
@@ -108,11 +124,22 @@ HF_TOKEN=wrong expect_rc 1 "wrong token" M pull $REPO --cache-dir "$TMP/cache5"
 expect_grep "rejected token message" "refused the token for nvidia/canary-180m-flash" "$TMP/err"
 HF_TOKEN=s3cret expect_rc 0 "right token" M pull $REPO --cache-dir "$TMP/cache5"
 grep -q "^GET /cdn/.* auth=no" "$TMP/log" && ok "token not sent to the CDN host after the redirect" || bad "token leaked"
+mkdir -p "$HF_HOME"; echo s3cret > "$HF_HOME/token"
+expect_rc 0 "token from \$HF_HOME/token (huggingface-cli login)" M pull $REPO --cache-dir "$TMP/cache5b"
+rm "$HF_HOME/token"
 HF_TOKEN=s3cret expect_rc 1 "unknown repo with a token" M pull nvidia/no-such-model --cache-dir "$TMP/cache5"
 expect_grep "404 message" "repository nvidia/no-such-model was not found at $HF_ENDPOINT" "$TMP/err"
 HF_TOKEN=s3cret expect_rc 1 "unknown revision" M pull $REPO --revision v9 --cache-dir "$TMP/cache5"
 expect_grep "revision message" "has no revision 'v9'" "$TMP/err"
 expect_rc 2 "not a repo name" M pull "../../etc" --cache-dir "$TMP/cache5"
+
+# ---- a proxy: the hub name does not resolve, only the proxy (the mimic) can reach it ----
+start_server
+PROXY="http://127.0.0.1:$(cat "$TMP/port")"
+HF_ENDPOINT=http://hub.invalid http_proxy="$PROXY" expect_rc 0 "pull through http_proxy" M pull $REPO --cache-dir "$TMP/cache-proxy"
+cmp -s "$(cat "$TMP/out")" "$SRC" && ok "file via the proxy is identical" || bad "proxy download differs"
+grep -q "^GET /api/models/nvidia/canary-180m-flash/revision/main .*via-proxy" "$TMP/log" && ok "requests went through the proxy" \
+  || { bad "proxy not used"; cat "$TMP/log" >&2; }
 
 # ---- concurrent pulls of the same model ----
 start_server --delay-ms 5
@@ -136,7 +163,7 @@ expect_grep "warns about the network" "using the cached" "$TMP/err"
 expect_rc 1 "network down, nothing cached" M pull $REPO --cache-dir "$TMP/cache7"
 expect_grep "paragraph: what was tried" "cannot get the model nvidia/canary-180m-flash: it is not in the model cache" "$TMP/err"
 expect_grep "paragraph: place a .nemo by hand" "start with --model /path/to/canary-180m-flash.nemo" "$TMP/err"
-expect_grep "paragraph: smoke run" "random-weight test model" "$TMP/err"
+expect_grep "paragraph: smoke run" "random-weight test model: /usr/bin/python3 tools/make-test-model --layout canary-180m-flash --out /tmp/m, then --model /tmp/m/canary-180m-flash-tiny.nemo." "$TMP/err"
 
 # ---- --model resolution of local paths ----
 cp "$SRC" "$TMP/local.nemo"

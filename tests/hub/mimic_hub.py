@@ -30,6 +30,7 @@ ap.add_argument("--cut-once", type=int, default=0, help="first CDN GET sends onl
 ap.add_argument("--bad-sha", action="store_true", help="report a wrong sha256 everywhere")
 ap.add_argument("--token", default="", help="require Authorization: Bearer TOKEN")
 ap.add_argument("--delay-ms", type=int, default=0, help="pause per 64 KiB of CDN body")
+ap.add_argument("--fail-once", type=int, default=0, help="first CDN GET answers this HTTP status (e.g. 503)")
 args = ap.parse_args()
 
 files = {}  # (repo, name) -> dict
@@ -46,7 +47,7 @@ for org in sorted(os.listdir(args.repos)):
                                             "lfs": f.endswith(".nemo")}
             blobs[sha] = p
 lock = threading.Lock()
-state = {"cut_done": False}
+state = {"cut_done": False, "fail_done": False}
 WRONG = "f" * 64
 
 
@@ -91,8 +92,11 @@ class H(BaseHTTPRequestHandler):
 
     def handle_any(self):
         path = self.path.split("?")[0]
-        log("%s %s range=%s auth=%s" % (self.command, path, self.headers.get("Range", "-"),
-                                        "yes" if self.has_auth() else "no"))
+        via_proxy = bool(re.match(r"^https?://", path))
+        if via_proxy:  # absolute-form request: we are being used as the proxy
+            path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
+        log("%s %s range=%s auth=%s%s" % (self.command, path, self.headers.get("Range", "-"),
+                                          "yes" if self.has_auth() else "no", " via-proxy" if via_proxy else ""))
         if path.startswith("/cdn/"):
             return self.cdn(path[5:])
         if args.token and not self.authed():
@@ -157,6 +161,11 @@ class H(BaseHTTPRequestHandler):
         self.err(404, "", "not found")
 
     def cdn(self, sha):
+        with lock:
+            fail = args.fail_once and not state["fail_done"]
+            state["fail_done"] = True
+        if fail:
+            return self.err(args.fail_once, "", "simulated CDN failure")
         p = blobs.get(sha)
         if not p:
             return self.err(404, "", "no such blob")

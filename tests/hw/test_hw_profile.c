@@ -4,6 +4,7 @@
 
 #include "examples.h"
 #include "hw/profile.h"
+#include "nemo/nemo.h"
 
 static const cn_device_profile *dev(const cn_profile *p, const char *name) {
     for (int i = 0; i < p->n_devices; i++)
@@ -33,8 +34,10 @@ static void test_item_bytes_formula(void **state) {
     const cn_hw_model *m = cn_hw_model_preset("canary-180m-flash");
     /* 40 s: 4000 frames, 500 encoder frames.
      * sub 2*256*2000*64 + enc 10*500*512 + att 2*8*500^2 + dec 2*4*(1024+500)*1024 = 84,580,608 values */
-    assert_int_equal(cn_profile_item_bytes(m, 40, 2), 84580608ull * 2 + 4 * 5248);
-    assert_int_equal(cn_profile_item_bytes(m, 40, 4), 84580608ull * 4 + 4 * 5248);
+    assert_int_equal(cn_profile_item_bytes(m, 40, 2, 1), 84580608ull * 2 + 4 * 5248);
+    assert_int_equal(cn_profile_item_bytes(m, 40, 4, 1), 84580608ull * 4 + 4 * 5248);
+    /* beam 4: the decoder part (12,484,608 values) and the logits grow fourfold */
+    assert_int_equal(cn_profile_item_bytes(m, 40, 2, 4), (84580608ull + 3 * 12484608ull) * 2 + 4 * 4 * 5248);
 }
 
 static void test_presets(void **state) {
@@ -44,6 +47,26 @@ static void test_presets(void **state) {
     assert_int_equal(cn_hw_model_preset("canary-1b-v2")->vocab, 16384);
     assert_null(cn_hw_model_preset("canary-1b-flashy"));
     assert_null(cn_hw_model_preset("/models/x.nemo"));
+}
+
+static void test_from_desc(void **state) {
+    cn_model_desc d;
+    memset(&d, 0, sizeof d);
+    strcpy(d.variant, "canary-180m-flash");
+    d.pre.n_mels = 128;
+    d.enc.n_layers = 17;
+    d.enc.d_model = 512;
+    d.enc.n_heads = 8;
+    d.enc.subsampling_conv_channels = 256;
+    d.enc.subsampling_factor = 8;
+    d.dec.n_layers = 4;
+    d.dec.hidden = 1024;
+    d.dec.max_seq_len = 1024;
+    d.dec.vocab_size = 5248;
+    cn_hw_model m;
+    cn_hw_model_from_desc(&d, 182000000ull, &m);
+    const cn_hw_model *preset = cn_hw_model_preset("canary-180m-flash");
+    assert_memory_equal(&m, preset, sizeof m); /* the preset is exactly what a loaded model gives */
 }
 
 static void test_orin_nano(void **state) {
@@ -238,6 +261,18 @@ static void test_overrides(void **state) {
     assert_int_equal(p.n_devices, 1); /* device=cpu: GPUs not even listed */
 }
 
+static void test_beam_shrinks_batch(void **state) {
+    cn_hw_info hw;
+    example_orin_nano(&hw);
+    cn_config *c = config();
+    set(c, "beam-size", "4");
+    cn_profile p;
+    cn_error err;
+    assert_int_equal(cn_profile_compute(&hw, cn_hw_model_preset("canary-180m-flash"), c, &p, &err), CANARY_OK);
+    /* (3712 MiB - 364 MB) / ((84,580,608 + 3 * 12,484,608) * 2 + 4 * 4 * 5248 B) = 14.5 */
+    assert_int_equal(p.dev[0].max_batch, 14);
+}
+
 static void test_device_selection(void **state) {
     cn_hw_info hw;
     example_xeon_2x3080(&hw);
@@ -295,6 +330,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_item_bytes_formula),
         cmocka_unit_test(test_presets),
+        cmocka_unit_test(test_from_desc),
         cmocka_unit_test(test_orin_nano),
         cmocka_unit_test(test_xeon_2x3080),
         cmocka_unit_test(test_h100),
@@ -304,6 +340,7 @@ int main(void) {
         cmocka_unit_test(test_cgroup_limited_cpus),
         cmocka_unit_test(test_tight_memory_shrinks_chunks),
         cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_beam_shrinks_batch),
         cmocka_unit_test(test_device_selection),
         cmocka_unit_test(test_turing_uses_fp16),
         cmocka_unit_test(test_json_is_complete),

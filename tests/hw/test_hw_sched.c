@@ -204,6 +204,20 @@ static void test_device_failure_requeues(void **state) {
     assert_int_equal(st.batches_failed, 1);
     assert_string_equal(st.last_error, "simulated device fault");
     assert_int_equal(atomic_load(&good.count), 20);
+    cn_strbuf sb;
+    cn_sb_init(&sb);
+    cn_sched_metrics(s, &sb);
+    assert_non_null(strstr(cn_sb_str(&sb), "# TYPE canary_device_healthy gauge\n"
+                                           "canary_device_healthy{device=\"sim:bad\"} 0\n"
+                                           "canary_device_healthy{device=\"sim:good\"} 1\n"));
+    assert_non_null(strstr(cn_sb_str(&sb), "canary_device_batches_total{device=\"sim:good\",outcome=\"done\"} 20\n"));
+    assert_non_null(strstr(cn_sb_str(&sb), "canary_device_batches_total{device=\"sim:bad\",outcome=\"failed\"} 1\n"));
+    assert_non_null(strstr(cn_sb_str(&sb), "canary_device_memory_in_use_bytes{device=\"sim:good\"} 0\n"));
+    cn_sb_reset(&sb);
+    cn_sched_stats_json(s, &sb);
+    assert_non_null(strstr(cn_sb_str(&sb), "{\"device\":\"sim:bad\",\"healthy\":false,\"workers\":1,"));
+    assert_non_null(strstr(cn_sb_str(&sb), "\"last_error\":\"simulated device fault\"}"));
+    cn_sb_free(&sb);
     cn_sched_destroy(s);
 }
 
