@@ -78,8 +78,10 @@ static cn_status load_subsampling(cn_canary *m, cn_error *err) {
         snprintf(name, sizeof name, "encoder.pre_encode.conv.%d.bias", idx[i]);
         CN_TRY(cn_w_vec(m, name, C, &m->sub_b[i], err));
     }
-    CN_TRY(cn_w_linear_from(m, m->sub_w[2], m->sub_b[2], C, C, &m->sub_pw[0], err));
-    CN_TRY(cn_w_linear_from(m, m->sub_w[4], m->sub_b[4], C, C, &m->sub_pw[1], err));
+    /* The subsampling stack stays fp32 in bf16 mode: it sees the raw features, and it is a few
+     * percent of the encoder's work. */
+    CN_TRY(cn_w_linear_from_f32(m, m->sub_w[2], m->sub_b[2], C, C, &m->sub_pw[0], err));
+    CN_TRY(cn_w_linear_from_f32(m, m->sub_w[4], m->sub_b[4], C, C, &m->sub_pw[1], err));
     /* NeMo flattens [C, T, F'] channel-major (c*F' + f); our activations are channels-last, so the
      * output layer's columns are permuted to f*C + c once here. xscaling folds in as well. */
     int in = C * m->sub_f3;
@@ -100,7 +102,7 @@ static cn_status load_subsampling(cn_canary *m, cn_error *err) {
                     wp[(size_t)o * in + (size_t)f * C + c] = w[(size_t)o * in + (size_t)c * m->sub_f3 + f] * xs;
             bp[o] = b[o] * xs;
         }
-        st = cn_w_linear_from(m, wp, bp, d, in, &m->sub_out, err);
+        st = cn_w_linear_from_f32(m, wp, bp, d, in, &m->sub_out, err);
     }
     free(wp);
     free(bp);
@@ -240,6 +242,7 @@ static cn_status load_dec_layer(cn_canary *m, int li, dec_layer *L, cn_error *er
 
 static cn_status load_all(cn_canary *m, cn_error *err) {
     CN_TRY(check_desc(&m->desc, err));
+    m->load_prec = m->prec;
     CN_TRY(load_subsampling(m, err));
     const cn_encoder_desc *e = &m->desc.enc;
     m->enc = calloc((size_t)e->n_layers, sizeof *m->enc);
@@ -251,6 +254,7 @@ static cn_status load_all(cn_canary *m, cn_error *err) {
     int dd = m->desc.dec.hidden;
     if (m->desc.has_enc_dec_proj)
         CN_TRY(cn_w_linear(m, "encoder_decoder_proj", dd, e->d_model, true, &m->proj, err));
+    m->load_prec = m->prec;
     m->vocab = m->desc.dec.vocab_size;
     m->max_pos = m->desc.dec.max_seq_len;
     int64_t es[2] = {m->vocab, dd}, ps[2] = {m->max_pos, dd};

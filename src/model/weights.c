@@ -6,6 +6,9 @@
 
 #include "model/model_internal.h"
 
+static cn_status cn_w_linear_prec(cn_canary *m, const float *w, const float *b, int n_out, int n_in,
+                                  cn_precision prec, cn_linear **out, cn_error *err);
+
 static float half_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
     if (exp == 0) {
@@ -125,7 +128,17 @@ cn_status cn_w_linear(cn_canary *m, const char *prefix, int n_out, int n_in, boo
 
 cn_status cn_w_linear_from(cn_canary *m, const float *w, const float *b, int n_out, int n_in, cn_linear **out,
                            cn_error *err) {
-    CN_TRY(m->be->ops->linear_create(m->be, w, b, n_out, n_in, m->prec, out, err));
+    return cn_w_linear_prec(m, w, b, n_out, n_in, m->load_prec, out, err);
+}
+
+cn_status cn_w_linear_from_f32(cn_canary *m, const float *w, const float *b, int n_out, int n_in, cn_linear **out,
+                               cn_error *err) {
+    return cn_w_linear_prec(m, w, b, n_out, n_in, CN_PREC_F32, out, err);
+}
+
+static cn_status cn_w_linear_prec(cn_canary *m, const float *w, const float *b, int n_out, int n_in, cn_precision prec,
+                           cn_linear **out, cn_error *err) {
+    CN_TRY(m->be->ops->linear_create(m->be, w, b, n_out, n_in, prec, out, err));
     if (m->n_linears == m->cap_linears) {
         size_t cap = m->cap_linears ? m->cap_linears * 2 : 128;
         cn_linear **p = realloc(m->linears, cap * sizeof *p);
