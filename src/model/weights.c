@@ -90,7 +90,7 @@ static cn_status tensor_to_f32(const cn_tensor_view *v, float **out, cn_error *e
 cn_status cn_w_get(cn_canary *m, const char *name, int ndim, const int64_t *shape, float **out, cn_error *err) {
     const cn_tensor_view *v;
     CN_TRY(cn_nemo_expect(m->nemo, name, ndim, shape, &v, err));
-    float *f;
+    float *f = NULL;
     CN_TRY(tensor_to_f32(v, &f, err));
     if (m->n_owned == m->cap_owned) {
         size_t cap = m->cap_owned ? m->cap_owned * 2 : 256;
