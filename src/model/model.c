@@ -158,22 +158,10 @@ static cn_status load_enc_layer(cn_canary *m, int li, enc_layer *L, cn_error *er
     }
     /* Convolution module: pointwise convs are linears over channels. */
     int64_t pw1s[3] = {2 * d, d, 1}, pw2s[3] = {d, d, 1}, dws[3] = {d, 1, k};
-    float *w, *b = NULL;
-    snprintf(n, sizeof n, "%s.conv.pointwise_conv1.weight", p);
-    CN_TRY(cn_w_get(m, n, 3, pw1s, &w, err));
-    if (bias) {
-        snprintf(n, sizeof n, "%s.conv.pointwise_conv1.bias", p);
-        CN_TRY(cn_w_vec(m, n, 2 * d, &b, err));
-    }
-    CN_TRY(cn_w_linear_from(m, w, b, 2 * d, d, &L->pw1, err));
-    b = NULL;
-    snprintf(n, sizeof n, "%s.conv.pointwise_conv2.weight", p);
-    CN_TRY(cn_w_get(m, n, 3, pw2s, &w, err));
-    if (bias) {
-        snprintf(n, sizeof n, "%s.conv.pointwise_conv2.bias", p);
-        CN_TRY(cn_w_vec(m, n, d, &b, err));
-    }
-    CN_TRY(cn_w_linear_from(m, w, b, d, d, &L->pw2, err));
+    snprintf(n, sizeof n, "%s.conv.pointwise_conv1", p);
+    CN_TRY(cn_w_linear_nd(m, n, 3, pw1s, 2 * d, d, bias, &L->pw1, err));
+    snprintf(n, sizeof n, "%s.conv.pointwise_conv2", p);
+    CN_TRY(cn_w_linear_nd(m, n, 3, pw2s, d, d, bias, &L->pw2, err));
     /* Depthwise conv with BatchNorm (running statistics) folded in:
      * w' = w·γ/√(var+ε), b' = (b − mean)·γ/√(var+ε) + β. */
     float *dw, *dwb = NULL, *g, *beta, *mean, *var;

@@ -47,6 +47,9 @@ cn_status cn_w_get(cn_canary *m, const char *name, int ndim, const int64_t *shap
 cn_status cn_w_vec(cn_canary *m, const char *name, int64_t n, float **out, cn_error *err);
 cn_status cn_w_linear(cn_canary *m, const char *prefix, int n_out, int n_in, bool bias, cn_linear **out,
                       cn_error *err);
+/* A linear whose weight has `ndim` dims (e.g. a kernel-1 Conv1d [n_out, n_in, 1]). */
+cn_status cn_w_linear_nd(cn_canary *m, const char *prefix, int ndim, const int64_t *shape, int n_out, int n_in,
+                         bool bias, cn_linear **out, cn_error *err);
 cn_status cn_w_linear_from(cn_canary *m, const float *w, const float *b, int n_out, int n_in, cn_linear **out,
                            cn_error *err);
 /* The same in fp32 whatever the model's precision (layers kept exact in bf16 mode). */
