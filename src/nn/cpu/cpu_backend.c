@@ -413,21 +413,11 @@ static void cpu_mask_time(cn_exec *ex, float *x, int n_seq, int t, size_t row, c
 /* Attention                                                                                   */
 /* ------------------------------------------------------------------------------------------- */
 
-static void rel_task(void *ctx, size_t task, int thread);
 
 typedef struct {
     const cn_relattn_args *a;
     cn_exec *ex;
 } rel_job;
-
-static void cpu_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
-    int t = a->t, dk = a->head_dim;
-    size_t need = (size_t)t * t + (size_t)t * (2 * (size_t)t - 1) + 2 * (size_t)t * dk;
-    if (!cn_cpu_scratch_reserve(ex, need))
-        return;
-    rel_job j = {a, ex};
-    cn_pool_run(ex->pool, (size_t)a->n_seq * (size_t)a->n_heads, rel_task, &j);
-}
 
 CN_CPU_CLONES static void rel_task(void *ctx, size_t task, int thread) {
     const rel_job *j = ctx;
@@ -484,6 +474,15 @@ CN_CPU_CLONES static void rel_task(void *ctx, size_t task, int thread) {
             row[jj] *= inv;
     }
     cn_cpu_sgemm_nn(valid, dk, valid, 1.0f, ac, valid, vh, 3 * d, 0.0f, out, d);
+}
+
+static void cpu_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
+    int t = a->t, dk = a->head_dim;
+    size_t need = (size_t)t * t + (size_t)t * (2 * (size_t)t - 1) + 2 * (size_t)t * dk;
+    if (!cn_cpu_scratch_reserve(ex, need))
+        return;
+    rel_job j = {a, ex};
+    cn_pool_run(ex->pool, (size_t)a->n_seq * (size_t)a->n_heads, rel_task, &j);
 }
 
 typedef struct {

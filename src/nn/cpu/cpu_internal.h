@@ -30,7 +30,7 @@ struct cn_linear {
 /* Hot loops are compiled for several ISAs and picked at load time (ifunc). -ffast-math is not
  * used, so the float sums keep their order except where vectorised reductions reassociate. */
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-#define CN_CPU_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#define CN_CPU_CLONES __attribute__((target_clones("avx512f,avx2,default")))
 #else
 #define CN_CPU_CLONES
 #endif
