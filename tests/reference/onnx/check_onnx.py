@@ -37,6 +37,9 @@ def main():
     ap.add_argument("--models", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--layouts", default="canary-180m-flash,canary-1b-v2,canary-1b,canary-1b-flash")
+    ap.add_argument("--size", default="tiny", help="tiny (ctest) or full (real dimensions, benchmarks)")
+    ap.add_argument("--repeat", type=int, default=1, help="onnxruntime runs of the whole pipeline (timing)")
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     args = ap.parse_args()
     node = shutil.which("node")
     if node is None or not os.path.isdir(os.path.join(HERE, "node_modules", "onnxruntime-node")):
@@ -47,7 +50,7 @@ def main():
     failures = []
     report = {}
     for lay in [x for x in args.layouts.split(",") if x]:
-        model = os.path.join(args.models, f"{lay}-tiny.nemo")
+        model = os.path.join(args.models, f"{lay}-{args.size}.nemo")
         sem = "nemo-2.5" if lay == "canary-1b-v2" else "nemo-2.4"
         out = os.path.join(args.work, lay)
         export(model, out, sem)
@@ -62,8 +65,8 @@ def main():
         cmd = [node, os.path.join(HERE, "run_ort.mjs"), "--onnx", out, "--features", feat_file,
                "--n-mels", str(feats.shape[1]), "--frames", str(feats.shape[2]), "--length", str(int(flen[0])),
                "--prompt", ",".join(map(str, prompt)), "--eos", str(ref.tok.eos), "--max-gen", str(gen_len),
-               "--out", os.path.join(out, "ort")]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+               "--out", os.path.join(out, "ort"), "--repeat", str(args.repeat), "--threads", str(args.threads)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
         if r.returncode != 0:
             failures.append(f"{lay}: run_ort failed: {r.stderr.strip()[-500:]}")
             continue
@@ -75,7 +78,7 @@ def main():
         lp_err = float(np.abs(lp[:n] - steps[0, :n].numpy()).max())
         same = res["beam1_ids"] == ids[0]
         report[lay] = {"encoder_max_abs": enc_err, "logprob_max_abs": lp_err, "tokens": len(ids[0]),
-                       "ids_equal": same, "encoder_length": res["encoder_length"]}
+                       "ids_equal": same, "encoder_length": res["encoder_length"], "ort_wall_ms": res["wall_ms"]}
         print(f"{'ok  ' if enc_err <= TOL and lp_err <= TOL and same else 'FAIL'} {lay}: {report[lay]}")
         if enc_err > TOL or lp_err > TOL or not same or res["encoder_length"] != int(elen[0]):
             failures.append(f"{lay}: {report[lay]}")
