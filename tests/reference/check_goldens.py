@@ -22,7 +22,7 @@ from selfcheck_features import torch_reference  # noqa: E402
 REQUIRED = ["layout", "case", "semantics", "sample_rate", "arrays", "prompt_ids", "greedy_ids", "beam1_ids",
             "beam4_ids", "greedy_text", "beam1_text", "beam4_text", "lengths", "options"]
 ARRAYS = ["input", "features", "subsampling", "enc_layer_0", "enc_layer_mid", "enc_layer_last", "encoder_out",
-          "decoder_logprobs_first_steps"]
+          "decoder_logprobs_first_steps", "decoder_logprobs_forced"]
 
 
 def load(case_dir, spec):
@@ -88,6 +88,11 @@ def main():
                 errors.append(f"{tag}: decoder log-probs not normalised over {vocab}")
             if lp.shape[0] >= 1 and ids_all[1][i] and int(np.argmax(lp[0])) != ids_all[1][i][0]:
                 errors.append(f"{tag}: argmax of step-0 log-probs != first beam-1 token")
+            fl = arr["decoder_logprobs_forced"]
+            if fl.shape != (len(m["options"]["forced_ids"]) + 1, vocab):
+                errors.append(f"{tag}: decoder_logprobs_forced shape {fl.shape}")
+            elif not np.allclose(fl[0], lp[0], atol=1e-6):
+                errors.append(f"{tag}: forced row 0 differs from the first beam-1 row (same prompt step)")
             audio.append(arr["input"])
             alen.append(L["samples"])
             feats.append(arr["features"])

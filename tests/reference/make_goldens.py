@@ -23,6 +23,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from canary_ref import features as F  # noqa: E402
+from canary_ref import model as M  # noqa: E402
 from canary_ref.audio import read_wav_16k  # noqa: E402
 from canary_ref.reference import CanaryReference  # noqa: E402
 
@@ -30,7 +31,7 @@ LAYOUTS = ["canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v2"]
 DATA = "/usr/share/pocketsphinx/test/data"
 LIBRIVOX = DATA + "/librivox/sense_and_sensibility_01_austen_64kb-0{}.wav"
 LOGPROB_STEPS = 4
-GOLDEN_VERSION = 1
+GOLDEN_VERSION = 2
 
 # Feature semantics each layout is checked with by default: the NeMo generation it was trained
 # with (canary-1b 1.23, flash 2.2/2.3: before 2.5; canary-1b-v2: 2.5). The "*_alt" case uses the other.
@@ -64,6 +65,38 @@ def inputs():
     }
 
 
+FORCED_STEPS = 8
+
+
+def forced_ids(ref):
+    """FORCED_STEPS ordinary text ids, spread over the (last) text block, deterministic per model."""
+    name, off, sp = ref.tok.blocks[-1]
+    n = sp.get_piece_size()
+    out = []
+    for j in range(1, 4 * n):
+        i = (j * 7919) % n
+        if sp.is_control(i) or sp.is_unknown(i) or sp.id_to_piece(i).startswith("<"):
+            continue
+        out.append(off + i)
+        if len(out) == FORCED_STEPS:
+            break
+    return out
+
+
+def teacher_forced(ref, enc, elen, prompt, ids):
+    """[B, 1 + len(ids), V] log-probs: after the prompt, then after each forced id (true positions)."""
+    B, T, _ = enc.shape
+    emask = torch.arange(T)[None, :] < elen[:, None]
+    lp, st = M.decoder_step(ref.sd, torch.tensor([prompt] * B), 0, M.DecoderState(), enc, emask,
+                            ref.dec_heads, ref.tok.pad)
+    rows = [lp]
+    for j, t in enumerate(ids):
+        lp, st = M.decoder_step(ref.sd, torch.full((B, 1), t), len(prompt) + j, st, enc, emask,
+                                ref.dec_heads, ref.tok.pad)
+        rows.append(lp)
+    return torch.stack(rows, dim=1)
+
+
 def write_f32(path, t):
     a = np.ascontiguousarray(torch.as_tensor(t).detach().to(torch.float64).numpy().astype("<f4"))
     a.tofile(path)
@@ -85,6 +118,10 @@ def golden_case(ref, layout, case, audios, opts, out_dir):
     greedy_ids, _ = ref.decode(enc, elen, prompt, "greedy")
     beam1_ids, steps = ref.decode(enc, elen, prompt, "beam", 1, logprob_steps=LOGPROB_STEPS)
     beam4_ids, _ = ref.decode(enc, elen, prompt, "beam", 4)
+    # Teacher-forced rows that do not depend on when EOS comes: the prompt step, then FORCED_STEPS
+    # fixed text ids fed at true positions through the cache.
+    forced = forced_ids(ref)
+    forced_lp = teacher_forced(ref, enc, elen, prompt, forced)
 
     os.makedirs(out_dir, exist_ok=True)
     arrays = {}
@@ -108,6 +145,7 @@ def golden_case(ref, layout, case, audios, opts, out_dir):
         # Beam-1 path (true positions): step 0 = after the prompt, step s = after generated token s-1.
         n_steps = min(steps.shape[1], len(beam1_ids[i]) + 1)
         put("decoder_logprobs_first_steps", steps[i, :n_steps], i)
+        put("decoder_logprobs_forced", forced_lp[i], i)
 
     def per_item(v):
         return v if batch else v[0]
@@ -140,6 +178,8 @@ def golden_case(ref, layout, case, audios, opts, out_dir):
             "v2_prompt_style": "nemo (SentencePiece encode of the prompt string)" if tok.kind != "agg" else None,
             "eos_id": tok.eos, "pad_id": tok.pad,
             "max_generation_delta": ref.max_delta,
+            "max_generation_delta_greedy": ref.max_delta_greedy,
+            "forced_ids": forced,
             "max_sequence_length": ref.max_seq_len,
             "length_penalty": 0.0,
             "pad_min_duration_s": 1.0, "pad_direction": "both",
