@@ -327,7 +327,7 @@ def decoder_check(model, ref, prep, device, report, table_name, deadline):
             eo = encoder_outputs_obj(enc)
             got = greedy_full(model, eo, ref["prompt_hf"], ref["eos_id"], max_new, device)
             lp_ref = torch.from_numpy(load_f32(prep, it[table_name]["logprobs"]).copy())
-            lp = teacher_forced(model, eo, ref["prompt_hf"], want, lp_ref.shape[0], device)
+            lp = teacher_forced(model, eo, ref["prompt_hf"], it[table_name]["teacher_ids"], lp_ref.shape[0], device)
             k = min(lp.shape[0], lp_ref.shape[0])
             lp_err = float((lp[:k] - lp_ref[:k]).abs().max())
             same = got == want

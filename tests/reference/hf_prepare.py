@@ -28,6 +28,7 @@ from canary_ref import model as M  # noqa: E402
 from canary_ref.audio import read_wav_16k  # noqa: E402
 from canary_ref.decoding import max_generation_length  # noqa: E402
 from canary_ref.reference import CanaryReference  # noqa: E402
+from make_goldens import forced_ids  # noqa: E402
 
 DATA = "/usr/share/pocketsphinx/test/data"
 STEPS = 16  # teacher-forced log-prob rows stored per case and table
@@ -104,10 +105,14 @@ def main():
             for table_name, table in (("nemo_table", nemo_table), ("hf_table", hf_table)):
                 ref.sd[pos_key] = table
                 ids, _ = ref.decode(e1, elen[i:i + 1], prompt_hf, "beam", 1)
-                lp = teacher_forced(ref, e1, m1, prompt_hf, ids[0], STEPS)
+                # Teacher-forced path: the reference's own ids, extended with fixed text ids when
+                # decoding stopped early, so there are always STEPS rows to compare.
+                teacher = (list(ids[0]) + forced_ids(ref))[: STEPS - 1]
+                lp = teacher_forced(ref, e1, m1, prompt_hf, teacher, STEPS)
                 # NeMo beam 1 makes at most gen + 1 tokens; one more step only when it ended with EOS.
                 ended_eos = len(ids[0]) < gen + 1
-                item[table_name] = {"beam1_ids": ids[0], "logprobs": put(args.out, f"{name}_{table_name}_lp_{i}", lp),
+                item[table_name] = {"beam1_ids": ids[0], "teacher_ids": teacher,
+                                    "logprobs": put(args.out, f"{name}_{table_name}_lp_{i}", lp),
                                     "ended_with_eos": ended_eos,
                                     "max_new_tokens": len(ids[0]) + 1 if ended_eos else len(ids[0])}
             ref.sd[pos_key] = nemo_table

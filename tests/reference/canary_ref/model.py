@@ -274,9 +274,10 @@ def _heads(t, n_heads):
     return t.view(B, L, n_heads, d // n_heads).transpose(1, 2)
 
 
-def decoder_step(sd, ids, start_pos, state, enc, enc_mask, n_heads, pad_id):
+def decoder_step(sd, ids, start_pos, state, enc, enc_mask, n_heads, pad_id, all_positions=False):
     """Run the decoder on ids [B, L] at positions start_pos.. with the cached state; returns
-    (log-probs [B, V] of the last position, new state). enc_mask [B, T] bool True = valid frame."""
+    (log-probs [B, V] of the last position, or [B, L, V] with all_positions, new state).
+    enc_mask [B, T] bool True = valid frame."""
     x = embed(sd, ids, start_pos)
     B, L, d = x.shape
     # Self-attention mask (form_attention_mask): keys that are <pad> are masked, causal within the
@@ -314,5 +315,6 @@ def decoder_step(sd, ids, start_pos, state, enc, enc_mask, n_heads, pad_id):
                  sd[p + "third_sub_layer.dense_out.weight"], sd[p + "third_sub_layer.dense_out.bias"])
         h = f + c
     h = _ln(h, sd, "transf_decoder._decoder.final_layer_norm")
-    logits = _lin(h[:, -1], sd["log_softmax.mlp.layer0.weight"], sd["log_softmax.mlp.layer0.bias"])
+    logits = _lin(h if all_positions else h[:, -1], sd["log_softmax.mlp.layer0.weight"],
+                  sd["log_softmax.mlp.layer0.bias"])
     return torch.log_softmax(logits, dim=-1), DecoderState(new_kv, state.cross)
