@@ -1,0 +1,91 @@
+/* NeMo-exact log-mel front end (AudioToMelSpectrogramPreprocessor / FilterbankFeatures, eval mode).
+ *
+ * 16 kHz float audio -> pre-emphasis -> centred STFT (FFTW, double; see features.c) -> power -> mel
+ * filterbank -> log(x + guard) -> per-feature normalization -> masking. Spec §3.
+ *
+ * Two NeMo behaviours exist (PR #13827, first in NeMo 2.5):
+ *   CN_FEAT_NEMO_2_4: reflect centre padding, valid frames = L/hop + 1, pre-emphasis not masked.
+ *   CN_FEAT_NEMO_2_5: zero centre padding, valid frames = L/hop, pre-emphasis masked past L.
+ * In both the output has 1 + Lpad/hop columns (Lpad = the padded batch length); columns past the
+ * valid length hold pad_value.
+ *
+ * The extractor is created once per model from the checkpoint's preprocessor settings (taken as
+ * plain values: this module depends on base only) and is immutable afterwards, so any number of
+ * threads may compute features with one extractor at the same time.
+ */
+#ifndef CN_FEATURES_FEATURES_H
+#define CN_FEATURES_FEATURES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+typedef enum cn_feat_semantics {
+    CN_FEAT_NEMO_2_4 = 0,
+    CN_FEAT_NEMO_2_5 = 1,
+} cn_feat_semantics;
+
+typedef enum cn_feat_normalize {
+    CN_FEAT_NORM_PER_FEATURE = 0, /* NeMo "per_feature" (Canary) */
+    CN_FEAT_NORM_NONE = 1,        /* raw log-mel, e.g. for chunk-wise normalization later */
+} cn_feat_normalize;
+
+typedef struct cn_features_config {
+    int sample_rate;        /* 16000 */
+    int n_mels;             /* 128 */
+    int n_fft;              /* 512 */
+    int win_length;         /* 400 */
+    int hop_length;         /* 160 */
+    const char *window;     /* "hann" (also "hamming", "blackman", "bartlett", "ones"); NULL = hann */
+    double preemph;         /* 0.97; 0 = none */
+    double lowfreq;         /* 0 */
+    double highfreq;        /* 8000; <= 0 means sample_rate / 2 */
+    double log_zero_guard_value; /* 2^-24 */
+    bool log_guard_clamp;   /* false: log(x + guard) ("add"); true: log(max(x, guard)) ("clamp") */
+    bool log;               /* true */
+    double mag_power;       /* 2.0 */
+    bool mel_norm_slaney;   /* true: Slaney area normalization of computed filters */
+    cn_feat_normalize normalize;
+    int pad_to;             /* 0: none; else time axis padded to a multiple */
+    float pad_value;        /* 0 */
+    cn_feat_semantics semantics;
+    /* Checkpoint buffers, copied at create; NULL = computed (Slaney mel; symmetric window). */
+    const float *filterbank; /* [n_mels, n_fft/2 + 1] (preprocessor.featurizer.fb) */
+    const float *window_values; /* [win_length] (preprocessor.featurizer.window) */
+} cn_features_config;
+
+/* Canary's values (spec §3.2) with the given semantics. */
+void cn_features_config_canary(cn_features_config *cfg, cn_feat_semantics semantics);
+
+/* Parses "nemo-2.4" / "nemo-2.5". */
+cn_status cn_feat_semantics_parse(const char *s, cn_feat_semantics *out, cn_error *err);
+const char *cn_feat_semantics_name(cn_feat_semantics s);
+
+typedef struct cn_features cn_features;
+
+cn_status cn_features_create(const cn_features_config *cfg, cn_features **out, cn_error *err);
+void cn_features_destroy(cn_features *f);
+
+int cn_features_n_mels(const cn_features *f);
+/* Output columns for a (padded) input of n samples: 1 + n/hop, rounded up to pad_to. */
+int64_t cn_features_columns(const cn_features *f, int64_t n_samples);
+/* Valid frames for an utterance of n samples (seq_len). */
+int64_t cn_features_valid_frames(const cn_features *f, int64_t n_samples);
+
+/* One utterance of n >= 1 samples. out: [n_mels, columns(n)] row-major (feature-major, as NeMo's
+ * [B, F, T] for B = 1). *valid = valid_frames(n). Thread-safe. */
+cn_status cn_features_compute(const cn_features *f, const float *audio, int64_t n, float *out,
+                              int64_t *valid, cn_error *err);
+
+/* A padded batch exactly as NeMo computes it: item b is audio[b][0..lens[b]) followed by zeros up
+ * to max(lens). out: [batch, n_mels, columns(max(lens))]; valid[b] per item. Thread-safe. */
+cn_status cn_features_compute_batch(const cn_features *f, const float *const *audio,
+                                    const int64_t *lens, int batch, float *out, int64_t *valid,
+                                    cn_error *err);
+
+/* The mel filterbank in use, [n_mels, n_fft/2 + 1] (for tests and tools). */
+const float *cn_features_filterbank(const cn_features *f);
+
+#endif
