@@ -67,6 +67,16 @@ cn_status cn_feat_semantics_parse(const char *s, cn_feat_semantics *out, cn_erro
     return CANARY_OK;
 }
 
+cn_feat_semantics cn_feat_semantics_auto(const char *variant, const char *nemo_version) {
+    int major, minor;
+    if (nemo_version && sscanf(nemo_version, "%d.%d", &major, &minor) == 2)
+        return (major > 2 || (major == 2 && minor >= 5)) ? CN_FEAT_NEMO_2_5 : CN_FEAT_NEMO_2_4;
+    if (variant && (strcmp(variant, "canary-1b") == 0 || strcmp(variant, "canary-1b-flash") == 0 ||
+                    strcmp(variant, "canary-180m-flash") == 0))
+        return CN_FEAT_NEMO_2_4;
+    return CN_FEAT_NEMO_2_5;
+}
+
 const char *cn_feat_semantics_name(cn_feat_semantics s) {
     return s == CN_FEAT_NEMO_2_4 ? "nemo-2.4" : "nemo-2.5";
 }

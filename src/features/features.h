@@ -59,6 +59,15 @@ typedef struct cn_features_config {
 /* Canary's values (spec §3.2) with the given semantics. */
 void cn_features_config_canary(cn_features_config *cfg, cn_feat_semantics semantics);
 
+/* The default for "auto" (engine.feature_semantics), from the loader's model description:
+ *  - a NeMo version recorded in the checkpoint's config decides when present (>= 2.5 -> nemo-2.5);
+ *  - else canary-1b, canary-1b-flash, canary-180m-flash -> nemo-2.4: they were trained and their
+ *    published WERs measured with NeMo < 2.5 (released Feb/Mar 2025, before PR #13827, July 2025);
+ *  - canary-1b-v2 and unknown variants -> nemo-2.5: released after the change (Aug 2025), and what
+ *    current NeMo, HF transformers and onnx-asr compute, i.e. what users compare against.
+ * `variant` / `nemo_version` may be NULL or "". */
+cn_feat_semantics cn_feat_semantics_auto(const char *variant, const char *nemo_version);
+
 /* Parses "nemo-2.4" / "nemo-2.5". */
 cn_status cn_feat_semantics_parse(const char *s, cn_feat_semantics *out, cn_error *err);
 const char *cn_feat_semantics_name(cn_feat_semantics s);

@@ -302,6 +302,15 @@ static void test_bad_config_and_input(void **state) {
     assert_int_equal(cn_feat_semantics_parse("nemo-3", &s, &err), CANARY_EINVAL);
     assert_non_null(strstr(err.msg, "nemo-3"));
 
+    assert_int_equal(cn_feat_semantics_auto("canary-1b", ""), CN_FEAT_NEMO_2_4);
+    assert_int_equal(cn_feat_semantics_auto("canary-1b-flash", NULL), CN_FEAT_NEMO_2_4);
+    assert_int_equal(cn_feat_semantics_auto("canary-180m-flash", ""), CN_FEAT_NEMO_2_4);
+    assert_int_equal(cn_feat_semantics_auto("canary-1b-v2", ""), CN_FEAT_NEMO_2_5);
+    assert_int_equal(cn_feat_semantics_auto("canary-custom", NULL), CN_FEAT_NEMO_2_5);
+    assert_int_equal(cn_feat_semantics_auto("canary-1b-flash", "2.5.0rc0"), CN_FEAT_NEMO_2_5);
+    assert_int_equal(cn_feat_semantics_auto("canary-1b-v2", "2.4.1"), CN_FEAT_NEMO_2_4);
+    assert_int_equal(cn_feat_semantics_auto(NULL, "3.0"), CN_FEAT_NEMO_2_5);
+
     cn_features_config_canary(&cfg, CN_FEAT_NEMO_2_5);
     assert_int_equal(cn_features_create(&cfg, &f, &err), CANARY_OK);
     float x = 0, out[128];
