@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audio/decoder.h"
@@ -298,6 +300,11 @@ int cmd_transcribe(int argc, char **argv) {
         fs[i].path = p.pos[i];
         src[i] = (cn_pcm_source){.self = &fs[i], .name = p.pos[i], .expected_s = probe_duration(p.pos[i]),
                                  .read = file_read};
+    }
+    if (outdir && mkdir(outdir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "canary-stt transcribe: cannot create --output-dir %s: %s\n", outdir, strerror(errno));
+        rc = 1;
+        goto out;
     }
     cn_status st = cn_pipeline_run(&rec, &pp, src, n, tr, &err);
     if (pp.progress)
