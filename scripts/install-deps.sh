@@ -13,6 +13,8 @@ PACKAGES=(
   # test-model generation, the numerical reference, and test data
   python3 python3-torch python3-torchaudio python3-sentencepiece python3-numpy python3-onnx python3-yaml
   sentencepiece ffmpeg sox libsox-fmt-mp3 espeak-ng pocketsphinx-testdata sctk curl ca-certificates
+  # service tests: JSON assertions in bash (the OpenAI SDK test installs npm `openai` with npm ci)
+  jq
 )
 
 missing=()

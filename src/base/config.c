@@ -58,6 +58,14 @@ static const field fields[] = {
       "seconds a client may take to send headers and body"),
     F("log.level", T_STR, log_level, "info", 0, 0, "debug | info | warn | error | off"),
     F("log.format", T_STR, log_format, "text", 0, 0, "text | json"),
+    F("engine.streams", T_INT, streams, "0", 0, 64, "executors (CUDA streams) per GPU, sharing one model copy (0 = auto)"),
+    F("engine.memory_budget_mb", T_INT, memory_budget_mb, "0", 0, 16777216,
+      "memory each device may use for weights and activations, in MiB (0 = auto)"),
+    F("server.webhook_secret", T_STR, webhook_secret, "", 0, 0,
+      "HMAC-SHA256 key signing webhooks (empty = a random key kept in data_dir/webhook_secret)"),
+    F("server.webhook_backoff_s", T_DOUBLE, webhook_backoff_s, "2", 0.01, 3600,
+      "seconds before the first webhook retry; doubles with each attempt"),
+    F("server.webhook_attempts", T_INT, webhook_attempts, "6", 1, 100, "webhook deliveries tried before giving up"),
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 _Static_assert(N_FIELDS <= sizeof(((cn_config *)0)->sources) / sizeof(cn_config_source), "grow sources[]");

@@ -54,9 +54,15 @@ typedef struct cn_config {
     char *api_keys;         /* comma-separated Bearer keys; "" = no auth */
     double result_ttl_hours;
     int request_timeout_s;
+    char *webhook_secret;   /* HMAC key for webhook signatures; "" = generated in data_dir */
+    double webhook_backoff_s; /* first webhook retry delay (doubles per attempt) */
+    int webhook_attempts;   /* webhook deliveries tried before giving up */
     /* logging */
     char *log_level;
     char *log_format;       /* text | json */
+    /* hardware auto-configuration overrides (hw/profile.h; 0 = auto) */
+    int streams;            /* executors per GPU */
+    int memory_budget_mb;   /* memory each device may use */
     /* where the config file came from ("" if none) */
     char *config_file;
 

@@ -441,6 +441,11 @@ cn_status cn_features_compute_batch(const cn_features *f, const float *const *au
             return cn_error_set(err, CANARY_EINVAL, "feature input %d is NULL", b);
         if (lens[b] > lmax)
             lmax = lens[b];
+        for (int64_t i = 0; i < lens[b]; i++)
+            if (!isfinite(audio[b][i]))
+                return cn_error_set(err, CANARY_EINVAL,
+                                    "feature input %d: sample %lld (%.3f s) is not a finite number", b,
+                                    (long long)i, (double)i / f->cfg.sample_rate);
     }
     if (lmax > ((int64_t)1 << 40))
         return cn_error_set(err, CANARY_ELIMIT, "feature input of %lld samples is too long",

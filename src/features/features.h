@@ -56,6 +56,16 @@ typedef struct cn_features_config {
     const float *window_values; /* [win_length] (preprocessor.featurizer.window) */
 } cn_features_config;
 
+/* From the loader's cn_preproc_desc (nemo/nemo.h) the engine fills: sample_rate, n_mels, n_fft,
+ * win_length, hop_length, window, preemph, lowfreq, highfreq, log_zero_guard_value,
+ * log_guard_clamp = (log_zero_guard_type == "clamp"), log, mag_power,
+ * mel_norm_slaney = (mel_norm == "slaney"), normalize ("per_feature" -> PER_FEATURE), pad_to,
+ * pad_value; and filterbank / window_values from the checkpoint tensors preprocessor.featurizer.fb
+ * ([1, n_mels, n_fft/2+1]) and .window ([win_length]) as contiguous float32 -- pass them: NeMo's
+ * stored float32 window differs from a recomputed one enough to move features by ~1.5e-4.
+ * Not supported (the engine should refuse with CANARY_EUNSUPPORTED): frame_splicing > 1,
+ * exact_pad = true, normalize "all_features" or a fixed mean/std. dither is ignored (inference). */
+
 /* Canary's values (spec §3.2) with the given semantics. */
 void cn_features_config_canary(cn_features_config *cfg, cn_feat_semantics semantics);
 

@@ -36,7 +36,8 @@ static int try_open(const char *path, char *why, size_t why_len) {
     snprintf(g_plugin.path, sizeof g_plugin.path, "%s", path);
     g_plugin.enumerate = (cn_cuda_enumerate_fn)dlsym(h, "cn_cuda_enumerate");
     g_plugin.versions = (cn_cuda_versions_fn)dlsym(h, "cn_cuda_versions");
-    if (!g_plugin.enumerate || !g_plugin.versions) {
+    g_plugin.selftest = (cn_cuda_selftest_fn)dlsym(h, "cn_cuda_selftest");
+    if (!g_plugin.enumerate || !g_plugin.versions || !g_plugin.selftest) {
         snprintf(why, why_len, "%s lacks required symbols", path);
         dlclose(h);
         memset(&g_plugin, 0, sizeof g_plugin);

@@ -13,6 +13,7 @@ typedef struct cn_cuda_plugin {
     char path[512];
     cn_cuda_enumerate_fn enumerate;
     cn_cuda_versions_fn versions;
+    cn_cuda_selftest_fn selftest;
 } cn_cuda_plugin;
 
 /* Loads the plugin once per process (thread-safe). Search order: $CANARY_CUDA_PLUGIN, the

@@ -5,14 +5,14 @@
 
 #include <stddef.h>
 
-#define CN_CUDA_PLUGIN_ABI 1
+#define CN_CUDA_PLUGIN_ABI 2
 
 typedef struct cn_cuda_device_info {
     int index;
     char name[256];
     int cc_major, cc_minor;
     size_t total_mem, free_mem;
-    char uuid[40];
+    char uuid[48];          /* "GPU-" + 36 characters: 40 + NUL (ABI 1 had 40 and lost the last digit) */
     int integrated; /* shares memory with the CPU (Jetson/Tegra) */
 } cn_cuda_device_info;
 
@@ -22,5 +22,11 @@ typedef int (*cn_cuda_abi_version_fn)(void);
 typedef int (*cn_cuda_enumerate_fn)(cn_cuda_device_info *out, int cap, char *msg, size_t msg_len);
 /* Runtime and driver versions as CUDA encodes them (13000 = 13.0); 0 when unknown. */
 typedef void (*cn_cuda_versions_fn)(int *runtime, int *driver);
+/* Hardware self-test on one device (ABI 2): fills `mem_bytes` of device memory with a pattern by a
+ * kernel and verifies it on the host, then computes c = a * b (row-major fp32, m x k times k x n)
+ * with cuBLAS in strict fp32 (no TF32) for the caller to compare with its CPU result. Returns 0,
+ * or -1 with a message (allocation, launch or pattern failure). */
+typedef int (*cn_cuda_selftest_fn)(int device, size_t mem_bytes, const float *a, const float *b, float *c, int m,
+                                   int n, int k, char *msg, size_t msg_len);
 
 #endif

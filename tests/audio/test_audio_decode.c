@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "audio/decoder.h"
 #include "canary/canary_audio.h"
@@ -172,6 +173,9 @@ static const fmt_case k_formats[] = {
     {"stereo48k.opus", "src44s.wav", "-c:a libopus -b:a 64k", 2, 420, false},
     {"stereo48k.webm", "src44s.wav", "-c:a libopus -b:a 64k", 2, 420, false},
     {"stereo44k.m4a", "src44s.wav", "-c:a aac -b:a 128k", 2, 420, false},
+    /* ADTS records no encoder delay or padding: the 1024 priming samples and the last frame's
+     * padding stay (every decoder, the ffmpeg CLI included, gives the same), < 2 frames. */
+    {"stereo44k.aac", "src44s.wav", "-c:a aac -b:a 128k", 2, 745, false},
     {"video.mp4", "src44s.wav", "-c:v mpeg4 -c:a aac -b:a 128k -shortest", 2, 420, true},
     {"video.mov", "src44s.wav", "-c:v mpeg4 -c:a pcm_s16le -shortest", 2, 2, true},
     {"video.mkv", "src44s.wav", "-c:v mpeg4 -c:a flac -shortest", 2, 2, true},
@@ -362,6 +366,16 @@ static void test_bad_inputs(void **state) {
     assert_non_null(strstr(err.msg, "upload.wav: the upload is empty"));
     expect_error("missing file", tmp("does-not-exist.wav"), NULL, CANARY_ENOTFOUND, "does-not-exist.wav");
     expect_error("directory", g_dir, NULL, CANARY_EINVAL, "directory");
+    /* a local file whose name looks like a URL is read as that file */
+    sh("mkdir -p '%s/http:' && cp '%s' '%s/http:/x.wav'", g_dir, tmp("pcm16_16k.wav"), g_dir);
+    size_t nurl;
+    char cwd[1024];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(g_dir), 0);
+    float *xurl = decode_path("http://x.wav", NULL, &nurl);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(nurl, g_src16_n);
+    free(xurl);
 
     /* truncated: a WAV cut inside its header; an MP3 cut in half still gives its first half; an
      * m4a cut in half has lost its index (moov at the end) */
@@ -404,6 +418,39 @@ static void test_bad_inputs(void **state) {
     assert_true(x[0] == -12345 / 32768.0f);
     free(x);
     cn_audio_close(d);
+
+    /* float samples that are NaN or infinite come out as silence, everything else untouched */
+    {
+        uint8_t fw[44 + 64 * 4];
+        memcpy(fw, "RIFF", 4);
+        put_le(fw + 4, 36 + 256, 4);
+        memcpy(fw + 8, "WAVEfmt ", 8);
+        put_le(fw + 16, 16, 4);
+        put_le(fw + 20, 3, 2); /* IEEE float */
+        put_le(fw + 22, 1, 2);
+        put_le(fw + 24, 16000, 4);
+        put_le(fw + 28, 64000, 4);
+        put_le(fw + 32, 4, 2);
+        put_le(fw + 34, 32, 2);
+        memcpy(fw + 36, "data", 4);
+        put_le(fw + 40, 256, 4);
+        float vals[64];
+        for (int i = 0; i < 64; i++)
+            vals[i] = 0.01f * (float)i;
+        vals[10] = NAN;
+        vals[20] = INFINITY;
+        vals[30] = -INFINITY;
+        memcpy(fw + 44, vals, sizeof vals);
+        write_all(tmp("nan.wav"), fw, sizeof fw);
+        float *y;
+        assert_int_equal(cn_audio_open_file(tmp("nan.wav"), NULL, &d, &err), CANARY_OK);
+        assert_int_equal(cn_audio_decode_all(d, 0, &y, &n, &err), CANARY_OK);
+        assert_int_equal(n, 64);
+        for (int i = 0; i < 64; i++)
+            assert_true(y[i] == (i == 10 || i == 20 || i == 30 ? 0.0f : vals[i]));
+        free(y);
+        cn_audio_close(d);
+    }
 
     /* absurd sample rates */
     static const uint32_t rates[] = {0, 1, 999, 1000000, 0x7fffffffu, 0xffffffffu};
@@ -481,8 +528,9 @@ static void test_public_api(void **state) {
     }
     assert_int_equal(total, g_src16_n);
     canary_audio_close(a);
-    assert_int_equal(canary_audio_open_file(tmp("notes.txt"), NULL, &a, msg, sizeof msg), CANARY_EFORMAT);
-    assert_non_null(strstr(msg, "notes.txt"));
+    write_all(tmp("readme.txt"), "plain text\n", 11);
+    assert_int_equal(canary_audio_open_file(tmp("readme.txt"), NULL, &a, msg, sizeof msg), CANARY_EFORMAT);
+    assert_non_null(strstr(msg, "readme.txt"));
 }
 
 int main(void) {

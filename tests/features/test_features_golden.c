@@ -99,7 +99,7 @@ static int check_case(const char *dir, const char *layout, const char *cs, int *
     for (int i = 0; i < batch; i++) {
         char name[64];
         size_t n;
-        json_t *shape;
+        json_t *shape = NULL;
         snprintf(name, sizeof name, batch > 1 ? "input_%d" : "input", i);
         in[i] = load_array(dir, arrays, name, &n, &shape);
         if (!in[i])

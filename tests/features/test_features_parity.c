@@ -317,6 +317,12 @@ static void test_bad_config_and_input(void **state) {
     int64_t valid;
     assert_int_equal(cn_features_compute(f, &x, 0, out, &valid, &err), CANARY_EINVAL);
     assert_non_null(strstr(err.msg, "0 samples"));
+    float withnan[400] = {0};
+    withnan[321] = NAN;
+    float *big = malloc(128 * 3 * sizeof(float));
+    assert_int_equal(cn_features_compute(f, withnan, 400, big, &valid, &err), CANARY_EINVAL);
+    assert_non_null(strstr(err.msg, "sample 321"));
+    free(big);
     cn_features_destroy(f);
 }
 
