@@ -1,13 +1,24 @@
-/* canary-stt transcribe: files in, text or JSON out, through the public engine API. */
+/* canary-stt transcribe: files of any length in, transcripts out (text, json, verbose_json, srt,
+ * vtt), through the long-audio pipeline over the engine. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audio/decoder.h"
+#include "base/file.h"
+#include "base/log.h"
 #include "base/strbuf.h"
 #include "canary/canary.h"
 #include "canary/canary_audio.h"
+#include "canary/canary_pipeline.h"
 #include "cli/cli.h"
 #include "cli/engine_opts.h"
+#include "pipeline/engine_recognizer.h"
+#include "pipeline/pipeline.h"
 
 cn_status cn_cli_read_audio(const char *path, float **out, size_t *n, char *msg, size_t msg_size) {
     canary_audio *a;
@@ -103,25 +114,74 @@ cn_status cn_cli_engine_params(const cn_config *cfg, const cn_cli_parsed *p, con
     return CANARY_OK;
 }
 
-static void print_json(const canary_context *ctx, const char *file, const char *model_variant) {
+/* ---- the transcribe subcommand: files -> pipeline (VAD, chunks, batches, merge) -> formats ---- */
+
+/* An input file as a pipeline source: opened at its first read, closed at its end, so that many
+ * files never hold many decoders open at once. */
+typedef struct file_source {
+    const char *path;
+    cn_audio_decoder *dec;
+    bool done;
+} file_source;
+
+static cn_status file_read(void *self, float *buf, size_t max, size_t *got, cn_error *err) {
+    file_source *f = self;
+    *got = 0;
+    if (f->done)
+        return CANARY_OK;
+    if (!f->dec)
+        CN_TRY(cn_audio_open_file(f->path, NULL, &f->dec, err));
+    CN_TRY(cn_audio_read(f->dec, buf, max, got, err));
+    if (*got == 0) {
+        cn_audio_close(f->dec);
+        f->dec = NULL;
+        f->done = true;
+    }
+    return CANARY_OK;
+}
+
+/* The duration a file's header declares (0 when unknown), for progress before decoding ends. */
+static double probe_duration(const char *path) {
+    cn_audio_decoder *d;
+    cn_error err;
+    if (cn_audio_open_file(path, NULL, &d, &err) != CANARY_OK)
+        return 0; /* the real open reports the error */
+    double s = cn_audio_get_info(d)->duration_s;
+    cn_audio_close(d);
+    return s > 0 ? s : 0;
+}
+
+static void fmt_secs(char *buf, size_t n, double s) {
+    if (s < 0)
+        snprintf(buf, n, "--");
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s / 60 % 60);
+}
+
+static bool progress_bar(const canary_progress *p, void *user) {
+    (void)user;
+    char eta[32];
+    fmt_secs(eta, sizeof eta, p->eta_s);
+    int filled = (int)(p->fraction * 30 + 0.5);
+    fprintf(stderr, "\r[%.*s%.*s] %3d%%  chunks %zu/%zu  RTF %.3f  ETA %s   ", filled,
+            "##############################", 30 - filled, "..............................",
+            (int)(p->fraction * 100 + 0.5), p->chunks_done, p->chunks_total, p->rtf, eta);
+    fflush(stderr);
+    return true;
+}
+
+/* "<dir>/<file name without its extension>.<ext>" */
+static char *output_path(const char *dir, const char *input, const char *ext) {
+    const char *base = strrchr(input, '/');
+    base = base ? base + 1 : input;
+    const char *dot = strrchr(base, '.');
+    size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
     cn_strbuf sb;
     cn_sb_init(&sb);
-    cn_sb_puts(&sb, "{\"file\":");
-    cn_sb_json_string(&sb, file);
-    cn_sb_puts(&sb, ",\"model\":");
-    cn_sb_json_string(&sb, model_variant);
-    cn_sb_puts(&sb, ",\"text\":");
-    cn_sb_json_string(&sb, canary_result_text(ctx, 0));
-    cn_sb_printf(&sb, ",\"score\":%.6g,\"tokens\":[", (double)canary_result_score(ctx, 0));
-    for (int j = 0; j < canary_result_token_count(ctx, 0); j++) {
-        canary_token t = canary_result_token(ctx, 0, j);
-        cn_sb_printf(&sb, "%s{\"id\":%d,\"piece\":", j ? "," : "", t.id);
-        cn_sb_json_string(&sb, t.piece);
-        cn_sb_printf(&sb, ",\"logprob\":%.6g,\"position\":%d}", (double)t.logprob, t.position);
-    }
-    cn_sb_puts(&sb, "]}\n");
-    fputs(cn_sb_str(&sb), stdout);
-    cn_sb_free(&sb);
+    cn_sb_printf(&sb, "%s/%.*s.%s", dir, (int)len, base, ext);
+    return cn_sb_steal(&sb);
 }
 
 int cmd_transcribe(int argc, char **argv) {
@@ -130,8 +190,11 @@ int cmd_transcribe(int argc, char **argv) {
         {"target-lang", true, "target language for translation (default: same as --lang)"},
         {"beam", true, "beam width (default: the model's, 1)"},
         {"search", true, "beam (NeMo's default path) | greedy (NeMo's greedy strategy)"},
-        {"format", true, "text | json (default text)"},
+        {"format", true, "text | json | verbose_json | srt | vtt (default text)"},
+        {"output-dir", true, "write <name>.<txt|json|srt|vtt> per input there instead of printing"},
+        {"overlap", true, "seconds of overlap where a chunk must be cut inside speech (default 1)"},
         {0}};
+    enum { O_FORMAT = 4, O_OUTDIR = 5, O_OVERLAP = 6 };
     cn_config cfg;
     cn_error err;
     cn_error_clear(&err);
@@ -149,19 +212,43 @@ int cmd_transcribe(int argc, char **argv) {
         FILE *o = p.help ? stdout : stderr;
         fprintf(o, "Usage: canary-stt transcribe --model M.nemo [--lang en] [--target-lang de] [--pnc yes|no]\n"
                    "         [--beam N] [--search beam|greedy] [--precision fp32|bf16] [--threads N]\n"
-                   "         [--format text|json] FILE...\n\n"
-                   "Transcribes (or translates) each audio/video file in one pass of the model.\n\n");
+                   "         [--format text|json|verbose_json|srt|vtt] [--output-dir DIR] FILE...\n\n"
+                   "Transcribes (or translates) audio/video files of any length: silence is skipped, speech\n"
+                   "is cut into chunks of at most the model's limit (40 s) at pauses, chunks of all files are\n"
+                   "batched together, and each file gets one transcript with timestamps.\n\n");
         if (p.help)
             cn_cli_print_opts(opts);
         cn_config_free(&cfg);
         return p.help ? 0 : 2;
     }
     cn_cli_setup_logging(&cfg, &err);
-    const char *format = p.values[4] ? p.values[4] : "text";
-    if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
-        fprintf(stderr, "canary-stt transcribe: --format %s: expected text or json\n", format);
+    canary_output_format fmt = CANARY_FORMAT_TEXT;
+    if (p.values[O_FORMAT] && !canary_output_format_parse(p.values[O_FORMAT], &fmt)) {
+        fprintf(stderr, "canary-stt transcribe: --format %s: expected text, json, verbose_json, srt or vtt\n",
+                p.values[O_FORMAT]);
         cn_config_free(&cfg);
         return 2;
+    }
+    const char *outdir = p.values[O_OUTDIR];
+    if (!outdir && p.n_pos > 1 && (fmt == CANARY_FORMAT_SRT || fmt == CANARY_FORMAT_VTT)) {
+        fprintf(stderr, "canary-stt transcribe: --format %s with several files needs --output-dir\n",
+                canary_output_format_name(fmt));
+        cn_config_free(&cfg);
+        return 2;
+    }
+    cn_pipeline_params pp;
+    cn_pipeline_params_default(&pp);
+    if (p.values[O_OVERLAP]) {
+        char *end;
+        pp.overlap_s = strtod(p.values[O_OVERLAP], &end);
+        if (*end || !(pp.overlap_s >= 0 && pp.overlap_s <= 10)) {
+            fprintf(stderr, "canary-stt transcribe: --overlap %s: expected seconds from 0 to 10\n",
+                    p.values[O_OVERLAP]);
+            cn_config_free(&cfg);
+            return 2;
+        }
+    } else {
+        pp.overlap_s = 1.0;
     }
     char msg[1024];
     canary_model *model = NULL;
@@ -169,13 +256,16 @@ int cmd_transcribe(int argc, char **argv) {
     canary_model_params mp = canary_model_default_params();
     mp.cache_dir = cfg.cache_dir[0] ? cfg.cache_dir : NULL;
     int rc = 0;
+    file_source *fs = NULL;
+    cn_pcm_source *src = NULL;
+    canary_transcript *tr = NULL;
     if (canary_model_load(cfg.model, &mp, &model, msg, sizeof msg) != CANARY_OK) {
         fprintf(stderr, "canary-stt transcribe: %s\n", msg);
         cn_config_free(&cfg);
         return 1;
     }
-    canary_params prm;
-    if (cn_cli_engine_params(&cfg, &p, opts, model, &prm, msg, sizeof msg) != CANARY_OK) {
+    cn_engine_recognizer er = {.model = model};
+    if (cn_cli_engine_params(&cfg, &p, opts, model, &er.params, msg, sizeof msg) != CANARY_OK) {
         fprintf(stderr, "canary-stt transcribe: %s\n", msg);
         rc = 2;
         goto out;
@@ -185,26 +275,75 @@ int cmd_transcribe(int argc, char **argv) {
         rc = 1;
         goto out;
     }
-    for (int i = 0; i < p.n_pos; i++) {
-        float *pcm = NULL;
-        size_t n = 0;
-        if (cn_cli_read_audio(p.pos[i], &pcm, &n, msg, sizeof msg) != CANARY_OK ||
-            canary_transcribe(ctx, &prm, pcm, n, msg, sizeof msg) != CANARY_OK) {
-            fprintf(stderr, "canary-stt transcribe: %s: %s\n", p.pos[i], msg);
-            free(pcm);
+    er.ctx = ctx;
+    cn_recognizer rec;
+    cn_engine_recognizer_bind(&er, &rec);
+    pp.chunk_max_s = cfg.chunk_seconds;
+    pp.max_batch = cfg.max_batch > 0 ? (size_t)cfg.max_batch : 8;
+    pp.max_batch_s = (double)pp.max_batch * rec.max_chunk_s;
+    bool translate = er.params.target_lang && strcmp(er.params.target_lang, er.params.source_lang) != 0;
+    pp.task = translate ? "translate" : "transcribe";
+    pp.language = translate ? er.params.target_lang : er.params.source_lang;
+    if (isatty(STDERR_FILENO) && cn_log_get_level() <= CN_LOG_WARN) {
+        pp.progress = progress_bar;
+    }
+    size_t n = (size_t)p.n_pos;
+    fs = calloc(n, sizeof *fs);
+    src = calloc(n, sizeof *src);
+    tr = calloc(n, sizeof *tr);
+    if (!fs || !src || !tr) {
+        fprintf(stderr, "canary-stt transcribe: out of memory\n");
+        rc = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        fs[i].path = p.pos[i];
+        src[i] = (cn_pcm_source){.self = &fs[i], .name = p.pos[i], .expected_s = probe_duration(p.pos[i]),
+                                 .read = file_read};
+    }
+    if (outdir && mkdir(outdir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "canary-stt transcribe: cannot create --output-dir %s: %s\n", outdir, strerror(errno));
+        rc = 1;
+        goto out;
+    }
+    cn_status st = cn_pipeline_run(&rec, &pp, src, n, tr, &err);
+    if (pp.progress)
+        fputc('\n', stderr);
+    if (st != CANARY_OK) {
+        fprintf(stderr, "canary-stt transcribe: %s\n", err.msg);
+        rc = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *doc = NULL;
+        if (canary_transcript_render(&tr[i], fmt, &doc) != CANARY_OK) {
+            fprintf(stderr, "canary-stt transcribe: %s: out of memory rendering the output\n", p.pos[i]);
             rc = 1;
             continue;
         }
-        free(pcm);
-        if (strcmp(format, "json") == 0)
-            print_json(ctx, p.pos[i], canary_model_variant(model));
-        else if (p.n_pos > 1)
-            printf("%s: %s\n", p.pos[i], canary_result_text(ctx, 0));
-        else
-            printf("%s\n", canary_result_text(ctx, 0));
-        fflush(stdout);
+        if (outdir) {
+            char *path = output_path(outdir, p.pos[i], canary_output_format_ext(fmt));
+            if (!path || cn_write_file_atomic(path, doc, strlen(doc), &err) != CANARY_OK) {
+                fprintf(stderr, "canary-stt transcribe: %s\n", path ? err.msg : "out of memory");
+                rc = 1;
+            }
+            free(path);
+        } else if (fmt == CANARY_FORMAT_TEXT && n > 1) {
+            printf("%s: %s\n", p.pos[i], tr[i].text);
+        } else {
+            fputs(doc, stdout);
+        }
+        free(doc);
     }
+    fflush(stdout);
 out:
+    for (size_t i = 0; tr && i < (size_t)p.n_pos; i++)
+        canary_transcript_free(&tr[i]);
+    for (size_t i = 0; fs && i < (size_t)p.n_pos; i++)
+        cn_audio_close(fs[i].dec);
+    free(tr);
+    free(src);
+    free(fs);
     canary_context_free(ctx);
     canary_model_free(model);
     cn_config_free(&cfg);

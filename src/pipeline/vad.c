@@ -16,6 +16,7 @@
 #define DIGITAL_SILENCE_DB (-90.0)
 #define MAX_BLOCKS 256
 #define SMOOTH 5
+#define FRAME_OFF ((WIN - HOP) / 2)
 
 /* FFTW's planner is not thread-safe; VADs may be created from several threads (server jobs). */
 static pthread_mutex_t fftw_plan_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -178,8 +179,9 @@ static bool push_region(cn_vad *v, int64_t start, int64_t end) {
 
 /* Emits the current run as a region; `continues` = cut by max_region (no trailing pad). */
 static bool emit_run(cn_vad *v, bool continues) {
-    int64_t s = v->run_start * HOP;
-    int64_t e = continues ? (v->last_speech + 1) * HOP : v->last_speech * HOP + WIN;
+    /* frame t stands for the 10 ms at the centre of its window: [t*HOP + OFF, (t+1)*HOP + OFF) */
+    int64_t s = v->run_start * HOP + FRAME_OFF;
+    int64_t e = (v->last_speech + 1) * HOP + FRAME_OFF;
     if (!v->run_is_continuation)
         s = s > v->pad ? s - v->pad : 0;
     if (!continues)
@@ -297,13 +299,19 @@ static bool analyse_frame(cn_vad *v) {
     fftwf_execute(v->plan);
     /* Parseval: a full-scale sine gives about 0 dB over the band that holds it */
     const double norm = 2.0 / (NFFT * (WIN * 0.375));
-    double sum = 0, sum_log = 0;
+    double sum = 0, sum_log = 0, prod = 1;
     for (int k = BAND_LO; k < BAND_HI; k++) {
         double re = v->fft_out[k][0], im = v->fft_out[k][1];
         double pw = (re * re + im * im) * norm + 1e-20;
         sum += pw;
-        sum_log += log(pw);
+        /* log of products of 8 (>= 1e-160, no underflow): an eighth of the log calls */
+        prod *= pw;
+        if ((k - BAND_LO) % 8 == 7) {
+            sum_log += log(prod);
+            prod = 1;
+        }
     }
+    sum_log += log(prod);
     int nb = BAND_HI - BAND_LO;
     frame_info f;
     f.db = (float)(10.0 * log10(sum + 1e-12));
@@ -386,7 +394,7 @@ int64_t cn_vad_watermark(const cn_vad *v) {
     if (v->finished)
         return v->samples_fed;
     int64_t frame = v->in_run ? v->run_start : v->next_decide;
-    int64_t w = frame * HOP;
+    int64_t w = frame * HOP + FRAME_OFF;
     if (!(v->in_run && v->run_is_continuation))
         w -= v->pad;
     return w < 0 ? 0 : w;

@@ -7,8 +7,8 @@
  *            speech frames; flatter frames are never speech);
  *   - N    = the noise floor: the minimum of E over the last `floor_window_s` (3 s; minimum
  *            statistics: it follows the noise up and down, and speech has pauses often enough
- *            to show it). Before there is that much past, the first `lookahead_s` is used
- *            instead, so that speech at 0 s is measured against the room, not against itself.
+ *            to show it). During the first `lookahead_s` the floor also looks that far ahead, so
+ *            that speech at 0 s is measured against the room, not against itself.
  *            Digital silence (E < -90 dB) does not count as noise.
  *   - a frame is speech when E > max(N, abs_floor_dbfs) + threshold_db and SF < flatness_max.
  * Single-frame decisions are smoothed by a 5-frame majority (clicks, dropouts). Speech frames

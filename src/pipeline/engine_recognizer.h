@@ -1,0 +1,30 @@
+/* The real engine behind the pipeline's recognizer interface (recognizer.h): a thin adapter over
+ * canary_transcribe_batch that turns the engine's tokens into text pieces with frame times. */
+#ifndef CN_PIPELINE_ENGINE_RECOGNIZER_H
+#define CN_PIPELINE_ENGINE_RECOGNIZER_H
+
+#include "base/error.h"
+#include "canary/canary.h"
+#include "pipeline/recognizer.h"
+
+/* NeMo trains Canary on utterances of up to 40 s and cuts long audio at 40 s (spec §7.6). */
+#define CN_CANARY_CHUNK_LIMIT_S 40.0
+
+typedef struct cn_engine_recognizer {
+    const canary_model *model;
+    canary_context *ctx; /* used by one pipeline run at a time */
+    canary_params params;
+} cn_engine_recognizer;
+
+/* Fills `out` to call the engine through `er` (which must outlive it). The chunk limit is 40 s,
+ * or the model's own limit when that is shorter. */
+void cn_engine_recognizer_bind(cn_engine_recognizer *er, cn_recognizer *out);
+
+/* Appends the text of one SentencePiece piece to a UTF-8 string: '▁' becomes a space, byte
+ * pieces "<0xNN>" become that byte. Returns bytes written (at most 3 * strlen(piece) + 1). */
+size_t cn_piece_to_text(const char *piece, char *out);
+
+/* Parses a timestamp token "<|N|>" (N = 80 ms frames); returns N or -1. */
+int cn_piece_timestamp(const char *piece);
+
+#endif

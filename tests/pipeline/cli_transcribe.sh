@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# canary-stt transcribe end to end on a tiny random-weight model: speech (espeak-ng and
+# pocketsphinx recordings) with silence and noise assembled by sox; every output format; silence
+# gives no text; several files in one run; an hour of audio with bounded memory.
+. "$(dirname "$0")/../integration/lib.sh"
+B=$CANARY_BINARY_DIR
+MODEL=$B/models/canary-1b-flash-tiny.nemo
+DATA=/usr/share/pocketsphinx/test/data
+PY=/usr/bin/python3
+cd "$TMP"
+
+# speech.wav: 2 s noise, espeak-ng sentence, 3 s digital silence, goforward, 2 s noise, numbers
+espeak-ng -w tts.wav "The quick brown fox jumps over the lazy dog." 
+sox tts.wav -r 16000 -c 1 -b 16 tts16.wav
+sox -t raw -r 16000 -e signed -b 16 -c 1 $DATA/goforward.raw go.wav
+sox -t raw -r 16000 -e signed -b 16 -c 1 $DATA/numbers.raw num.wav
+sox -n -r 16000 -c 1 -b 16 noise2.wav synth 2 whitenoise vol 0.003
+sox -n -r 16000 -c 1 -b 16 sil3.wav trim 0 3
+sox noise2.wav tts16.wav sil3.wav go.wav noise2.wav num.wav speech.wav
+sox -n -r 16000 -c 1 -b 16 silence.wav synth 20 whitenoise vol 0.002
+DUR=$(soxi -D speech.wav)
+
+for f in text json verbose_json srt vtt; do
+  expect_rc 0 "transcribe --format $f" "$CANARY_BIN" transcribe --model "$MODEL" --format $f --output-dir out_$f speech.wav silence.wav
+done
+[ -s out_text/speech.txt ] && ok "text file written" || bad "out_text/speech.txt missing"
+[ -f out_text/silence.txt ] && [ ! -s out_text/silence.txt ] && ok "silence gives an empty text file" || bad "silence.txt not empty"
+expect_grep "json has text" '^{"text":' out_json/speech.json
+expect_grep "silence json is empty" '^{"text":""}$' out_json/silence.json
+expect_grep "vtt header" '^WEBVTT$' out_vtt/speech.vtt
+expect_grep "srt timing line" '^[0-9][0-9]:[0-5][0-9]:[0-5][0-9],[0-9][0-9][0-9] --> [0-9][0-9]:[0-5][0-9]:[0-5][0-9],[0-9][0-9][0-9]$' out_srt/speech.srt
+
+# verbose_json: OpenAI's shape; segments monotonic, inside the audio, and inside the speech (not in
+# the 3 s digital silence or the leading noise); duration right; silence has no segments
+if $PY - "$DUR" out_verbose_json/speech.json out_verbose_json/silence.json <<'PYEOF'
+import json, sys
+dur = float(sys.argv[1])
+v = json.load(open(sys.argv[2]))
+assert v["task"] == "transcribe" and v["language"] == "en", v
+assert abs(v["duration"] - dur) < 0.002, (v["duration"], dur)
+assert v["segments"], "no segments"
+prev = 0
+for s in v["segments"]:
+    for k in ("id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob"):
+        assert k in s, k
+    assert prev <= s["start"] <= s["end"] <= dur, s
+    assert s["start"] >= 1.7, ("segment in the leading noise", s)
+    prev = s["start"]
+for w in v.get("words", []):
+    assert 0 <= w["start"] <= w["end"] <= dur, w
+assert v["words_approximate"] is True  # this engine runs without timestamp tokens
+sil = json.load(open(sys.argv[3]))
+assert sil["segments"] == [] and sil["text"] == "", sil
+PYEOF
+then ok "verbose_json shape and timestamps"; else bad "verbose_json shape and timestamps"; fi
+
+# several files to stdout: one transcript line each; srt for several files needs --output-dir
+expect_rc 0 "two files to stdout" "$CANARY_BIN" transcribe --model "$MODEL" speech.wav go.wav
+[ "$(wc -l < "$TMP/out")" = 2 ] && ok "one line per file" || bad "expected 2 lines: $(cat "$TMP/out")"
+expect_rc 2 "srt of two files without --output-dir" "$CANARY_BIN" transcribe --model "$MODEL" --format srt speech.wav go.wav
+expect_grep "says why" "needs --output-dir" "$TMP/err"
+expect_rc 2 "unknown format" "$CANARY_BIN" transcribe --model "$MODEL" --format xml speech.wav
+expect_rc 1 "missing file" "$CANARY_BIN" transcribe --model "$MODEL" nosuchfile.wav
+expect_grep "names the file" "nosuchfile.wav" "$TMP/err"
+
+# an hour (and ten minutes, for comparison): about 26 s of speech then 4:40 of noise, repeated.
+sox speech.wav num.wav go.wav tts16.wav block_speech.wav
+sox -n -r 16000 -c 1 -b 16 block_quiet.wav synth 280 whitenoise vol 0.002
+sox block_speech.wav block_quiet.wav block.wav
+SPEECH=$(soxi -D block_speech.wav); BLOCK=$(soxi -D block.wav)
+sox $(for i in $(seq 12); do echo block.wav; done) hour.flac
+sox block.wav block.wav short.flac
+peak_kb() { # peak RSS of a command, in KiB (ASan's quarantine of freed memory kept small, else
+  # it alone grows RSS by up to 256 MiB and hides what the program holds)
+  ASAN_OPTIONS=quarantine_size_mb=4:thread_local_quarantine_size_kb=64 $PY -c 'import resource,subprocess,sys; r=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if r.returncode==0 else -1)' "$@"
+}
+short_kb=$(peak_kb "$CANARY_BIN" transcribe --model "$MODEL" --format json --output-dir out_mem short.flac)
+hour_kb=$(peak_kb "$CANARY_BIN" transcribe --model "$MODEL" --format verbose_json --output-dir out_mem hour.flac)
+echo "# peak RSS: 10 min $short_kb KiB, 1 hour $hour_kb KiB"
+if [ "$short_kb" -gt 0 ] && [ "$hour_kb" -gt 0 ] && [ "$hour_kb" -lt $((short_kb + 65536)) ]; then
+  ok "one hour runs in bounded memory ($hour_kb KiB vs $short_kb KiB for 10 min)"
+else
+  bad "memory grows with length: 10 min $short_kb KiB, 1 hour $hour_kb KiB"
+fi
+if $PY - out_mem/hour.json "$SPEECH" "$BLOCK" <<'PYEOF'
+import json, sys
+v = json.load(open(sys.argv[1]))
+speech, block = float(sys.argv[2]), float(sys.argv[3])
+assert abs(v["duration"] - 12 * block) < 0.01, v["duration"]
+# speech only at the start of every block: every segment must lie there (0.5 s for VAD padding)
+for s in v["segments"]:
+    b = int(s["start"] // block)
+    assert s["end"] <= b * block + speech + 0.5, s
+assert len({int(s["start"] // block) for s in v["segments"]}) == 12, "a block without text"
+PYEOF
+then ok "hour: text only where the speech is, in all 12 blocks"; else bad "hour: segments outside the speech"; fi
+finish
