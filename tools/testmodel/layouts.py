@@ -80,9 +80,9 @@ LAYOUTS = {
         "prompt_format": "canary2", "tokenizer": "unified", "nemo_version": "2.5.0",
         "full": dict(enc_layers=32, d_enc=1024, enc_heads=8, sub_ch=256, dec_layers=8, d_dec=1024,
                      dec_heads=8, max_seq=1024, unified_vocab=16384,
-                     ctc_layers=17, ctc_d=512, ctc_vocab=1024),
+                     ctc_layers=24, ctc_d=1024),
         "tiny": dict(enc_layers=2, d_enc=64, enc_heads=4, sub_ch=32, dec_layers=2, d_dec=64,
                      dec_heads=4, max_seq=256, unified_vocab=1900,
-                     ctc_layers=1, ctc_d=32, ctc_vocab=128),
+                     ctc_layers=1, ctc_d=32),
     },
 }

@@ -213,6 +213,16 @@ class EncDecCTCModelBPE(nn.Module):
         self.decoder = ConvASRDecoder(d, vocab + 1)
 
 
+# Query/key/position projections get larger weights so that attention is peaked rather than a
+# near-uniform average (which adds the same vector to every frame / step).
+ATTENTION_SCORE_GAIN = 2.0
+_SCORE_PROJECTIONS = ("linear_q", "linear_k", "linear_pos", "query_net", "key_net")
+
+# Weights whose input is the output of a ReLU/Swish/GLU (module-name suffixes).
+_AFTER_ACTIVATION = ("pre_encode.out", "pre_encode.conv.2", "pre_encode.conv.3", "pre_encode.conv.5",
+                     "pre_encode.conv.6", "linear2", "pointwise_conv2", "depthwise_conv", "dense_out")
+
+
 def randomize(model, seed, eos_id=None, eos_bias=0.0):
     """Seeded weights scaled so activations stay O(1) through every layer: 1/sqrt(fan_in) for
     matrices, LayerNorm/BatchNorm gains near 1, positive running variances, small biases.
@@ -229,7 +239,11 @@ def randomize(model, seed, eos_id=None, eos_bias=0.0):
             if id(p) in seen:
                 continue
             seen.add(id(p))
-            if isinstance(mod, (nn.LayerNorm, nn.BatchNorm1d)):
+            if name == "transf_decoder._embedding.layer_norm":
+                # A small embedding gain keeps the current token from dominating the residual
+                # stream up to the tied head, which otherwise makes every greedy step repeat it.
+                normal(p, 0.02 if pname == "weight" else 0.01, 0.2 if pname == "weight" else 0.0)
+            elif isinstance(mod, (nn.LayerNorm, nn.BatchNorm1d)):
                 normal(p, 0.1, 1.0 if pname == "weight" else 0.0)
                 if pname == "bias":
                     normal(p, 0.05)
@@ -242,7 +256,16 @@ def randomize(model, seed, eos_id=None, eos_bias=0.0):
                 normal(p, 2.0 / math.sqrt(p.shape[1]))
             else:
                 fan_in = p[0].numel()
-                normal(p, 1.0 / math.sqrt(fan_in))
+                gain = ATTENTION_SCORE_GAIN if name.endswith(_SCORE_PROJECTIONS) else 1.0
+                normal(p, gain / math.sqrt(fan_in))
+                if name.endswith(_AFTER_ACTIVATION):
+                    # ReLU/Swish outputs have a positive mean; zero-mean rows keep it from adding
+                    # the same vector at every time step, which would make the encoder output
+                    # nearly audio-independent and the decoder repeat one token.
+                    with torch.no_grad():
+                        flat = p.view(p.shape[0], -1)
+                        flat.sub_(flat.mean(dim=1, keepdim=True))
+                        flat.mul_(1.0 / math.sqrt(1.0 - 1.0 / flat.shape[1]))
         if isinstance(mod, nn.BatchNorm1d):
             with torch.no_grad():
                 normal(mod.running_mean, 0.1)

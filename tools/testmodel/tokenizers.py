@@ -43,7 +43,9 @@ def _train(text_path, out_dir, vocab_size, model_type, user_symbols=None, byte_f
     """NeMo's create_spt_model flags: bos/eos disabled (so <unk> is id 0), no pad piece,
     hard_vocab_limit false, character_coverage 1.0."""
     os.makedirs(out_dir, exist_ok=True)
-    kwargs = dict(input=text_path, model_prefix=os.path.join(out_dir, "tokenizer"),
+    # Relative paths: the trainer records them in trainer_spec, and the output must not depend
+    # on the temporary directory's name.
+    kwargs = dict(input=os.path.relpath(text_path, out_dir), model_prefix="tokenizer",
                   vocab_size=vocab_size, shuffle_input_sentence=True,
                   hard_vocab_limit=hard_limit, model_type=model_type, character_coverage=1.0,
                   bos_id=-1, eos_id=-1, num_threads=1, minloglevel=2)
@@ -51,7 +53,12 @@ def _train(text_path, out_dir, vocab_size, model_type, user_symbols=None, byte_f
         kwargs["user_defined_symbols"] = user_symbols
     if byte_fallback:
         kwargs["byte_fallback"] = True
-    spm.SentencePieceTrainer.train(**kwargs)
+    cwd = os.getcwd()
+    os.chdir(out_dir)
+    try:
+        spm.SentencePieceTrainer.train(**kwargs)
+    finally:
+        os.chdir(cwd)
     _write_nemo_vocab_txt(out_dir, set(user_symbols or []))
     sp = spm.SentencePieceProcessor(model_file=os.path.join(out_dir, "tokenizer.model"))
     return sp
