@@ -203,6 +203,9 @@ def build_config(nemo_cfg, vocab, notes):
                    max_position_embeddings=int(dec["max_sequence_length"]))
     errors = []
     attempts = [
+        # transformers 5.17 validates a top-level vocab_size (default 16384) against the decoder's
+        ("encoder_config/decoder_config + vocab_size", lambda: transformers.CanaryConfig(
+            encoder_config=dict(enc_cfg), decoder_config=dict(dec_cfg), vocab_size=vocab)),
         ("encoder_config/decoder_config", lambda: transformers.CanaryConfig(encoder_config=dict(enc_cfg),
                                                                              decoder_config=dict(dec_cfg))),
         ("flat decoder kwargs", lambda: transformers.CanaryConfig(
