@@ -200,7 +200,10 @@ def build_config(nemo_cfg, vocab, notes):
     dec_cfg = dict(vocab_size=vocab, hidden_size=int(dec["hidden_size"]), num_hidden_layers=int(dec["num_layers"]),
                    num_attention_heads=int(dec["num_attention_heads"]), intermediate_size=int(dec["inner_size"]),
                    hidden_act=str(dec.get("hidden_act", "relu")).replace("pre_", ""),
-                   max_position_embeddings=int(dec["max_sequence_length"]))
+                   max_position_embeddings=int(dec["max_sequence_length"]),
+                   # explicit: transformers 5.17 does not derive these from hidden_size / heads
+                   head_dim=int(dec["hidden_size"]) // int(dec["num_attention_heads"]),
+                   num_key_value_heads=int(dec["num_attention_heads"]))
     errors = []
     attempts = [
         # transformers 5.17 validates a top-level vocab_size (default 16384) against the decoder's
