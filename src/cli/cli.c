@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "hub/hub.h"
 
 static int find_opt(const cn_opt *opts, const char *name) {
     for (int i = 0; opts && opts[i].name; i++)
@@ -107,6 +108,29 @@ cn_status cn_cli_setup_logging(const cn_config *cfg, cn_error *err) {
 void cn_cli_print_opts(const cn_opt *opts) {
     for (int i = 0; opts && opts[i].name; i++)
         printf("  --%-20s %s\n", opts[i].has_arg ? opts[i].name : opts[i].name, opts[i].help);
+}
+
+cn_status cn_cli_model_path(const cn_config *cfg, const char *spec, char **out, cn_error *err) {
+    cn_hub_opts ho;
+    cn_hub_opts_from_config(&ho, cfg);
+    return cn_hub_resolve_model(spec ? spec : cfg->model, &ho, out, err);
+}
+
+cn_status cn_cli_resolve_model(cn_config *cfg, const char *cmd) {
+    cn_error err;
+    cn_error_clear(&err);
+    char *path = NULL;
+    cn_status st = cn_cli_model_path(cfg, NULL, &path, &err);
+    if (st != CANARY_OK) {
+        fprintf(stderr, "canary-stt %s: %s\n", cmd, err.msg);
+        return st;
+    }
+    if (cn_hub_is_repo_name(cfg->model))
+        CN_INFO("model", "%s -> %s", cfg->model, path);
+    /* swapped in place so that the setting keeps the source it came from */
+    free(cfg->model);
+    cfg->model = path;
+    return CANARY_OK;
 }
 
 int cn_cli_not_available(const char *cmd, const char *what) {

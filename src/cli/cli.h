@@ -35,6 +35,17 @@ cn_status cn_cli_setup_logging(const cn_config *cfg, cn_error *err);
 
 void cn_cli_print_opts(const cn_opt *opts);
 
+/* --model for every subcommand: `spec` (NULL: the configured model, setting `model`) as a local
+ * path. An existing .nemo file or unpacked directory is used as it is; a hub name
+ * ("nvidia/canary-1b-flash[@rev]") comes from the cache or is fetched into it on first use
+ * (hub/hub.h, cache_dir). When that fails, err holds the paragraph that says what was tried and
+ * how to go on. *out is malloc'd. */
+cn_status cn_cli_model_path(const cn_config *cfg, const char *spec, char **out, cn_error *err);
+
+/* cn_cli_model_path for the configured model, then cfg->model is that local path (its source is
+ * kept). On failure prints "canary-stt <cmd>: <why>" and returns the status. */
+cn_status cn_cli_resolve_model(cn_config *cfg, const char *cmd);
+
 /* Subcommands: each returns the process exit status. */
 int cmd_transcribe(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

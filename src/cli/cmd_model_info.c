@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "base/strbuf.h"
 #include "cli/cli.h"
@@ -230,10 +229,11 @@ int cmd_model_info(int argc, char **argv) {
         return 2;
     }
     if (p.help) {
-        printf("Usage: canary-stt model-info [MODEL.nemo | DIR] [--json]\n\n"
+        printf("Usage: canary-stt model-info [MODEL.nemo | DIR | ORG/NAME] [--json]\n\n"
                "Describes a NeMo Canary checkpoint (.nemo file, gzip'd .nemo or unpacked directory):\n"
                "variant, dimensions, parameter count, tensors by dtype, languages, prompt format,\n"
-               "tokenizer and front-end settings. Without MODEL, the configured model path is used.\n\n");
+               "tokenizer and front-end settings. A hub name is fetched into the cache on first use; without\n"
+               "MODEL, the configured model (--model) is used.\n\n");
         cn_cli_print_opts(opts);
         cn_config_free(&cfg);
         return 0;
@@ -243,12 +243,13 @@ int cmd_model_info(int argc, char **argv) {
         cn_config_free(&cfg);
         return 2;
     }
-    const char *path = p.n_pos ? p.pos[0] : cfg.model;
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        fprintf(stderr, "canary-stt model-info: no file or directory '%s' (give a .nemo path)\n", path);
+    /* a path, a directory or a hub name (fetched on first use), like --model everywhere */
+    char *path = NULL;
+    cn_status rs = cn_cli_model_path(&cfg, p.n_pos ? p.pos[0] : NULL, &path, &err);
+    if (rs != CANARY_OK) {
+        fprintf(stderr, "canary-stt model-info: %s\n", err.msg);
         cn_config_free(&cfg);
-        return 2;
+        return rs == CANARY_ENOTFOUND || rs == CANARY_EINVAL ? 2 : 1; /* a mistyped path is a usage error */
     }
     char *unpack_dir = NULL;
     if (cfg.cache_dir && cfg.cache_dir[0] && asprintf(&unpack_dir, "%s/unpacked", cfg.cache_dir) < 0)
@@ -258,6 +259,7 @@ int cmd_model_info(int argc, char **argv) {
     free(unpack_dir);
     if (st) {
         fprintf(stderr, "canary-stt model-info: %s\n", err.msg);
+        free(path);
         cn_config_free(&cfg);
         return 1;
     }
@@ -270,6 +272,7 @@ int cmd_model_info(int argc, char **argv) {
         print_text(path, m);
     }
     cn_nemo_close(m);
+    free(path);
     cn_config_free(&cfg);
     return 0;
 }

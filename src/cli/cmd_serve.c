@@ -1,51 +1,67 @@
 /* canary-stt serve: the HTTP service. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "base/file.h"
+#include "base/log.h"
 #include "cli/cli.h"
-#include "hub/hub.h"
 #include "hw/hw.h"
 #include "hw/profile.h"
 #include "service/service.h"
 
-/* The configured model with the real engine, or, when it cannot be loaded, a transcriber that
- * says why: serve still starts, /health answers 503 with the reason and jobs fail with it. */
-static cn_status make_transcriber(const cn_config *cfg, const cn_service_options *o, cn_transcriber **out,
-                                  cn_error *err) {
-    char reason[900];
-    struct stat st;
-    char *path = NULL;
-    if (stat(cfg->model, &st) == 0) {
-        path = strdup(cfg->model);
-    } else if (cn_hub_is_repo_name(cfg->model)) {
-        /* serve never downloads on its own: `canary-stt models pull` does, visibly */
-        cn_hub_opts ho;
-        cn_hub_opts_init(&ho);
-        ho.cache_dir = cfg->cache_dir;
-        cn_error e2;
-        cn_error_clear(&e2);
-        if (cn_hub_find_cached(&ho, cfg->model, &path, &e2) != CANARY_OK) {
-            snprintf(reason, sizeof reason,
-                     "model '%s' is not downloaded; run `canary-stt models pull %s` or set --model to a .nemo file",
-                     cfg->model, cfg->model);
-            path = NULL;
-        }
-    } else {
-        snprintf(reason, sizeof reason, "model '%s' is neither a file nor a hub name (org/name)", cfg->model);
-    }
-    if (path) {
-        cn_error e2;
-        cn_error_clear(&e2);
-        cn_status s = cn_transcriber_engine_create(cfg, path, o->workers > 0 ? o->workers : 1, out, &e2);
-        free(path);
-        if (s == CANARY_OK)
-            return CANARY_OK;
-        snprintf(reason, sizeof reason, "%s", e2.msg);
-    }
-    fprintf(stderr, "canary-stt serve: no model loaded: %s\n", reason);
-    return cn_transcriber_unavailable_create(cfg->model, reason, out, err);
+/* What the service sees from the start: the port opens before the model loads, so /health answers
+ * 503 ("loading") instead of refusing connections and jobs can be queued meanwhile. Once the engine
+ * is loaded this forwards to it. The service only calls probe/open after `ready` (an atomic
+ * flipped after `engine` and the info fields are set), so no lock is needed. */
+typedef struct loading_transcriber {
+    cn_transcriber pub;
+    cn_transcriber *engine;
+} loading_transcriber;
+
+static cn_transcriber *engine_of(cn_transcriber *t) { return ((loading_transcriber *)t->impl)->engine; }
+
+static cn_status fwd_probe(cn_transcriber *t, const char *path, double *d, cn_error *err) {
+    if (!t->ready)
+        return cn_error_set(err, CANARY_EUNSUPPORTED, "%s", t->reason);
+    return engine_of(t)->ops->probe(engine_of(t), path, d, err);
+}
+static cn_status fwd_open(cn_transcriber *t, const char *path, const cn_transcribe_options *o, cn_transcription **out,
+                          int *n, cn_error *err) {
+    if (!t->ready)
+        return cn_error_set(err, CANARY_EUNSUPPORTED, "%s", t->reason);
+    return engine_of(t)->ops->open(engine_of(t), path, o, out, n, err);
+}
+static cn_status fwd_step(cn_transcriber *t, cn_transcription *s, const atomic_bool *c, cn_step_progress *pr,
+                          cn_error *err) {
+    return engine_of(t)->ops->step(engine_of(t), s, c, pr, err);
+}
+static cn_status fwd_finish(cn_transcriber *t, cn_transcription *s, cn_transcript *o, cn_error *err) {
+    return engine_of(t)->ops->finish(engine_of(t), s, o, err);
+}
+static void fwd_close(cn_transcriber *t, cn_transcription *s) { engine_of(t)->ops->close(engine_of(t), s); }
+static void fwd_destroy(cn_transcriber *t) {
+    cn_transcriber_destroy(engine_of(t));
+    free(t->impl);
+}
+static const cn_transcriber_ops loading_ops = {fwd_probe, fwd_open, fwd_step, fwd_finish, fwd_close, fwd_destroy};
+
+static loading_transcriber *loading_create(const char *model_name, const char *path) {
+    loading_transcriber *lt = calloc(1, sizeof *lt);
+    if (!lt)
+        return NULL;
+    lt->pub.ops = &loading_ops;
+    lt->pub.impl = lt;
+    atomic_init(&lt->pub.ready, false);
+    snprintf(lt->pub.reason, sizeof lt->pub.reason, "model %s is loading from %s", model_name, path);
+    snprintf(lt->pub.model_name, sizeof lt->pub.model_name, "%s", model_name);
+    snprintf(lt->pub.model_info_json, sizeof lt->pub.model_info_json, "{}");
+    /* the engine runs on the CPU today; written once here because HTTP threads read it unlocked */
+    snprintf(lt->pub.device, sizeof lt->pub.device, "cpu");
+    return lt;
 }
 
 /* server.workers = 0 (auto): the hardware profile's executors for the CPU, the device the engine
@@ -86,7 +102,7 @@ int cmd_serve(int argc, char **argv) {
         return 2;
     }
     if (p.help) {
-        printf("Usage: canary-stt serve [--model M.nemo] [--port N] [--host ADDR] [--data-dir DIR] [--api-keys K1,K2]\n\n"
+        printf("Usage: canary-stt serve [--model M.nemo|DIR|ORG/NAME] [--port N] [--host ADDR] [--data-dir DIR] [--api-keys K1,K2]\n\n"
                "Runs the HTTP API: OpenAI-compatible /v1/audio/transcriptions and /v1/audio/translations,\n"
                "durable async jobs under /v1/jobs, /health, /metrics, /openapi.json (docs/API.md).\n\n");
         cn_cli_print_opts(opts);
@@ -105,18 +121,65 @@ int cmd_serve(int argc, char **argv) {
         cn_config_free(&cfg);
         return 2;
     }
-    cn_service_options o;
-    cn_service_options_from_config(&cfg, &o);
-    if (o.workers <= 0)
-        o.workers = auto_workers(&cfg);
-    cn_transcriber *t;
-    if (make_transcriber(&cfg, &o, &t, &err)) {
+    /* A model that cannot be found fails here, before any port opens: a hub name with neither
+     * network nor cache gets the hub module's paragraph on how to go on. */
+    char *path = NULL;
+    if (cn_cli_model_path(&cfg, NULL, &path, &err) != CANARY_OK) {
         fprintf(stderr, "canary-stt serve: %s\n", err.msg);
         cn_config_free(&cfg);
         return 1;
     }
-    int rc = cn_service_run(&o, t, p.values[0]);
-    cn_transcriber_destroy(t);
+    cn_service_options o;
+    cn_service_options_from_config(&cfg, &o);
+    if (o.workers <= 0)
+        o.workers = auto_workers(&cfg);
+    loading_transcriber *lt = loading_create(cfg.model, path);
+    if (!lt) {
+        fprintf(stderr, "canary-stt serve: out of memory\n");
+        free(path);
+        cn_config_free(&cfg);
+        return 1;
+    }
+    /* SIGINT/SIGTERM are blocked in every thread (they inherit the mask) and taken by sigwait below,
+     * after the model has loaded: a signal during the load stops the service right after it. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    int rc = 1;
+    cn_service *svc = NULL;
+    if (cn_service_start(&o, &lt->pub, &svc, &err) != CANARY_OK) {
+        fprintf(stderr, "canary-stt serve: %s\n", err.msg);
+        goto done;
+    }
+    if (p.values[0]) {
+        char text[16];
+        int n = snprintf(text, sizeof text, "%d\n", cn_service_port(svc));
+        if (cn_write_file_atomic(p.values[0], text, (size_t)n, &err) != CANARY_OK) {
+            fprintf(stderr, "canary-stt serve: %s\n", err.msg);
+            goto done;
+        }
+    }
+    cn_transcriber *engine = NULL;
+    if (cn_transcriber_engine_create(&cfg, path, o.workers > 0 ? o.workers : 1, &engine, &err) != CANARY_OK) {
+        /* a model that exists but cannot be loaded will not load on a retry either: stop */
+        fprintf(stderr, "canary-stt serve: %s\n", err.msg);
+        goto done;
+    }
+    lt->engine = engine;
+    snprintf(lt->pub.model_info_json, sizeof lt->pub.model_info_json, "%s", engine->model_info_json);
+    atomic_store(&lt->pub.ready, true);
+    cn_service_model_ready(svc);
+    int sig = 0;
+    sigwait(&stop_set, &sig);
+    CN_INFO("service", "signal %d: shutting down (unfinished jobs resume at the next start)", sig);
+    rc = 0;
+done:
+    cn_service_stop(svc);
+    cn_transcriber_destroy(&lt->pub);
+    free(path);
     cn_config_free(&cfg);
     return rc;
 }

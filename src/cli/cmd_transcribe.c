@@ -259,6 +259,10 @@ int cmd_transcribe(int argc, char **argv) {
     file_source *fs = NULL;
     cn_pcm_source *src = NULL;
     canary_transcript *tr = NULL;
+    if (cn_cli_resolve_model(&cfg, "transcribe") != CANARY_OK) {
+        cn_config_free(&cfg);
+        return 1;
+    }
     if (canary_model_load(cfg.model, &mp, &model, msg, sizeof msg) != CANARY_OK) {
         fprintf(stderr, "canary-stt transcribe: %s\n", msg);
         cn_config_free(&cfg);

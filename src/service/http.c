@@ -428,7 +428,8 @@ static void retry_after_text(cn_service *s, char *buf, size_t n) {
 /* ---------- handlers ---------- */
 
 static json_t *model_json(cn_service *s) {
-    json_t *info = json_loads(s->tr->model_info_json, 0, NULL);
+    /* model_info_json is final only once ready is true (it is filled in while the model loads) */
+    json_t *info = s->tr->ready ? json_loads(s->tr->model_info_json, 0, NULL) : NULL;
     if (!json_is_object(info)) {
         json_decref(info);
         info = json_object();

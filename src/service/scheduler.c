@@ -189,6 +189,8 @@ void sched_cancel(cn_service *s, sjob *j) {
 
 /* Picks the next runnable chunk: active jobs round-robin; queued jobs join while there is room. */
 static sjob *pick(cn_service *s) {
+    if (!s->tr->ready)
+        return NULL; /* the model is still loading: jobs wait queued (cn_service_model_ready wakes us) */
     while (s->pending_head && s->n_active < s->max_active) {
         sjob *j = s->pending_head;
         s->pending_head = j->next;

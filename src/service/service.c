@@ -163,6 +163,14 @@ cn_status cn_service_start(const cn_service_options *o, cn_transcriber *t, cn_se
 
 int cn_service_port(const cn_service *s) { return s->port; }
 
+void cn_service_model_ready(cn_service *s) {
+    CN_INFO("service", "model %s ready", s->tr->model_name);
+    pthread_mutex_lock(&s->mu);
+    s->version++;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->mu);
+}
+
 void cn_service_stop(cn_service *s) {
     if (!s)
         return;

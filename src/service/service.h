@@ -37,6 +37,9 @@ typedef struct cn_service cn_service;
  * The service borrows `t` (destroy it after cn_service_stop). */
 cn_status cn_service_start(const cn_service_options *o, cn_transcriber *t, cn_service **out, cn_error *err);
 int cn_service_port(const cn_service *s);
+/* Tells the workers that the borrowed transcriber's `ready` became true (the model finished loading
+ * after cn_service_start): queued jobs start. */
+void cn_service_model_ready(cn_service *s);
 /* Stops accepting requests, lets running chunks finish (their jobs stay queued for the next
  * start), and frees everything. */
 void cn_service_stop(cn_service *s);

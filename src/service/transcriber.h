@@ -88,17 +88,15 @@ typedef struct cn_transcriber_ops {
 struct cn_transcriber {
     const cn_transcriber_ops *ops;
     void *impl;
-    bool ready;              /* false: no model loaded; `reason` says why */
+    /* false while the model loads (`reason` says so): queued jobs wait, synchronous requests get
+     * 503. Flipped once by whoever loads the model, after the fields below are final. */
+    atomic_bool ready;
     char reason[512];
     char model_name[128];    /* e.g. "nvidia/canary-180m-flash" */
     char model_info_json[1024]; /* a JSON object describing the model ("{}" if unknown) */
     char device[64];         /* where chunks run: "cpu", "cuda:0" */
 };
 
-/* A transcriber that has no model: probe accepts nothing, open fails with the reason. Used by
- * `canary-stt serve` while the engine is not part of the build, or when loading the model failed. */
-cn_status cn_transcriber_unavailable_create(const char *model_name, const char *reason, cn_transcriber **out,
-                                            cn_error *err);
 /* The real one: the Canary engine (libcanary) behind the long-audio pipeline (VAD, chunking,
  * batching, merging). Loads the model at `model_path`; `workers` inference contexts run at once.
  * Each job's pipeline runs in its own thread and advances one batch per step(), so the

@@ -183,43 +183,6 @@ char *cn_transcript_render(const cn_transcript *t, cn_format f, bool words) {
     return cn_sb_steal(&sb);
 }
 
-/* ---- the transcriber that has no model ---- */
-
-static cn_status unavailable_probe(cn_transcriber *t, const char *path, double *d, cn_error *err) {
-    return cn_error_set(err, CANARY_EUNSUPPORTED, "no model loaded: %s", t->reason);
-}
-static cn_status unavailable_open(cn_transcriber *t, const char *path, const cn_transcribe_options *o,
-                                  cn_transcription **out, int *n, cn_error *err) {
-    return cn_error_set(err, CANARY_EUNSUPPORTED, "no model loaded: %s", t->reason);
-}
-static cn_status unavailable_step(cn_transcriber *t, cn_transcription *s, const atomic_bool *c, cn_step_progress *pr,
-                                  cn_error *err) {
-    return cn_error_set(err, CANARY_EINTERNAL, "no model loaded: %s", t->reason);
-}
-static cn_status unavailable_finish(cn_transcriber *t, cn_transcription *s, cn_transcript *o, cn_error *err) {
-    return cn_error_set(err, CANARY_EINTERNAL, "no model loaded: %s", t->reason);
-}
-static void unavailable_close(cn_transcriber *t, cn_transcription *s) {}
-static void unavailable_destroy(cn_transcriber *t) { free(t); }
-
-static const cn_transcriber_ops unavailable_ops = {unavailable_probe, unavailable_open,  unavailable_step,
-                                                   unavailable_finish, unavailable_close, unavailable_destroy};
-
-cn_status cn_transcriber_unavailable_create(const char *model_name, const char *reason, cn_transcriber **out,
-                                            cn_error *err) {
-    cn_transcriber *t = calloc(1, sizeof *t);
-    if (!t)
-        return cn_error_set(err, CANARY_ENOMEM, "out of memory");
-    t->ops = &unavailable_ops;
-    t->ready = false;
-    snprintf(t->reason, sizeof t->reason, "%s", reason);
-    snprintf(t->model_name, sizeof t->model_name, "%s", model_name ? model_name : "");
-    snprintf(t->model_info_json, sizeof t->model_info_json, "{}");
-    snprintf(t->device, sizeof t->device, "none");
-    *out = t;
-    return CANARY_OK;
-}
-
 void cn_transcriber_destroy(cn_transcriber *t) {
     if (t)
         t->ops->destroy(t);
