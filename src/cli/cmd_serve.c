@@ -56,7 +56,10 @@ static loading_transcriber *loading_create(const char *model_name, const char *p
     lt->pub.ops = &loading_ops;
     lt->pub.impl = lt;
     atomic_init(&lt->pub.ready, false);
-    snprintf(lt->pub.reason, sizeof lt->pub.reason, "model %s is loading from %s", model_name, path);
+    if (strcmp(model_name, path) == 0)
+        snprintf(lt->pub.reason, sizeof lt->pub.reason, "model %s is loading", model_name);
+    else
+        snprintf(lt->pub.reason, sizeof lt->pub.reason, "model %s is loading from %s", model_name, path);
     snprintf(lt->pub.model_name, sizeof lt->pub.model_name, "%s", model_name);
     snprintf(lt->pub.model_info_json, sizeof lt->pub.model_info_json, "{}");
     /* the engine runs on the CPU today; written once here because HTTP threads read it unlocked */

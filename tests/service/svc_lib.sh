@@ -13,7 +13,8 @@ trap stop_all EXIT
 
 mkwav() { "$PY" "$CANARY_SOURCE_DIR/tests/service/mkwav.py" "$@"; }
 
-# start_server DATA_DIR [settings...]: sets SPID, PORT, URL. BIN=... overrides the binary.
+# start_server DATA_DIR [settings...]: sets SPID, PORT, URL. BIN=... overrides the binary (the real
+# `canary-stt serve`, which start_server then waits for until its model is loaded).
 start_server() {
   local dir=$1; shift
   local pf="$TMP/port.$RANDOM$RANDOM"
@@ -27,6 +28,15 @@ start_server() {
   done
   PORT=$(cat "$pf")
   URL="http://127.0.0.1:$PORT"
+  # the real server opens its port before the model has loaded (/health 503 meanwhile)
+  if [ -n "${BIN:-}" ]; then
+    for _ in $(seq 1 1200); do
+      [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/health" || true)" = 200 ] && return 0
+      kill -0 "$SPID" 2>/dev/null || { echo "server exited; log:" >&2; cat "$dir.log" >&2; return 1; }
+      sleep 0.05
+    done
+    echo "the model did not load in 60 s; log:" >&2; cat "$dir.log" >&2; return 1
+  fi
 }
 stop_server() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
