@@ -96,7 +96,7 @@ static void cpu_exec_destroy(cn_exec *ex) {
 /* ------------------------------------------------------------------------------------------- */
 
 static cn_status cpu_linear_create(cn_backend *be, const float *w, const float *b, int n_out, int n_in,
-                                   cn_precision prec, cn_linear **out, cn_error *err) {
+                                   cn_precision prec, bool persistent, cn_linear **out, cn_error *err) {
     (void)be;
     cn_linear *l = calloc(1, sizeof *l);
     if (!l)
@@ -112,10 +112,13 @@ static cn_status cpu_linear_create(cn_backend *be, const float *w, const float *
             for (int o = 0; o < n_out; o++)
                 for (int i = 0; i < n_in; i++)
                     l->w_bf16[(size_t)o * l->k_pad + i] = cn_f32_to_bf16(w[(size_t)o * n_in + i]);
+    } else if (persistent) {
+        l->w = w; /* read in place: a mapped checkpoint stays shared, clean page cache */
     } else {
-        l->w = cpu_alloc(NULL, nw * sizeof(float));
-        if (l->w)
-            memcpy(l->w, w, nw * sizeof(float));
+        l->owned_w = cpu_alloc(NULL, nw * sizeof(float));
+        if (l->owned_w)
+            memcpy(l->owned_w, w, nw * sizeof(float));
+        l->w = l->owned_w;
     }
     if (b) {
         l->b = cpu_alloc(NULL, (size_t)n_out * sizeof(float));
@@ -123,7 +126,7 @@ static cn_status cpu_linear_create(cn_backend *be, const float *w, const float *
             memcpy(l->b, b, (size_t)n_out * sizeof(float));
     }
     if ((prec == CN_PREC_BF16 ? !l->w_bf16 : !l->w) || (b && !l->b)) {
-        free(l->w);
+        free(l->owned_w);
         free(l->w_bf16);
         free(l->b);
         free(l);
@@ -137,7 +140,7 @@ static void cpu_linear_destroy(cn_backend *be, cn_linear *l) {
     (void)be;
     if (!l)
         return;
-    free(l->w);
+    free(l->owned_w);
     free(l->w_bf16);
     free(l->b);
     free(l);
@@ -167,7 +170,7 @@ typedef struct {
     const uint16_t *xb; /* bf16 activations [m, k_pad] */
 } linear_job;
 
-static void linear_task(void *ctx, size_t task, int thread) {
+CN_CPU_CLONES static void linear_task(void *ctx, size_t task, int thread) {
     (void)thread;
     const linear_job *j = ctx;
     const cn_linear *l = j->l;
@@ -204,7 +207,7 @@ typedef struct {
     uint16_t *xb;
 } tobf16_job;
 
-static void tobf16_task(void *ctx, size_t row, int thread) {
+CN_CPU_CLONES static void tobf16_task(void *ctx, size_t row, int thread) {
     (void)thread;
     const tobf16_job *j = ctx;
     const float *xr = j->x + row * (size_t)j->ldx;
@@ -259,7 +262,7 @@ typedef struct {
     float eps;
 } ln_job;
 
-static void ln_task(void *ctx, size_t r, int thread) {
+CN_CPU_CLONES static void ln_task(void *ctx, size_t r, int thread) {
     (void)thread;
     const ln_job *j = ctx;
     const float *x = j->x + r * (size_t)j->d;
@@ -292,7 +295,7 @@ typedef struct {
     const int *valid;
 } glu_job;
 
-static void glu_task(void *ctx, size_t r, int thread) {
+CN_CPU_CLONES static void glu_task(void *ctx, size_t r, int thread) {
     (void)thread;
     const glu_job *j = ctx;
     int s = (int)(r / (size_t)j->t), t = (int)(r % (size_t)j->t);
@@ -319,7 +322,7 @@ typedef struct {
     cn_act act;
 } dw1_job;
 
-static void dw1_task(void *ctx, size_t r, int thread) {
+CN_CPU_CLONES static void dw1_task(void *ctx, size_t r, int thread) {
     (void)thread;
     const dw1_job *j = ctx;
     int s = (int)(r / (size_t)j->t), t = (int)(r % (size_t)j->t);
@@ -355,7 +358,7 @@ typedef struct {
     cn_act act;
 } c2_job;
 
-static void c2_task(void *ctx, size_t r, int thread) {
+CN_CPU_CLONES static void c2_task(void *ctx, size_t r, int thread) {
     (void)thread;
     const c2_job *j = ctx;
     int s = (int)(r / (size_t)j->t_out), to = (int)(r % (size_t)j->t_out);
@@ -410,23 +413,13 @@ static void cpu_mask_time(cn_exec *ex, float *x, int n_seq, int t, size_t row, c
 /* Attention                                                                                   */
 /* ------------------------------------------------------------------------------------------- */
 
-static void rel_task(void *ctx, size_t task, int thread);
 
 typedef struct {
     const cn_relattn_args *a;
     cn_exec *ex;
 } rel_job;
 
-static void cpu_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
-    int t = a->t, dk = a->head_dim;
-    size_t need = (size_t)t * t + (size_t)t * (2 * (size_t)t - 1) + 2 * (size_t)t * dk;
-    if (!cn_cpu_scratch_reserve(ex, need))
-        return;
-    rel_job j = {a, ex};
-    cn_pool_run(ex->pool, (size_t)a->n_seq * (size_t)a->n_heads, rel_task, &j);
-}
-
-static void rel_task(void *ctx, size_t task, int thread) {
+CN_CPU_CLONES static void rel_task(void *ctx, size_t task, int thread) {
     const rel_job *j = ctx;
     const cn_relattn_args *a = j->a;
     int s = (int)(task / (size_t)a->n_heads), h = (int)(task % (size_t)a->n_heads);
@@ -483,12 +476,21 @@ static void rel_task(void *ctx, size_t task, int thread) {
     cn_cpu_sgemm_nn(valid, dk, valid, 1.0f, ac, valid, vh, 3 * d, 0.0f, out, d);
 }
 
+static void cpu_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
+    int t = a->t, dk = a->head_dim;
+    size_t need = (size_t)t * t + (size_t)t * (2 * (size_t)t - 1) + 2 * (size_t)t * dk;
+    if (!cn_cpu_scratch_reserve(ex, need))
+        return;
+    rel_job j = {a, ex};
+    cn_pool_run(ex->pool, (size_t)a->n_seq * (size_t)a->n_heads, rel_task, &j);
+}
+
 typedef struct {
     const cn_attn_args *a;
     cn_exec *ex;
 } att_job;
 
-static void att_task(void *ctx, size_t task, int thread) {
+CN_CPU_CLONES static void att_task(void *ctx, size_t task, int thread) {
     const att_job *j = ctx;
     const cn_attn_args *a = j->a;
     int s = (int)(task / (size_t)a->n_heads), h = (int)(task % (size_t)a->n_heads);
@@ -559,7 +561,7 @@ typedef struct {
     int n;
 } lsm_job;
 
-static void lsm_task(void *ctx, size_t r, int thread) {
+CN_CPU_CLONES static void lsm_task(void *ctx, size_t r, int thread) {
     (void)thread;
     const lsm_job *j = ctx;
     float *x = j->x + r * (size_t)j->n;
