@@ -319,31 +319,37 @@ out:
     return st;
 }
 
+cn_status cn_pipeline_chunk_params(const cn_recognizer *rec, const cn_pipeline_params *p, cn_chunk_params *cp,
+                                   cn_error *err) {
+    if (!rec || !rec->transcribe || rec->sample_rate != 16000 || !(rec->max_chunk_s >= 1) || !(rec->frame_s > 0))
+        return cn_error_set(err, CANARY_EINVAL, "pipeline: the recognizer must take 16 kHz audio with a limit >= 1 s");
+    cn_chunk_params_default(cp);
+    cp->sample_rate = rec->sample_rate;
+    cp->max_s = p->chunk_max_s > 0 ? p->chunk_max_s : rec->max_chunk_s;
+    if (cp->max_s > rec->max_chunk_s) {
+        CN_INFO("pipeline", "chunk length %g s is longer than the model's limit; using %g s", cp->max_s,
+                rec->max_chunk_s);
+        cp->max_s = rec->max_chunk_s;
+    }
+    cp->min_s = fmin(p->chunk_min_s, cp->max_s);
+    cp->overlap_s = p->overlap_s;
+    cp->skip_silence_s = p->skip_silence_s;
+    /* validate the planner settings once, before reading anything */
+    cn_chunker *probe;
+    CN_TRY(cn_chunker_create(cp, &probe, err));
+    cn_chunker_destroy(probe);
+    return CANARY_OK;
+}
+
 cn_status cn_pipeline_run(const cn_recognizer *rec, const cn_pipeline_params *p, cn_pcm_source *inputs,
                           size_t n_inputs, canary_transcript *out, cn_error *err) {
     memset(out, 0, n_inputs * sizeof *out);
-    if (!rec || !rec->transcribe || rec->sample_rate != 16000 || !(rec->max_chunk_s >= 1) || !(rec->frame_s > 0))
-        return cn_error_set(err, CANARY_EINVAL, "pipeline: the recognizer must take 16 kHz audio with a limit >= 1 s");
     cn_chunk_params cp;
-    cn_chunk_params_default(&cp);
-    cp.sample_rate = rec->sample_rate;
-    cp.max_s = p->chunk_max_s > 0 ? p->chunk_max_s : rec->max_chunk_s;
-    if (cp.max_s > rec->max_chunk_s) {
-        CN_INFO("pipeline", "chunk length %g s is longer than the model's limit; using %g s", cp.max_s,
-                rec->max_chunk_s);
-        cp.max_s = rec->max_chunk_s;
-    }
-    cp.min_s = fmin(p->chunk_min_s, cp.max_s);
-    cp.overlap_s = p->overlap_s;
-    cp.skip_silence_s = p->skip_silence_s;
+    CN_TRY(cn_pipeline_chunk_params(rec, p, &cp, err));
     if (p->max_batch < 1 || !(p->max_batch_s >= cp.max_s))
         return cn_error_set(err, CANARY_EINVAL,
                             "pipeline: max_batch %zu must be >= 1 and max_batch_s %g must be >= the chunk length %g s",
                             p->max_batch, p->max_batch_s, cp.max_s);
-    /* validate the planner settings once, before reading anything */
-    cn_chunker *probe;
-    CN_TRY(cn_chunker_create(&cp, &probe, err));
-    cn_chunker_destroy(probe);
 
     run r = {.rec = rec, .p = p, .inputs = inputs, .n_inputs = n_inputs, .t0 = cn_now_ns()};
     r.max_batch_samples = (int64_t)ceil(p->max_batch_s * rec->sample_rate);

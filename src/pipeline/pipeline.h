@@ -19,6 +19,7 @@
 
 #include "base/error.h"
 #include "canary/canary_pipeline.h"
+#include "pipeline/chunker.h"
 #include "pipeline/recognizer.h"
 #include "pipeline/vad.h"
 
@@ -53,5 +54,10 @@ void cn_pipeline_params_default(cn_pipeline_params *p);
  * transcript (canary_transcript_free each). On failure nothing is left allocated in out[]. */
 cn_status cn_pipeline_run(const cn_recognizer *rec, const cn_pipeline_params *p, cn_pcm_source *inputs,
                           size_t n_inputs, canary_transcript *out, cn_error *err);
+
+/* The planner settings a run uses: the chunk length capped to the recognizer's limit (with a
+ * logged note), validated. */
+cn_status cn_pipeline_chunk_params(const cn_recognizer *rec, const cn_pipeline_params *p, cn_chunk_params *cp,
+                                   cn_error *err);
 
 #endif
