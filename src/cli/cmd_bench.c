@@ -131,11 +131,11 @@ int cmd_bench(int argc, char **argv) {
     int rc = 1;
     canary_model_params mp = canary_model_default_params();
     mp.cache_dir = cfg.cache_dir[0] ? cfg.cache_dir : NULL;
-    uint64_t t0 = cn_now_ns();
     if (cn_cli_resolve_model(&cfg, "bench") != CANARY_OK) {
         cn_config_free(&cfg);
         return 1;
     }
+    uint64_t t0 = cn_now_ns(); /* load time, not download time */
     if (canary_model_load(cfg.model, &mp, &model, msg, sizeof msg) != CANARY_OK) {
         fprintf(stderr, "canary-stt bench: %s\n", msg);
         cn_config_free(&cfg);
