@@ -45,7 +45,7 @@ def synth(seed):
 
 def ours(binary, model, threads, precision):
     env = dict(os.environ)
-    env.setdefault("OPENBLAS_CORETYPE", "SkylakeX")  # see docs/BENCHMARKS.md
+    env["OPENBLAS_CORETYPE"] = "SkylakeX"  # the environment here presets Haswell; docs/BENCHMARKS.md
     out = subprocess.run([binary, "bench", "--model", model, "--threads", str(threads), "--precision", precision,
                           "--batch", str(BATCH), "--seconds", str(SECONDS), "--tokens", str(TOKENS), "--runs", "3",
                           "--format", "json"], check=True, capture_output=True, text=True, env=env).stdout
