@@ -190,6 +190,37 @@ static cn_status parse_trainer(pb *b, cn_spm *m) {
     return CANARY_OK;
 }
 
+/* <trie size: u32 LE><double-array trie: trie size bytes of u32 units><replacement strings> */
+static cn_status parse_charsmap(pb *b, const uint8_t *p, size_t n, cn_spm *m) {
+    free(m->charsmap_trie);
+    free(m->charsmap_strings);
+    m->charsmap_trie = NULL;
+    m->charsmap_strings = NULL;
+    m->charsmap_units = m->charsmap_strings_len = 0;
+    m->has_charsmap = false;
+    if (n == 0)
+        return CANARY_OK;
+    if (n < 4)
+        return pb_fail(b, "precompiled_charsmap shorter than its header");
+    uint32_t trie_bytes = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    if (trie_bytes > n - 4 || trie_bytes % 4 || trie_bytes == 0)
+        return pb_fail(b, "precompiled_charsmap trie size does not fit the field");
+    m->charsmap_units = trie_bytes / 4;
+    m->charsmap_strings_len = n - 4 - trie_bytes;
+    m->charsmap_trie = malloc(trie_bytes);
+    m->charsmap_strings = malloc(m->charsmap_strings_len + 1);
+    if (!m->charsmap_trie || !m->charsmap_strings)
+        return cn_error_set(b->err, CANARY_ENOMEM, "out of memory reading %s", b->label);
+    for (size_t i = 0; i < m->charsmap_units; i++) {
+        const uint8_t *u = p + 4 + 4 * i;
+        m->charsmap_trie[i] = (uint32_t)u[0] | ((uint32_t)u[1] << 8) | ((uint32_t)u[2] << 16) | ((uint32_t)u[3] << 24);
+    }
+    memcpy(m->charsmap_strings, p + 4 + trie_bytes, m->charsmap_strings_len);
+    m->charsmap_strings[m->charsmap_strings_len] = 0; /* every replacement ends inside the buffer */
+    m->has_charsmap = true;
+    return CANARY_OK;
+}
+
 static cn_status parse_normalizer(pb *b, cn_spm *m) {
     while (b->p < b->end) {
         uint32_t f = 0;
@@ -206,7 +237,7 @@ static cn_status parse_normalizer(pb *b, cn_spm *m) {
             CN_TRY(expect_wt(b, wt, WT_LEN, "normalizer_spec.precompiled_charsmap"));
             pb s = {0};
             CN_TRY(rd_len(b, &s));
-            m->has_charsmap = s.end > s.p;
+            CN_TRY(parse_charsmap(b, s.p, (size_t)(s.end - s.p), m));
         } else if (f == 3) {
             CN_TRY(rd_bool(b, wt, "normalizer_spec.add_dummy_prefix", &m->add_dummy_prefix));
         } else if (f == 4) {
@@ -289,6 +320,12 @@ cn_status cn_spm_parse(const uint8_t *data, size_t size, const char *label, cn_s
             for (size_t i = 0; i < m->n; i++)
                 m->sorted[i] = (uint32_t)i;
             qsort_r(m->sorted, m->n, sizeof *m->sorted, cmp_piece, m);
+            m->user_defined = malloc(m->n * sizeof *m->user_defined);
+            if (!m->user_defined)
+                st = cn_error_set(err, CANARY_ENOMEM, "out of memory reading %s", label);
+            for (size_t i = 0; !st && i < m->n; i++)
+                if (m->pieces[i].type == CN_SPM_USER_DEFINED)
+                    m->user_defined[m->n_user_defined++] = (uint32_t)i;
         }
     }
     if (st)
@@ -304,6 +341,9 @@ void cn_spm_free(cn_spm *m) {
     free(m->pieces);
     free(m->unk_surface);
     free(m->sorted);
+    free(m->user_defined);
+    free(m->charsmap_trie);
+    free(m->charsmap_strings);
     memset(m, 0, sizeof *m);
 }
 
@@ -454,33 +494,119 @@ typedef struct sym {
     bool frozen;       /* a user-defined symbol: never merged */
 } sym;
 
-/* Normalizes whitespace as SentencePiece's normalizer does with its default flags: trims and
- * collapses runs of whitespace, prefixes one space, and writes spaces as U+2581. */
+/* Longest rule of the charsmap trie matching a prefix of s (darts-clone commonPrefixSearch):
+ * returns its length and sets *repl to the replacement, or 0. Every index is bounds-checked. */
+static size_t charsmap_match(const cn_spm *m, const char *s, size_t n, const char **repl) {
+    const uint32_t *a = m->charsmap_trie;
+    size_t units = m->charsmap_units, pos = 0, best = 0;
+    uint32_t unit = a[0];
+#define OFFSET(u) (((u) >> 10) << (((u) & (1u << 9)) >> 6))
+#define LABEL(u) ((u) & ((1u << 31) | 0xFFu))
+#define HAS_LEAF(u) ((((u) >> 8) & 1) == 1)
+#define VALUE(u) ((u) & ((1u << 31) - 1))
+    pos ^= OFFSET(unit);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = (uint8_t)s[i];
+        pos ^= c;
+        if (pos >= units)
+            break;
+        unit = a[pos];
+        if (LABEL(unit) != c)
+            break;
+        pos ^= OFFSET(unit);
+        if (pos >= units)
+            break;
+        if (HAS_LEAF(unit)) {
+            uint32_t v = VALUE(a[pos]);
+            if (v < m->charsmap_strings_len) {
+                best = i + 1;
+                *repl = m->charsmap_strings + v;
+            }
+        }
+    }
+#undef OFFSET
+#undef LABEL
+#undef HAS_LEAF
+#undef VALUE
+    return best;
+}
+
+static size_t match_user_defined(const cn_spm *m, const char *s, size_t n);
+
+/* SentencePiece's Normalizer::NormalizePrefix: a user-defined symbol as is, else the longest
+ * charsmap rule, else one UTF-8 character (an invalid byte becomes U+FFFD). */
+static size_t normalize_prefix(const cn_spm *m, const char *s, size_t n, const char **out, size_t *out_len) {
+    size_t l = match_user_defined(m, s, n);
+    if (l) {
+        *out = s;
+        *out_len = l;
+        return l;
+    }
+    if (m->has_charsmap) {
+        const char *repl = NULL;
+        l = charsmap_match(m, s, n, &repl);
+        if (l) {
+            *out = repl;
+            *out_len = strlen(repl);
+            return l;
+        }
+    }
+    l = utf8_valid_len((const unsigned char *)s, n);
+    if (!l) {
+        *out = "\xEF\xBF\xBD";
+        *out_len = 3;
+        return 1;
+    }
+    *out = s;
+    *out_len = l;
+    return l;
+}
+
+/* SentencePiece's Normalizer::Normalize (whitespace not treated as suffix): character map,
+ * leading/duplicate/trailing spaces removed, dummy prefix, spaces written as U+2581. */
 static cn_status normalize(const cn_spm *m, const char *text, cn_strbuf *out, cn_error *err) {
     const char *p = text;
-    if (m->remove_extra_whitespaces)
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-            p++;
-    if (!*p)
+    size_t n = strlen(text);
+    const char *sp;
+    size_t sl;
+    if (m->remove_extra_whitespaces) {
+        while (n) {
+            size_t used = normalize_prefix(m, p, n, &sp, &sl);
+            if (!(sl == 1 && sp[0] == ' '))
+                break;
+            p += used;
+            n -= used;
+        }
+    }
+    if (!n)
         return CANARY_OK;
     const char *ws = m->escape_whitespaces ? SPACE_SYMBOL : " ";
     if (m->add_dummy_prefix)
         cn_sb_puts(out, ws);
-    bool pending_space = false;
-    for (; *p; p++) {
-        bool is_ws = *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r';
-        if (is_ws && m->remove_extra_whitespaces) {
-            pending_space = true;
-            continue;
+    bool prev_space = m->remove_extra_whitespaces;
+    while (n) {
+        size_t used = normalize_prefix(m, p, n, &sp, &sl);
+        if (prev_space)
+            while (sl && sp[0] == ' ')
+                sp++, sl--;
+        if (sl) {
+            for (size_t i = 0; i < sl; i++) {
+                if (sp[i] == ' ' && m->escape_whitespaces)
+                    cn_sb_puts(out, SPACE_SYMBOL);
+                else
+                    cn_sb_putc(out, sp[i]);
+            }
+            prev_space = sp[sl - 1] == ' ';
         }
-        if (pending_space) {
-            cn_sb_puts(out, ws);
-            pending_space = false;
-        }
-        if (is_ws)
-            cn_sb_puts(out, ws);
-        else
-            cn_sb_putc(out, *p);
+        p += used;
+        n -= used;
+    }
+    if (m->remove_extra_whitespaces) {
+        size_t wl = strlen(ws);
+        while (out->len >= wl && !memcmp(out->data + out->len - wl, ws, wl))
+            out->len -= wl;
+        if (out->data)
+            out->data[out->len] = 0;
     }
     if (cn_sb_failed(out))
         return cn_error_set(err, CANARY_ENOMEM, "out of memory encoding text");
@@ -490,10 +616,8 @@ static cn_status normalize(const cn_spm *m, const char *text, cn_strbuf *out, cn
 /* Longest user-defined piece that starts at s (SentencePiece's prefix matcher), else 0. */
 static size_t match_user_defined(const cn_spm *m, const char *s, size_t n) {
     size_t best = 0;
-    for (size_t i = 0; i < m->n; i++) {
-        const cn_spm_piece *p = &m->pieces[i];
-        if (p->type != CN_SPM_USER_DEFINED)
-            continue;
+    for (size_t k = 0; k < m->n_user_defined; k++) {
+        const cn_spm_piece *p = &m->pieces[m->user_defined[k]];
         size_t l = strlen(p->piece);
         if (l > best && l <= n && memcmp(p->piece, s, l) == 0)
             best = l;

@@ -4,8 +4,8 @@
  * Decoding follows SentencePiece's DecodeIds: CONTROL pieces vanish, UNKNOWN renders as the unk
  * surface (" \u2047 "), U+2581 becomes a space, the first piece's leading U+2581 is dropped when the
  * normalizer adds a dummy prefix, BYTE pieces <0xNN> are gathered and decoded as UTF-8 (invalid
- * bytes become U+FFFD). Encoding applies the whitespace rules of the normalizer (not its
- * precompiled NFKC character map, see docs/NEMO.md). */
+ * bytes become U+FFFD). Encoding runs SentencePiece's normalizer (the model's precompiled
+ * character map, e.g. nmt_nfkc, then its whitespace rules) and BPE merges. */
 #ifndef CN_NEMO_SP_MODEL_H
 #define CN_NEMO_SP_MODEL_H
 
@@ -37,8 +37,16 @@ typedef struct cn_spm {
     bool add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces, treat_whitespace_as_suffix;
     char normalizer_name[32];
     bool has_charsmap;
-    /* sorted piece index for encoding lookups */
+    /* precompiled_charsmap, split: a darts-clone double-array trie (uint32 units) mapping input
+     * byte sequences to offsets of NUL-terminated replacements in `charsmap_strings` */
+    uint32_t *charsmap_trie;
+    size_t charsmap_units;
+    char *charsmap_strings;
+    size_t charsmap_strings_len;
+    /* sorted piece index for encoding lookups; the USER_DEFINED pieces for the prefix matcher */
     uint32_t *sorted;
+    uint32_t *user_defined;
+    size_t n_user_defined;
 } cn_spm;
 
 #define CN_SPM_MAX_PIECES (1 << 20)

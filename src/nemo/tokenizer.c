@@ -105,10 +105,10 @@ static cn_status finish(cn_tokenizer *t, cn_error *err) {
             int id = blk->offset + (int)i;
             const cn_spm_piece *p = &blk->spm.pieces[i];
             t->ts_value[id] = -1;
-            /* aggregate: the whole spl_tokens block is prompt/control vocabulary; unified: the
-             * <|...|> and <pad> pieces */
-            bool sp = spl || (!t->aggregate && (p->type == CN_SPM_USER_DEFINED || p->type == CN_SPM_CONTROL) &&
-                              is_special_text(p->piece));
+            /* the <|...|> and <pad> pieces of the spl_tokens block (aggregate) or the user-defined
+             * / control pieces (unified); spl_tokens' own <unk> and "\u2581" are text to NeMo */
+            bool sp = is_special_text(p->piece) &&
+                      (t->aggregate ? spl : (p->type == CN_SPM_USER_DEFINED || p->type == CN_SPM_CONTROL));
             if (!sp)
                 continue;
             t->is_special[id] = 1;
@@ -268,6 +268,33 @@ const char *cn_tok_piece(const cn_tokenizer *t, int id) {
     return b->spm.pieces[local].piece;
 }
 
+/* Code points Python's str.isspace() accepts, as UTF-8. */
+static const char *const PY_SPACES[] = {"\t", "\n", "\v", "\f", "\r", "\x1c", "\x1d", "\x1e", "\x1f", " ",
+                                        "\xC2\x85", "\xC2\xA0", "\xE1\x9A\x80", "\xE2\x80\x80", "\xE2\x80\x81",
+                                        "\xE2\x80\x82", "\xE2\x80\x83", "\xE2\x80\x84", "\xE2\x80\x85",
+                                        "\xE2\x80\x86", "\xE2\x80\x87", "\xE2\x80\x88", "\xE2\x80\x89",
+                                        "\xE2\x80\x8A", "\xE2\x80\xA8", "\xE2\x80\xA9", "\xE2\x80\xAF",
+                                        "\xE2\x81\x9F", "\xE3\x80\x80"};
+
+/* Length of a whitespace code point at the start (or end) of s[0..n), else 0. */
+static size_t space_len_at(const char *s, size_t n) {
+    for (size_t i = 0; i < sizeof PY_SPACES / sizeof *PY_SPACES; i++) {
+        size_t l = strlen(PY_SPACES[i]);
+        if (l <= n && !memcmp(s, PY_SPACES[i], l))
+            return l;
+    }
+    return 0;
+}
+
+static size_t space_len_before(const char *s, size_t n) {
+    for (size_t i = 0; i < sizeof PY_SPACES / sizeof *PY_SPACES; i++) {
+        size_t l = strlen(PY_SPACES[i]);
+        if (l <= n && !memcmp(s + n - l, PY_SPACES[i], l))
+            return l;
+    }
+    return 0;
+}
+
 cn_status cn_tok_decode(const cn_tokenizer *t, const int *ids, size_t n, char **text, cn_error *err) {
     *text = NULL;
     cn_strbuf sb;
@@ -300,13 +327,13 @@ cn_status cn_tok_decode(const cn_tokenizer *t, const int *ids, size_t n, char **
         cn_sb_free(&sb);
         return cn_error_set(err, CANARY_ENOMEM, "out of memory decoding tokens");
     }
-    /* NeMo's output post-processing trims the text (spec §6.7) */
+    /* NeMo's output post-processing trims the text with Python's str.strip() (spec §6.7) */
     const char *s = cn_sb_str(&sb);
-    size_t start = 0, end = sb.len;
-    while (start < end && s[start] == ' ')
-        start++;
-    while (end > start && s[end - 1] == ' ')
-        end--;
+    size_t start = 0, end = sb.len, l;
+    while (start < end && (l = space_len_at(s + start, end - start)))
+        start += l;
+    while (end > start && (l = space_len_before(s + start, end - start)))
+        end -= l;
     *text = malloc(end - start + 1);
     if (!*text) {
         cn_sb_free(&sb);

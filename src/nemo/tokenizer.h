@@ -22,7 +22,7 @@ int cn_tok_pad(const cn_tokenizer *t);             /* <pad>, or -1 */
 /* Id of a special token by its text ("<|en|>", "<|pnc|>", "<|0|>"), or -1. */
 int cn_tok_special(const cn_tokenizer *t, const char *text);
 /* True for control/special ids that never appear in output text (prompt tokens, EOS, pad,
- * timestamp tokens). */
+ * timestamp tokens): the <|...|> and <pad> pieces of the special vocabulary. */
 bool cn_tok_is_special(const cn_tokenizer *t, int id);
 /* For timestamp tokens <|N|>: N (in 80 ms encoder frames); else -1. */
 int cn_tok_timestamp_value(const cn_tokenizer *t, int id);
@@ -30,10 +30,11 @@ int cn_tok_timestamp_value(const cn_tokenizer *t, int id);
 const char *cn_tok_piece(const cn_tokenizer *t, int id);
 
 /* Detokenizes ids to UTF-8 text as NeMo does, special tokens dropped and the result trimmed of
- * leading/trailing spaces: the unified tokenizer uses SentencePiece decoding (U+2581 to space, byte
- * pieces <0xNN> reassembled as UTF-8, <unk> as " \u2047 "); the aggregate tokenizer concatenates
- * pieces with U+2581 as space (NeMo's AggregateTokenizer.ids_to_text, so <unk> stays literal).
- * Ids out of range are skipped. Result is malloc'ed. */
+ * leading/trailing whitespace (the code points of Python's str.strip()): the unified tokenizer
+ * uses SentencePiece decoding (U+2581 to space, byte pieces <0xNN> reassembled as UTF-8, <unk> as
+ * " \u2047 "); the aggregate tokenizer concatenates pieces with U+2581 as space (NeMo's
+ * AggregateTokenizer.ids_to_text, so <unk> stays literal). Ids out of range are skipped. Result
+ * is malloc'ed. */
 cn_status cn_tok_decode(const cn_tokenizer *t, const int *ids, size_t n, char **text, cn_error *err);
 
 /* Languages the model supports ("en", "de", ...), from the tokenizer's language tags. */
@@ -63,9 +64,9 @@ cn_status cn_tok_build_prompt(const cn_tokenizer *t, cn_prompt_format fmt, const
 /* SentencePiece (BPE) encoding of UTF-8 text to ids, e.g. for the optional decoder context. The
  * unified tokenizer encodes with its one model; an aggregate tokenizer needs the language whose
  * sub-tokenizer to use (NeMo uses the target language's), so cn_tok_encode returns
- * CANARY_EUNSUPPORTED there and cn_tok_encode_lang does the work. Whitespace is normalized as
- * SentencePiece does; its NFKC character map is not applied (text that NFKC leaves unchanged
- * encodes exactly). `*ids` is malloc'ed. */
+ * CANARY_EUNSUPPORTED there and cn_tok_encode_lang does the work. Text is normalized as
+ * SentencePiece does (the model's precompiled character map, e.g. nmt_nfkc, and its whitespace
+ * rules). `*ids` is malloc'ed. */
 cn_status cn_tok_encode(const cn_tokenizer *t, const char *text, int **ids, size_t *n, cn_error *err);
 cn_status cn_tok_encode_lang(const cn_tokenizer *t, const char *lang, const char *text, int **ids, size_t *n,
                              cn_error *err);

@@ -265,6 +265,19 @@ static void test_errors(void **s) {
     expect_error("sample_rate: 16000\n", "sample_rate: 8000\n", CANARY_EFORMAT, "sample_rate 8000", NULL);
 }
 
+/* A default that does not fit the rest of the config (found by fuzz_model_config): n_heads
+ * absent (NeMo's default 4) with a d_model it does not divide. */
+static void test_default_that_does_not_fit(void **s) {
+    char *y = edit("  n_heads: 8\n", "");
+    char *at = strstr(y, "  asr_enc_hidden: 512\n");
+    memcpy(at, "  asr_enc_hidden: 510\n", 22);
+    cn_model_desc d;
+    cn_error err;
+    assert_int_equal(parse(y, &d, NULL, &err), CANARY_EFORMAT);
+    assert_non_null(strstr(err.msg, "encoder.n_heads is not set and NeMo's default does not divide"));
+    free(y);
+}
+
 static void test_not_a_mapping(void **s) {
     cn_model_desc d;
     cn_error err;
@@ -283,6 +296,7 @@ int main(void) {
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_defaults_and_variants),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_default_that_does_not_fit),
         cmocka_unit_test(test_not_a_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

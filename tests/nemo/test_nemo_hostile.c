@@ -392,6 +392,10 @@ static void test_pickle_hostile(void **s) {
     uint8_t cyc[] = {0x80, 2, ']', 'q', 0, 'h', 0, 'a', '.'};
     assert_int_equal(cn_pickle_state_dict(cyc, sizeof cyc, &sd, &err), CANARY_EFORMAT);
     CONTAINS(err.msg, "not a state dict");
+    /* an empty tuple on an empty stack (found by fuzz_pickle) */
+    uint8_t empty_tuple[] = {0x80, 2, ')', '.'};
+    assert_int_equal(cn_pickle_state_dict(empty_tuple, sizeof empty_tuple, &sd, &err), CANARY_EFORMAT);
+    CONTAINS(err.msg, "a tuple, not a state dict");
     /* stack underflow, missing STOP, truncated operands */
     uint8_t under[] = {0x80, 2, 'R', '.'};
     assert_int_equal(cn_pickle_state_dict(under, sizeof under, &sd, &err), CANARY_EFORMAT);

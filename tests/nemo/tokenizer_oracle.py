@@ -10,7 +10,6 @@ import os
 import random
 import sys
 import tarfile
-import unicodedata
 
 import sentencepiece as spm
 import yaml
@@ -55,7 +54,8 @@ for layout in ["canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v
         off += sp.get_piece_size()
     lines = []
     if agg:
-        # NeMo's AggregateTokenizer.ids_to_text with special (spl_tokens) ids dropped, stripped
+        # NeMo's AggregateTokenizer.ids_to_text with the <|...|>/<pad> pieces of spl_tokens dropped
+        # (as the PyTorch reference does), stripped
         spl = [i for i, (n, _) in enumerate(blocks) if n == "spl_tokens"][0]
         for k in range(300):
             ids = []
@@ -65,9 +65,10 @@ for layout in ["canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v
             pieces = []
             for i in ids:
                 b = max(j for j in range(len(blocks)) if offsets[j] <= i)
-                if b != spl:
-                    pieces.append(blocks[b][1].id_to_piece(i - offsets[b]))
-            text = "".join(pieces).replace(SPACE, " ").strip(" ")
+                piece = blocks[b][1].id_to_piece(i - offsets[b])
+                if not (b == spl and is_special(piece)):
+                    pieces.append(piece)
+            text = "".join(pieces).replace(SPACE, " ").strip()
             lines.append(f"D {','.join(map(str, ids)) or '-'} {hexs(text)}")
         # within one language block (no <unk>), this is exactly spm_decode
         for b, (name, sp) in enumerate(blocks):
@@ -79,9 +80,9 @@ for layout in ["canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v
                 while sp.id_to_piece(local[0]) == SPACE:  # see docs/NEMO.md: SentencePiece versions differ there
                     local[0] = rng.choice(pool)
                 text = sp.decode(local)
-                nemo = "".join(sp.id_to_piece(i) for i in local).replace(SPACE, " ").strip(" ")
-                assert text.strip(" ") == nemo, (text, nemo)
-                lines.append(f"D {','.join(str(offsets[b] + i) for i in local)} {hexs(text.strip(' '))}")
+                nemo = "".join(sp.id_to_piece(i) for i in local).replace(SPACE, " ").strip()
+                assert text.strip() == nemo, (text, nemo)
+                lines.append(f"D {','.join(str(offsets[b] + i) for i in local)} {hexs(text.strip())}")
     else:
         sp = blocks[0][1]
         n = sp.get_piece_size()
@@ -99,30 +100,38 @@ for layout in ["canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v
                 else:
                     ids.append(rng.choice(text_pool))
             keep = [i for i in ids if not is_special(sp.id_to_piece(i))]
-            lines.append(f"D {','.join(map(str, ids))} {hexs(sp.decode(keep).strip(' '))}")
+            lines.append(f"D {','.join(map(str, ids))} {hexs(sp.decode(keep).strip())}")
         # multi-byte characters as byte pieces
-        for word in ["é", "naïve café", "Ωμέγα", "日本語", "€100"]:
+        for word in ["é", "naïve café", "Ωμέγα", "日本語", "€100", "\n\tx\u3000", "\u00a0y\u2029", "\x1fz\x85"]:
             ids = [sp.piece_to_id(f"<0x{b:02X}>") for b in word.encode("utf-8")]
-            lines.append(f"D {','.join(map(str, ids))} {hexs(sp.decode(ids).strip(' '))}")
-    # encoding: texts that NFKC leaves unchanged (the normalizer's character map is not applied)
+            lines.append(f"D {','.join(map(str, ids))} {hexs(sp.decode(ids).strip())}")
+    # encoding, through SentencePiece's normalizer (nmt_nfkc character map, whitespace rules)
+    hard = ["\uff21\uff22\uff23 \uff41\uff42\uff43", "\ufb01ne \ufb02ow", "x\ty\nz\r\n", "  lead and trail  ",
+            "\u216b \u00bd \u338f", "e\u0301 cafe\u0301 caf\u00e9", "\u3000ideographic\u3000space\u3000",
+            "zero\u200bwidth", "\u00df \u1e9e", "", "   ", "\u2581 literal", "a\u00a0b", "\u2460\u2461 \u2474",
+            "<|en|> hello <|pnc|>", "\U0001F600 emoji", "\x01control\x7f"]
     for b, (name, sp) in enumerate(blocks):
         if agg and name == "spl_tokens":
             continue
         n = sp.get_piece_size()
         pool = [i for i in range(n) if sp.id_to_piece(i) not in ("<unk>",) and not is_special(sp.id_to_piece(i))
                 and not sp.is_byte(i)]
-        count = 0
-        while count < 150:
+        texts = list(hard)
+        while len(texts) < 150 + len(hard):
             text = sp.decode([rng.choice(pool) for _ in range(rng.randint(1, 25))])
             if rng.random() < 0.3:
                 text = "  " + text.replace(" ", "   ") + " "
             if rng.random() < 0.1:
                 text += " ☃ x"  # not in the vocabulary: <unk> or byte fallback
-            if unicodedata.normalize("NFKC", text) != text:
-                continue
+            if rng.random() < 0.2:
+                text = text.upper()
+            if rng.random() < 0.2:
+                k = rng.randrange(len(text) + 1)
+                text = text[:k] + rng.choice(hard) + text[k:]
+            texts.append(text)
+        for text in texts:
             ids = [offsets[b] + i for i in sp.encode(text)]
             lines.append(f"E {name or '-'} {hexs(text)} {','.join(map(str, ids)) or '-'}")
-            count += 1
     if not agg:
         sp = blocks[0][1]
         prompt = "<|startofcontext|><|startoftranscript|><|emo:undefined|><|de|><|en|><|nopnc|><|itn|><|timestamp|><|nodiarize|>"
