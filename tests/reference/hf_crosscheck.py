@@ -322,7 +322,7 @@ def decoder_check(model, ref, prep, device, report, table_name, deadline):
                 continue
             n = it["encoder_frames"]
             enc = torch.from_numpy(load_f32(prep, it["encoder_out"]).copy())[:n][None].to(device)
-            want = it[table_name]["beam1_ids"]
+            want = it[table_name].get("hf_expected_ids", it[table_name]["beam1_ids"])
             max_new = it[table_name]["max_new_tokens"]
             eo = encoder_outputs_obj(enc)
             got = greedy_full(model, eo, ref["prompt_hf"], ref["eos_id"], max_new, device)
@@ -367,7 +367,7 @@ def generate_check(model, ref, prep, device, report, table_name):
     feats = torch.from_numpy(load_f32(prep, case["features"]).copy()).T[None].to(device)
     mask = torch.ones(1, feats.shape[1], dtype=torch.long, device=device)
     mask[0, case["feature_frames"]:] = 0
-    want = case[table_name]["beam1_ids"]
+    want = case[table_name].get("hf_expected_ids", case[table_name]["beam1_ids"])
     with torch.no_grad():
         g = model.generate(input_features=feats, attention_mask=mask,
                            decoder_input_ids=torch.tensor([ref["prompt_hf"]], device=device),

@@ -109,12 +109,16 @@ def main():
                 # decoding stopped early, so there are always STEPS rows to compare.
                 teacher = (list(ids[0]) + forced_ids(ref))[: STEPS - 1]
                 lp = teacher_forced(ref, e1, m1, prompt_hf, teacher, STEPS)
-                # NeMo beam 1 makes at most gen + 1 tokens; one more step only when it ended with EOS.
-                ended_eos = len(ids[0]) < gen + 1
-                item[table_name] = {"beam1_ids": ids[0], "teacher_ids": teacher,
+                # transformers stops at the first EOS. NeMo's beam search does not stop when the prompt
+                # step itself picks EOS (its finished flags start at zero), so its ids can hold an EOS
+                # followed by more tokens: the HF expectation is the reference cut at the first EOS.
+                eos = ref.tok.eos
+                hf_ids = ids[0][: ids[0].index(eos)] if eos in ids[0] else list(ids[0])
+                ended_eos = eos in ids[0] or len(ids[0]) < gen + 1
+                item[table_name] = {"beam1_ids": ids[0], "hf_expected_ids": hf_ids, "teacher_ids": teacher,
                                     "logprobs": put(args.out, f"{name}_{table_name}_lp_{i}", lp),
                                     "ended_with_eos": ended_eos,
-                                    "max_new_tokens": len(ids[0]) + 1 if ended_eos else len(ids[0])}
+                                    "max_new_tokens": len(hf_ids) + 1 if ended_eos else len(hf_ids)}
             ref.sd[pos_key] = nemo_table
             case["items"].append(item)
         report["cases"][name] = case

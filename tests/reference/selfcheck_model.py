@@ -191,7 +191,8 @@ def main():
         for i in range(4, 4 + 26 + 1):
             t = int(lp.argmax())
             out.append(t)
-            if t == 3 or i == 4 + 26:
+            # NeMo's rule: an EOS from the prompt step does not end the search, a later one does.
+            if (t == 3 and i > 4) or i == 4 + 26:
                 break
             lp, st = M.decoder_step(sd, torch.tensor([[t]]), i, st, enc[b:b + 1], emask[b:b + 1], H, 2)
         while out and out[-1] in (2, 3):

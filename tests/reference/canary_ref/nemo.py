@@ -93,12 +93,14 @@ class Tokenizer:
 
 
 class NemoModel:
-    def __init__(self, path):
+    def __init__(self, path, weights=True):
         self.path = path
         with _open_tar(path) as tar:
             self.config = yaml.safe_load(_member_bytes(tar, "model_config.yaml"))
-            ckpt = _member_bytes(tar, "model_weights.ckpt")
-            self.state = torch.load(io.BytesIO(ckpt), map_location="cpu")
+            self.state = {}
+            if weights:
+                ckpt = _member_bytes(tar, "model_weights.ckpt")
+                self.state = torch.load(io.BytesIO(ckpt), map_location="cpu")
             self.tokenizer = Tokenizer(self.config["tokenizer"], tar)
 
     def get(self, key):

@@ -40,6 +40,9 @@ def main():
     ap.add_argument("--size", default="tiny", help="tiny (ctest) or full (real dimensions, benchmarks)")
     ap.add_argument("--repeat", type=int, default=1, help="onnxruntime runs of the whole pipeline (timing)")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    ap.add_argument("--reuse-export", action="store_true", help="use an existing export in WORK/<layout>")
+    ap.add_argument("--ref-dtype", default="float64", choices=["float64", "float32"],
+                    help="reference precision (float32 halves the memory of a full-size check)")
     args = ap.parse_args()
     node = shutil.which("node")
     if node is None or not os.path.isdir(os.path.join(HERE, "node_modules", "onnxruntime-node")):
@@ -53,8 +56,9 @@ def main():
         model = os.path.join(args.models, f"{lay}-{args.size}.nemo")
         sem = "nemo-2.5" if lay == "canary-1b-v2" else "nemo-2.4"
         out = os.path.join(args.work, lay)
-        export(model, out, sem)
-        ref = CanaryReference(model)
+        if not (args.reuse_export and os.path.isfile(os.path.join(out, "export.json"))):
+            export(model, out, sem)
+        ref = CanaryReference(model, dtype=getattr(torch, args.ref_dtype))
         feats, flen = ref.features([F.pad_min_duration(audio)], sem)
         enc, elen = ref.encode(feats, flen, sem)
         prompt = ref.prompt()

@@ -42,10 +42,25 @@ def _half(n):
     return torch.div(n - 1, 2, rounding_mode="floor") + 1
 
 
-class Encoder(torch.nn.Module):
-    def __init__(self, sd, n_heads, masked, xscaling):
+class _WeightModule(torch.nn.Module):
+    """Registers every weight once as a buffer, so the exporter stores them as initializers (which it
+    moves to external data files when the model exceeds protobuf's 2 GB limit) instead of inlining
+    them as constants. self.sd keeps NeMo's key names, pointing at the same tensor objects."""
+
+    def __init__(self, sd):
         super().__init__()
-        self.sd, self.h, self.masked, self.xscaling = sd, n_heads, masked, xscaling
+        seen = {}
+        for k, v in sd.items():
+            if id(v) not in seen:
+                seen[id(v)] = f"w{len(seen)}"
+                self.register_buffer(seen[id(v)], v)
+        self.sd = sd
+
+
+class Encoder(_WeightModule):
+    def __init__(self, sd, n_heads, masked, xscaling):
+        super().__init__({k: v for k, v in sd.items() if k.startswith(("encoder.", "encoder_decoder_proj."))})
+        self.h, self.masked, self.xscaling = n_heads, masked, xscaling
         self.n_layers = M.encoder_layer_count(sd)
         self.d = int(sd["encoder.pre_encode.out.weight"].shape[0])
 
@@ -145,10 +160,11 @@ class Encoder(torch.nn.Module):
         return _ln(x, self.sd, p + "norm_out")
 
 
-class CrossKV(torch.nn.Module):
+class CrossKV(_WeightModule):
     def __init__(self, sd, n_heads):
-        super().__init__()
-        self.sd, self.h = sd, n_heads
+        super().__init__({k: v for k, v in sd.items() if ".second_sub_layer.key_net." in k
+                          or ".second_sub_layer.value_net." in k})
+        self.h = n_heads
         self.n_layers = M.decoder_layer_count(sd)
 
     def forward(self, encoder_states):
@@ -160,10 +176,10 @@ class CrossKV(torch.nn.Module):
         return torch.stack(ks), torch.stack(vs)
 
 
-class DecoderStep(torch.nn.Module):
+class DecoderStep(_WeightModule):
     def __init__(self, sd, n_heads):
-        super().__init__()
-        self.sd, self.h = sd, n_heads
+        super().__init__({k: v for k, v in sd.items() if k.startswith(("transf_decoder.", "log_softmax."))})
+        self.h = n_heads
         self.n_layers = M.decoder_layer_count(sd)
 
     def forward(self, input_ids, start_pos, past_k, past_v, cross_k, cross_v, encoder_mask):

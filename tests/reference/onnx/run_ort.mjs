@@ -1,6 +1,6 @@
 // Runs the reference ONNX export (export_onnx.py) in onnxruntime-node: encoder, cross K/V, then
 // NeMo's default decoding with beam 1 (argmax, generated tokens at their true positions P, P+1, ...,
-// with the decoder KV cache). Writes encoder_states.f32, log_probs_first_steps.f32 and result.json.
+// with the decoder KV cache, NeMo's stopping rule). Writes encoder_states.f32, log_probs_first_steps.f32 and result.json.
 //
 //   node run_ort.mjs --onnx DIR --features F.f32 --n-mels 128 --frames T --length N \
 //        --prompt 7,4,16 --eos 3 --max-gen 250 [--steps 4] [--repeat R] --out DIR
@@ -92,7 +92,9 @@ async function main() {
       let best = 0;
       for (let v = 1; v < lp.length; v++) if (lp[v] > lp[best]) best = v;
       out.push(best);
-      if (best === eos) break;
+      // NeMo's beam search starts its "finished" flags at zero after the prompt step, so an EOS
+      // chosen there does not end decoding; any later EOS does.
+      if (best === eos && s > 0) break;
     }
     ids = ids.concat(out);
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
