@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ struct cn_audio_decoder {
     bool decode_done;       /* the decoder is drained; the resampler was flushed */
     int64_t samples_out;
     int64_t corrupt_packets;
+    int64_t nonfinite_samples; /* NaN/Inf output samples replaced by 0 */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -244,6 +246,10 @@ static cn_status open_stream(cn_audio_decoder *d, const char *path, cn_error *er
     }
     AVStream *st = d->fmt->streams[d->stream_index];
     const AVCodecParameters *par = st->codecpar;
+    /* Let the demuxer skip video and other streams instead of handing us their packets. */
+    for (unsigned i = 0; i < d->fmt->nb_streams; i++)
+        if ((int)i != d->stream_index)
+            d->fmt->streams[i]->discard = AVDISCARD_ALL;
     CN_TRY(check_rate_channels(d, par->sample_rate, par->ch_layout.nb_channels, err));
 
     d->codec = avcodec_alloc_context3(dec);
@@ -315,8 +321,18 @@ cn_status cn_audio_open_file(const char *path, const cn_audio_options *opt, cn_a
             st = cn_error_set(err, CANARY_EINVAL, "%s: is a directory, not an audio file", path);
         else if (sb.st_size == 0)
             st = cn_error_set(err, CANARY_EFORMAT, "%s: the file is empty", path);
-        else
-            st = open_stream(d, path, err);
+        else {
+            /* "file:" so that a name with a colon is never read as a protocol ("http:...") */
+            size_t n = strlen(path) + 6;
+            char *url = malloc(n);
+            if (!url)
+                st = cn_error_set(err, CANARY_ENOMEM, "out of memory");
+            else {
+                snprintf(url, n, "file:%s", path);
+                st = open_stream(d, url, err);
+                free(url);
+            }
+        }
     }
     if (st != CANARY_OK) {
         cn_audio_close(d);
@@ -354,6 +370,9 @@ int64_t cn_audio_samples_read(const cn_audio_decoder *d) { return d->samples_out
 void cn_audio_close(cn_audio_decoder *d) {
     if (!d)
         return;
+    if (d->nonfinite_samples)
+        CN_WARN("audio", "%s: %lld NaN/infinite samples were replaced by silence", d->name,
+                (long long)d->nonfinite_samples);
     swr_free(&d->swr);
     av_channel_layout_uninit(&d->swr_in_layout);
     av_frame_free(&d->frame);
@@ -407,6 +426,14 @@ static cn_status resample(cn_audio_decoder *d, const uint8_t **in, int in_count,
         if (n < 0)
             return cn_error_set(err, CANARY_EFORMAT, "%s: resampling failed: %s", d->name,
                                 av_err(n, eb, sizeof eb));
+        /* A float file may hold NaN or infinities; they would poison every feature frame they
+         * touch (and the resampler smears them over its filter length). Silence them. */
+        float *fresh = d->buf + d->buf_len;
+        for (int i = 0; i < n; i++)
+            if (!isfinite(fresh[i])) {
+                fresh[i] = 0.0f;
+                d->nonfinite_samples++;
+            }
         d->buf_len += (size_t)n;
         /* A full output buffer may mean more is pending; ask again without new input. */
         if (n < cap)

@@ -3,7 +3,7 @@
  * into 16 kHz mono float32 blocks on demand.
  *
  * Memory stays bounded whatever the input length: packets are decoded one at a time as the caller
- * asks for samples. Several channels are averaged to mono (NeMo's downmix), then resampled with
+ * asks for samples. Samples are always finite: NaN/Inf in float inputs become 0 (with a warning). Several channels are averaged to mono (NeMo's downmix), then resampled with
  * soxr's high-quality filter (the one librosa uses by default).
  *
  * Not thread-safe per object; distinct decoders may be used from distinct threads.

@@ -67,6 +67,16 @@ cn_status cn_feat_semantics_parse(const char *s, cn_feat_semantics *out, cn_erro
     return CANARY_OK;
 }
 
+cn_feat_semantics cn_feat_semantics_auto(const char *variant, const char *nemo_version) {
+    int major, minor;
+    if (nemo_version && sscanf(nemo_version, "%d.%d", &major, &minor) == 2)
+        return (major > 2 || (major == 2 && minor >= 5)) ? CN_FEAT_NEMO_2_5 : CN_FEAT_NEMO_2_4;
+    if (variant && (strcmp(variant, "canary-1b") == 0 || strcmp(variant, "canary-1b-flash") == 0 ||
+                    strcmp(variant, "canary-180m-flash") == 0))
+        return CN_FEAT_NEMO_2_4;
+    return CN_FEAT_NEMO_2_5;
+}
+
 const char *cn_feat_semantics_name(cn_feat_semantics s) {
     return s == CN_FEAT_NEMO_2_4 ? "nemo-2.4" : "nemo-2.5";
 }
@@ -431,6 +441,11 @@ cn_status cn_features_compute_batch(const cn_features *f, const float *const *au
             return cn_error_set(err, CANARY_EINVAL, "feature input %d is NULL", b);
         if (lens[b] > lmax)
             lmax = lens[b];
+        for (int64_t i = 0; i < lens[b]; i++)
+            if (!isfinite(audio[b][i]))
+                return cn_error_set(err, CANARY_EINVAL,
+                                    "feature input %d: sample %lld (%.3f s) is not a finite number", b,
+                                    (long long)i, (double)i / f->cfg.sample_rate);
     }
     if (lmax > ((int64_t)1 << 40))
         return cn_error_set(err, CANARY_ELIMIT, "feature input of %lld samples is too long",

@@ -56,8 +56,27 @@ typedef struct cn_features_config {
     const float *window_values; /* [win_length] (preprocessor.featurizer.window) */
 } cn_features_config;
 
+/* From the loader's cn_preproc_desc (nemo/nemo.h) the engine fills: sample_rate, n_mels, n_fft,
+ * win_length, hop_length, window, preemph, lowfreq, highfreq, log_zero_guard_value,
+ * log_guard_clamp = (log_zero_guard_type == "clamp"), log, mag_power,
+ * mel_norm_slaney = (mel_norm == "slaney"), normalize ("per_feature" -> PER_FEATURE), pad_to,
+ * pad_value; and filterbank / window_values from the checkpoint tensors preprocessor.featurizer.fb
+ * ([1, n_mels, n_fft/2+1]) and .window ([win_length]) as contiguous float32 -- pass them: NeMo's
+ * stored float32 window differs from a recomputed one enough to move features by ~1.5e-4.
+ * Not supported (the engine should refuse with CANARY_EUNSUPPORTED): frame_splicing > 1,
+ * exact_pad = true, normalize "all_features" or a fixed mean/std. dither is ignored (inference). */
+
 /* Canary's values (spec §3.2) with the given semantics. */
 void cn_features_config_canary(cn_features_config *cfg, cn_feat_semantics semantics);
+
+/* The default for "auto" (engine.feature_semantics), from the loader's model description:
+ *  - a NeMo version recorded in the checkpoint's config decides when present (>= 2.5 -> nemo-2.5);
+ *  - else canary-1b, canary-1b-flash, canary-180m-flash -> nemo-2.4: they were trained and their
+ *    published WERs measured with NeMo < 2.5 (released Feb/Mar 2025, before PR #13827, July 2025);
+ *  - canary-1b-v2 and unknown variants -> nemo-2.5: released after the change (Aug 2025), and what
+ *    current NeMo, HF transformers and onnx-asr compute, i.e. what users compare against.
+ * `variant` / `nemo_version` may be NULL or "". */
+cn_feat_semantics cn_feat_semantics_auto(const char *variant, const char *nemo_version);
 
 /* Parses "nemo-2.4" / "nemo-2.5". */
 cn_status cn_feat_semantics_parse(const char *s, cn_feat_semantics *out, cn_error *err);

@@ -302,12 +302,27 @@ static void test_bad_config_and_input(void **state) {
     assert_int_equal(cn_feat_semantics_parse("nemo-3", &s, &err), CANARY_EINVAL);
     assert_non_null(strstr(err.msg, "nemo-3"));
 
+    assert_int_equal(cn_feat_semantics_auto("canary-1b", ""), CN_FEAT_NEMO_2_4);
+    assert_int_equal(cn_feat_semantics_auto("canary-1b-flash", NULL), CN_FEAT_NEMO_2_4);
+    assert_int_equal(cn_feat_semantics_auto("canary-180m-flash", ""), CN_FEAT_NEMO_2_4);
+    assert_int_equal(cn_feat_semantics_auto("canary-1b-v2", ""), CN_FEAT_NEMO_2_5);
+    assert_int_equal(cn_feat_semantics_auto("canary-custom", NULL), CN_FEAT_NEMO_2_5);
+    assert_int_equal(cn_feat_semantics_auto("canary-1b-flash", "2.5.0rc0"), CN_FEAT_NEMO_2_5);
+    assert_int_equal(cn_feat_semantics_auto("canary-1b-v2", "2.4.1"), CN_FEAT_NEMO_2_4);
+    assert_int_equal(cn_feat_semantics_auto(NULL, "3.0"), CN_FEAT_NEMO_2_5);
+
     cn_features_config_canary(&cfg, CN_FEAT_NEMO_2_5);
     assert_int_equal(cn_features_create(&cfg, &f, &err), CANARY_OK);
     float x = 0, out[128];
     int64_t valid;
     assert_int_equal(cn_features_compute(f, &x, 0, out, &valid, &err), CANARY_EINVAL);
     assert_non_null(strstr(err.msg, "0 samples"));
+    float withnan[400] = {0};
+    withnan[321] = NAN;
+    float *big = malloc(128 * 3 * sizeof(float));
+    assert_int_equal(cn_features_compute(f, withnan, 400, big, &valid, &err), CANARY_EINVAL);
+    assert_non_null(strstr(err.msg, "sample 321"));
+    free(big);
     cn_features_destroy(f);
 }
 
