@@ -454,9 +454,17 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
     }
     e->defaults = canary_default_params(e->model);
     e->defaults.beam_size = cfg->beam_size;
+    if (strcmp(cfg->precision, "bf16") != 0 && strcmp(cfg->precision, "fp32") != 0 && strcmp(cfg->precision, "auto") != 0) {
+        eng_destroy(t);
+        return cn_error_set(err, CANARY_EUNSUPPORTED, "engine.precision = %s: the CPU engine supports fp32 and bf16",
+                            cfg->precision);
+    }
     e->defaults.precision = strcmp(cfg->precision, "bf16") == 0 ? CANARY_PRECISION_BF16 : CANARY_PRECISION_FP32;
-    e->defaults.features =
-        strcmp(cfg->feature_semantics, "nemo-2.4") == 0 ? CANARY_FEATURES_NEMO_2_4 : CANARY_FEATURES_NEMO_2_5;
+    /* "auto" keeps the checkpoint's own front end (NeMo < 2.5: 2.4 semantics), as transcribe does */
+    if (strcmp(cfg->feature_semantics, "nemo-2.4") == 0)
+        e->defaults.features = CANARY_FEATURES_NEMO_2_4;
+    else if (strcmp(cfg->feature_semantics, "nemo-2.5") == 0)
+        e->defaults.features = CANARY_FEATURES_NEMO_2_5;
     e->chunk_max_s = cfg->chunk_seconds;
     e->max_batch = cfg->max_batch > 0 ? (size_t)cfg->max_batch : 0;
     e->n_ctx = workers > 0 ? workers : 1;
