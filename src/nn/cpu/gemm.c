@@ -120,38 +120,55 @@ static void portable_nn(int m, int n, int k, float alpha, const float *a, int ld
 typedef float v16f __attribute__((vector_size(64)));
 
 
-CN_CPU_CLONES static void small_m_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                                     int ldb, float beta, float *c, int ldc) {
-    int k16 = k / 16 * 16;
-    enum { R = 8 };
-    for (int i0 = 0; i0 < m; i0 += R) {
-        int mi = m - i0 < R ? m - i0 : R;
-        const float *ar[R];
-        for (int r = 0; r < R; r++)
-            ar[r] = a + (size_t)(i0 + (r < mi ? r : mi - 1)) * lda;
-        for (int j = 0; j < n; j++) {
-            const float *br = b + (size_t)j * ldb;
-            v16f acc[R];
-            memset(acc, 0, sizeof acc);
-            for (int p = 0; p < k16; p += 16) {
-                v16f w, x;
-                memcpy(&w, br + p, sizeof w);
-                for (int r = 0; r < R; r++) {
-                    memcpy(&x, ar[r] + p, sizeof x);
-                    acc[r] += x * w;
-                }
-            }
-            for (int r = 0; r < mi; r++) {
-                float sum = 0;
-                for (int q = 0; q < 16; q++)
-                    sum += acc[r][q];
-                for (int p = k16; p < k; p++)
-                    sum += ar[r][p] * br[p];
-                float *cp = c + (size_t)(i0 + r) * ldc + j;
-                *cp = beta == 0.0f ? alpha * sum : *cp * beta + alpha * sum;
-            }
-        }
+/* R activation rows against every weight row; R is a constant in each instance so the
+ * accumulators stay in registers and no work is done for absent rows. */
+#define SMALL_NT(R)                                                                                                    \
+    CN_CPU_CLONES static void small_nt_##R(int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, \
+                                           float beta, float *c, int ldc) {                                            \
+        int k16 = k / 16 * 16;                                                                                         \
+        for (int j = 0; j < n; j++) {                                                                                  \
+            const float *br = b + (size_t)j * ldb;                                                                     \
+            v16f acc[R];                                                                                               \
+            memset(acc, 0, sizeof acc);                                                                                \
+            for (int p = 0; p < k16; p += 16) {                                                                        \
+                v16f w, x;                                                                                             \
+                memcpy(&w, br + p, sizeof w);                                                                          \
+                for (int r = 0; r < R; r++) {                                                                          \
+                    memcpy(&x, a + (size_t)r * lda + p, sizeof x);                                                     \
+                    acc[r] += x * w;                                                                                   \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (int r = 0; r < R; r++) {                                                                              \
+                float sum = 0;                                                                                         \
+                for (int q = 0; q < 16; q++)                                                                           \
+                    sum += acc[r][q];                                                                                  \
+                for (int p = k16; p < k; p++)                                                                          \
+                    sum += a[(size_t)r * lda + p] * br[p];                                                             \
+                float *cp = c + (size_t)r * ldc + j;                                                                   \
+                *cp = beta == 0.0f ? alpha * sum : *cp * beta + alpha * sum;                                           \
+            }                                                                                                          \
+        }                                                                                                              \
     }
+SMALL_NT(8)
+SMALL_NT(4)
+SMALL_NT(2)
+SMALL_NT(1)
+
+static void small_m_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                       float *c, int ldc) {
+    int i = 0;
+    for (; m - i >= 8; i += 8)
+        small_nt_8(n, k, alpha, a + (size_t)i * lda, lda, b, ldb, beta, c + (size_t)i * ldc, ldc);
+    if (m - i >= 4) {
+        small_nt_4(n, k, alpha, a + (size_t)i * lda, lda, b, ldb, beta, c + (size_t)i * ldc, ldc);
+        i += 4;
+    }
+    if (m - i >= 2) {
+        small_nt_2(n, k, alpha, a + (size_t)i * lda, lda, b, ldb, beta, c + (size_t)i * ldc, ldc);
+        i += 2;
+    }
+    if (m - i >= 1)
+        small_nt_1(n, k, alpha, a + (size_t)i * lda, lda, b, ldb, beta, c + (size_t)i * ldc, ldc);
 }
 
 void cn_cpu_sgemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
