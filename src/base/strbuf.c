@@ -97,6 +97,20 @@ static size_t utf8_seq_len(const unsigned char *s) {
     return n;
 }
 
+void cn_sb_put_utf8(cn_strbuf *sb, const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_seq_len(p);
+        if (n == 0) {
+            cn_sb_puts(sb, "\xEF\xBF\xBD");
+            p++;
+        } else {
+            cn_sb_putn(sb, (const char *)p, n);
+            p += n;
+        }
+    }
+}
+
 void cn_sb_json_string(cn_strbuf *sb, const char *s) {
     cn_sb_putc(sb, '"');
     const unsigned char *p = (const unsigned char *)s;

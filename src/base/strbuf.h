@@ -21,6 +21,9 @@ void cn_sb_putn(cn_strbuf *sb, const char *s, size_t n);
 void cn_sb_puts(cn_strbuf *sb, const char *s);
 void cn_sb_putc(cn_strbuf *sb, char c);
 void cn_sb_printf(cn_strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends `s` as valid UTF-8: each byte that does not start a valid sequence (stray continuation
+ * byte, truncated or overlong sequence, surrogate, above U+10FFFF) becomes U+FFFD. */
+void cn_sb_put_utf8(cn_strbuf *sb, const char *s);
 /* Appends `s` as a quoted JSON string with escapes (invalid UTF-8 bytes become U+FFFD). */
 void cn_sb_json_string(cn_strbuf *sb, const char *s);
 const char *cn_sb_str(const cn_strbuf *sb);

@@ -167,7 +167,9 @@ char *job_json_text(cn_service *s, const cn_job_record *rec) {
     cn_job_status st = rec->status;
     int done = rec->chunks_done, total = rec->chunks_total;
     int64_t started = rec->started_ms;
-    sjob *live = sched_find(s, rec->id, NULL);
+    /* the live job is fresher while it runs; once the store says finished it is final (finish_job
+     * writes the store before the live status, and an SSE stream must not end on "processing") */
+    sjob *live = cn_job_status_terminal(rec->status) ? NULL : sched_find(s, rec->id, NULL);
     if (live) {
         pthread_mutex_lock(&s->mu);
         if (!cn_job_status_terminal(live->status)) {

@@ -10,12 +10,12 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "base/config.h"
+#include "base/strbuf.h"
 #include "base/threadpool.h"
 #include "canary/canary.h"
 #include "canary/canary_audio.h"
@@ -338,55 +338,13 @@ static cn_status eng_step(cn_transcriber *t, cn_transcription *s, const atomic_b
     return st;
 }
 
-/* Bytes of the valid UTF-8 sequence at p (1-4), or 0 (stray continuation byte, truncated or
- * overlong sequence, surrogate, above U+10FFFF). */
-static size_t utf8_seq_len(const unsigned char *p) {
-    unsigned char c = p[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xE0) == 0xC0)
-        n = 2, cp = c & 0x1Fu;
-    else if ((c & 0xF0) == 0xE0)
-        n = 3, cp = c & 0x0Fu;
-    else if ((c & 0xF8) == 0xF0)
-        n = 4, cp = c & 0x07u;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3Fu);
-    }
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* A copy that is valid UTF-8: the decoder can emit stray bytes (byte-fallback pieces that do not
  * form a character), which JSON cannot carry; each becomes U+FFFD, as the CLI's writers do. */
 static char *dup0(const char *s) {
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    size_t len = strlen((const char *)p);
-    char *out = malloc(3 * len + 1), *o = out;
-    if (!out)
-        return NULL;
-    while (*p) {
-        size_t n = utf8_seq_len(p);
-        if (n == 0) {
-            memcpy(o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            p++;
-        } else {
-            memcpy(o, p, n);
-            o += n;
-            p += n;
-        }
-    }
-    *o = '\0';
-    return out;
+    cn_strbuf sb;
+    cn_sb_init(&sb);
+    cn_sb_put_utf8(&sb, s ? s : "");
+    return cn_sb_steal(&sb);
 }
 
 static cn_status eng_finish(cn_transcriber *t, cn_transcription *s, cn_transcript *out, cn_error *err) {

@@ -33,6 +33,25 @@ static void test_json_escaping(void **state) {
     cn_sb_free(&sb);
 }
 
+static void test_put_utf8(void **state) {
+    cn_strbuf sb;
+    cn_sb_init(&sb);
+    /* valid text (2-, 3- and 4-byte sequences, quotes, newline) passes unchanged */
+    cn_sb_put_utf8(&sb, "a \"\xC3\xA9\" \xE2\x82\xAC \xF0\x9F\x98\x80\n");
+    assert_string_equal(cn_sb_str(&sb), "a \"\xC3\xA9\" \xE2\x82\xAC \xF0\x9F\x98\x80\n");
+    cn_sb_reset(&sb);
+    /* a stray continuation byte (what a byte-fallback piece can leave) and a sequence truncated at
+     * the end: one U+FFFD per offending byte */
+    cn_sb_put_utf8(&sb, "G\xC3\xBC\xAA" "oo \xE2\x82");
+    assert_string_equal(cn_sb_str(&sb), "G\xC3\xBC\xEF\xBF\xBD" "oo \xEF\xBF\xBD\xEF\xBF\xBD");
+    cn_sb_reset(&sb);
+    /* an overlong encoding, a surrogate, a code point above U+10FFFF */
+    cn_sb_put_utf8(&sb, "\xC0\xAF|\xED\xA0\x80|\xF4\x90\x80\x80");
+    assert_string_equal(cn_sb_str(&sb), "\xEF\xBF\xBD\xEF\xBF\xBD|\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD|"
+                                        "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    cn_sb_free(&sb);
+}
+
 static void test_steal(void **state) {
     cn_strbuf sb;
     cn_sb_init(&sb);
@@ -50,6 +69,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_and_printf),
         cmocka_unit_test(test_json_escaping),
+        cmocka_unit_test(test_put_utf8),
         cmocka_unit_test(test_steal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
