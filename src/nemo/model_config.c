@@ -37,6 +37,8 @@ static cn_status missing(const ctx *c, const char *path) {
 }
 
 static cn_status bad(const ctx *c, const cn_ynode *n, const char *path, const char *what) {
+    if (!n) /* a default value that does not fit the rest of the config */
+        return cn_error_set(c->err, CANARY_EFORMAT, "%s: %s is not set and NeMo's default %s", c->label, path, what);
     return cn_error_set(c->err, CANARY_EFORMAT, "%s line %d: %s = '%.100s' %s", c->label, n->line, path,
                         n->kind == CN_Y_SCALAR ? n->value : n->kind == CN_Y_MAP ? "{...}" : "[...]", what);
 }

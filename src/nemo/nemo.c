@@ -8,6 +8,7 @@
 #include "nemo/archive.h"
 #include "nemo/checkpoint.h"
 #include "nemo/model_config.h"
+#include "nemo/tokenizer_load.h"
 
 struct cn_nemo {
     cn_archive archive;
@@ -42,6 +43,8 @@ static cn_status load(cn_nemo *m, const char *path, const char *cache_dir, cn_er
     if (!tokcfg)
         return cn_error_set(err, CANARY_ENOMEM, "out of memory opening %s", path);
     cn_status st = cn_model_config_parse(m->config_yaml, cfg->size, "model_config.yaml", &m->desc, tokcfg, err);
+    if (!st)
+        st = cn_tokenizer_load(&m->archive, tokcfg, &m->tok, err);
     free(tokcfg);
     CN_TRY(st);
     CN_TRY(cn_checkpoint_load(w->data, w->size, "model_weights.ckpt", &m->weights, err));
@@ -55,6 +58,13 @@ static cn_status load(cn_nemo *m, const char *path, const char *cache_dir, cn_er
         CN_WARN("nemo", "%s: the config says vocab_size %d, the checkpoint's embedding has %lld rows; using the latter",
                 path, m->desc.dec.vocab_size, (long long)emb->shape[0]);
     m->desc.dec.vocab_size = (int)emb->shape[0];
+    int tok_vocab = cn_tok_vocab_size(m->tok);
+    int64_t rows = 8 * (((int64_t)tok_vocab + 7) / 8);
+    if (emb->shape[0] != rows)
+        return cn_error_set(err, CANARY_EFORMAT,
+                            "the tokenizer has %d ids, so the decoder needs %lld embedding rows (a multiple of 8), "
+                            "but transf_decoder._embedding.token_embedding.weight has %lld: mismatched tokenizer",
+                            tok_vocab, (long long)rows, (long long)emb->shape[0]);
     cn_model_desc_set_variant(&m->desc);
     const cn_archive_member *tcfg = cn_archive_find(&m->archive, "timestamps_asr_model_config.yaml");
     const cn_archive_member *tw = cn_archive_find(&m->archive, "timestamps_asr_model_weights.ckpt");
@@ -89,6 +99,7 @@ cn_status cn_nemo_open(const char *path, const char *cache_dir, cn_nemo **out, c
 void cn_nemo_close(cn_nemo *m) {
     if (!m)
         return;
+    cn_tokenizer_free(m->tok);
     cn_checkpoint_free(&m->weights);
     cn_checkpoint_free(&m->ts_weights);
     free(m->config_yaml);

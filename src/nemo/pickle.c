@@ -140,7 +140,8 @@ static cn_status make_tuple(vm *m, size_t base) {
     val *t = new_val(m, V_TUPLE);
     if (!t)
         return m->err->code;
-    CN_TRY(add_items(m, t, m->stack + base, m->sp - base));
+    if (m->sp > base)
+        CN_TRY(add_items(m, t, m->stack + base, m->sp - base));
     m->sp = base;
     return push(m, t);
 }

@@ -259,6 +259,10 @@ cn_status cn_tar_parse(const uint8_t *data, size_t size, cn_tar *out, cn_error *
         uint64_t padded = (msize + BLOCK - 1) / BLOCK * BLOCK;
         pos = data_off + padded;
     }
+    if (pos == 0 && size < BLOCK) {
+        st = cn_error_set(err, CANARY_EFORMAT, "not a tar archive: only %zu bytes", size);
+        goto fail;
+    }
     if (!saw_end && pos != size && pos < size) {
         st = cn_error_set(err, CANARY_EFORMAT, "tar ends inside a header at offset %llu (truncated file?)",
                           (unsigned long long)pos);

@@ -15,6 +15,7 @@
 typedef struct cn_tokenizer cn_tokenizer;
 
 int cn_tok_vocab_size(const cn_tokenizer *t);      /* tokenizer ids, before rounding to 8 */
+bool cn_tok_is_aggregate(const cn_tokenizer *t);   /* aggregate (1b, flash) vs unified (v2) layout */
 int cn_tok_eos(const cn_tokenizer *t);             /* <|endoftext|> */
 int cn_tok_bos(const cn_tokenizer *t);             /* <|startoftranscript|> */
 int cn_tok_pad(const cn_tokenizer *t);             /* <pad>, or -1 */
@@ -28,8 +29,11 @@ int cn_tok_timestamp_value(const cn_tokenizer *t, int id);
 /* The piece text of an id (for debugging / model-info), or NULL when out of range. */
 const char *cn_tok_piece(const cn_tokenizer *t, int id);
 
-/* Detokenizes ids to UTF-8 text (SentencePiece rules: U+2581 to space, byte pieces <0xNN>
- * reassembled, special tokens dropped, leading space removed). Result is malloc'ed. */
+/* Detokenizes ids to UTF-8 text as NeMo does, special tokens dropped and the result trimmed of
+ * leading/trailing spaces: the unified tokenizer uses SentencePiece decoding (U+2581 to space, byte
+ * pieces <0xNN> reassembled as UTF-8, <unk> as " \u2047 "); the aggregate tokenizer concatenates
+ * pieces with U+2581 as space (NeMo's AggregateTokenizer.ids_to_text, so <unk> stays literal).
+ * Ids out of range are skipped. Result is malloc'ed. */
 cn_status cn_tok_decode(const cn_tokenizer *t, const int *ids, size_t n, char **text, cn_error *err);
 
 /* Languages the model supports ("en", "de", ...), from the tokenizer's language tags. */
@@ -50,12 +54,20 @@ typedef struct cn_prompt_opts {
 } cn_prompt_opts;
 
 /* Builds the decoder prompt ids for the model's prompt format. Fails with a clear message naming
- * the language and listing the supported ones. `ids` has room for `cap` ids. */
+ * the language and listing the supported ones. `ids` has room for `cap` ids. For the unified
+ * tokenizer (canary-1b-v2) the canary2 prompt starts with the U+2581 piece, as NeMo's SentencePiece
+ * encode of the prompt string produces it (10 ids; spec §6.6). */
 cn_status cn_tok_build_prompt(const cn_tokenizer *t, cn_prompt_format fmt, const cn_prompt_opts *opts,
                               int *ids, size_t cap, size_t *n_out, cn_error *err);
 
-/* SentencePiece unigram encoding of UTF-8 text to ids (for the unified v2 tokenizer's prompt
- * and optional decoder context), or CANARY_EUNSUPPORTED if the model's layout does not need it. */
+/* SentencePiece (BPE) encoding of UTF-8 text to ids, e.g. for the optional decoder context. The
+ * unified tokenizer encodes with its one model; an aggregate tokenizer needs the language whose
+ * sub-tokenizer to use (NeMo uses the target language's), so cn_tok_encode returns
+ * CANARY_EUNSUPPORTED there and cn_tok_encode_lang does the work. Whitespace is normalized as
+ * SentencePiece does; its NFKC character map is not applied (text that NFKC leaves unchanged
+ * encodes exactly). `*ids` is malloc'ed. */
 cn_status cn_tok_encode(const cn_tokenizer *t, const char *text, int **ids, size_t *n, cn_error *err);
+cn_status cn_tok_encode_lang(const cn_tokenizer *t, const char *lang, const char *text, int **ids, size_t *n,
+                             cn_error *err);
 
 #endif

@@ -241,6 +241,7 @@ static void test_errors(void **s) {
     expect_error("  conv_norm_type: batch_norm\n", "  conv_norm_type: layer_norm\n", CANARY_EUNSUPPORTED,
                  "encoder.conv_norm_type", NULL);
     expect_error("  n_heads: 8\n", "  n_heads: 7\n", CANARY_EFORMAT, "encoder.n_heads", "does not divide");
+    expect_error("  d_model: ${model_defaults.asr_enc_hidden}\n", "  d_model: 510\n", CANARY_EFORMAT, "encoder.n_heads", NULL);
     expect_error("  att_context_size: [-1, -1]\n", "  att_context_size: [-1]\n", CANARY_EFORMAT,
                  "encoder.att_context_size", NULL);
     expect_error("  xscaling: false\n", "  xscaling: maybe\n", CANARY_EFORMAT, "encoder.xscaling = 'maybe' is not true or false", NULL);

@@ -1,0 +1,391 @@
+/* The public engine API (include/canary/canary.h) over the model, features and loader modules. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "canary/canary.h"
+#include "features/features.h"
+#include "model/model.h"
+#include "nemo/tokenizer.h"
+
+struct canary_model {
+    cn_nemo *nemo;
+    cn_backend *be;
+    cn_features *feat[2]; /* by canary_features */
+    pthread_mutex_t mu;   /* guards the lazy creation of the bf16 weights */
+    cn_canary *net[2];    /* by canary_precision */
+};
+
+typedef struct result {
+    char *text;
+    cn_hypothesis hyp;
+} result;
+
+struct canary_context {
+    const canary_model *model;
+    int n_threads;
+    cn_canary_ctx *cc[2];
+    result *res;
+    int n_res;
+    canary_timings timings;
+};
+
+static canary_status fail(char *msg, size_t size, const cn_error *err) {
+    if (msg && size)
+        snprintf(msg, size, "%s", err->msg);
+    return err->code;
+}
+
+static canary_status fail_text(char *msg, size_t size, canary_status code, const char *text) {
+    if (msg && size)
+        snprintf(msg, size, "%s", text);
+    return code;
+}
+
+canary_model_params canary_model_default_params(void) {
+    canary_model_params p = {0};
+    return p;
+}
+
+static cn_status make_features(canary_model *m, cn_error *err) {
+    const cn_preproc_desc *pd = &cn_nemo_desc(m->nemo)->pre;
+    const cn_tensor_view *fbv = cn_nemo_tensor(m->nemo, "preprocessor.featurizer.fb");
+    const cn_tensor_view *wv = cn_nemo_tensor(m->nemo, "preprocessor.featurizer.window");
+    int n_bins = pd->n_fft / 2 + 1;
+    /* The checkpoint's buffers are used as NeMo uses them (fp32 only; else computed). */
+    const float *fb = NULL, *win = NULL;
+    if (fbv && fbv->dtype == CN_DTYPE_F32 && fbv->contiguous &&
+        fbv->nbytes == sizeof(float) * (size_t)pd->n_mels * (size_t)n_bins)
+        fb = fbv->data;
+    if (wv && wv->dtype == CN_DTYPE_F32 && wv->contiguous && wv->nbytes == sizeof(float) * (size_t)pd->win_length)
+        win = wv->data;
+    for (int s = 0; s < 2; s++) {
+        cn_features_config cfg;
+        cn_features_config_canary(&cfg, s == CANARY_FEATURES_NEMO_2_5 ? CN_FEAT_NEMO_2_5 : CN_FEAT_NEMO_2_4);
+        cfg.sample_rate = pd->sample_rate;
+        cfg.n_mels = pd->n_mels;
+        cfg.n_fft = pd->n_fft;
+        cfg.win_length = pd->win_length;
+        cfg.hop_length = pd->hop_length;
+        cfg.window = pd->window[0] ? pd->window : NULL;
+        cfg.preemph = pd->preemph;
+        cfg.lowfreq = pd->lowfreq;
+        cfg.highfreq = pd->highfreq;
+        cfg.log_zero_guard_value = pd->log_zero_guard_value;
+        cfg.log_guard_clamp = strcmp(pd->log_zero_guard_type, "clamp") == 0;
+        cfg.log = pd->log;
+        cfg.mag_power = pd->mag_power;
+        cfg.normalize = strcmp(pd->normalize, "per_feature") == 0 ? CN_FEAT_NORM_PER_FEATURE : CN_FEAT_NORM_NONE;
+        cfg.pad_to = pd->pad_to;
+        cfg.pad_value = (float)pd->pad_value;
+        cfg.filterbank = fb;
+        cfg.window_values = win;
+        CN_TRY(cn_features_create(&cfg, &m->feat[s], err));
+    }
+    return CANARY_OK;
+}
+
+canary_status canary_model_load(const char *path, const canary_model_params *params, canary_model **out, char *msg,
+                                size_t msg_size) {
+    cn_error err;
+    cn_error_clear(&err);
+    if (!path || !out)
+        return fail_text(msg, msg_size, CANARY_EINVAL, "canary_model_load: path and out are required");
+    canary_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return fail_text(msg, msg_size, CANARY_ENOMEM, "out of memory");
+    pthread_mutex_init(&m->mu, NULL);
+    cn_status st = cn_nemo_open(path, params ? params->cache_dir : NULL, &m->nemo, &err);
+    if (st == CANARY_OK)
+        st = cn_cpu_backend_create(&m->be, &err);
+    if (st == CANARY_OK)
+        st = make_features(m, &err);
+    if (st == CANARY_OK)
+        st = cn_canary_load(m->nemo, m->be, CN_PREC_F32, &m->net[0], &err);
+    if (st != CANARY_OK) {
+        cn_error_prefix(&err, "loading %s", path);
+        canary_model_free(m);
+        return fail(msg, msg_size, &err);
+    }
+    *out = m;
+    return CANARY_OK;
+}
+
+void canary_model_free(canary_model *m) {
+    if (!m)
+        return;
+    for (int i = 0; i < 2; i++) {
+        cn_canary_free(m->net[i]);
+        cn_features_destroy(m->feat[i]);
+    }
+    cn_backend_destroy(m->be);
+    cn_nemo_close(m->nemo);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+const char *canary_model_variant(const canary_model *m) { return cn_nemo_desc(m->nemo)->variant; }
+size_t canary_model_language_count(const canary_model *m) { return cn_tok_language_count(cn_nemo_tokenizer(m->nemo)); }
+const char *canary_model_language(const canary_model *m, size_t i) {
+    return cn_tok_language_at(cn_nemo_tokenizer(m->nemo), i);
+}
+double canary_model_max_duration(const canary_model *m) {
+    /* The encoder's positional table (pos_emb_max_len frames of 80 ms); NeMo itself chunks at 40 s. */
+    int n = cn_nemo_desc(m->nemo)->enc.pos_emb_max_len;
+    return (n > 0 ? n : 5000) * 0.08;
+}
+
+double canary_model_encoder_flops(const canary_model *m, int encoder_frames) {
+    return cn_canary_encoder_flops(m->net[0], encoder_frames * 8);
+}
+
+canary_params canary_default_params(const canary_model *m) {
+    canary_params p = {0};
+    p.source_lang = "en";
+    p.pnc = true;
+    p.search = CANARY_SEARCH_BEAM;
+    p.beam_size = 1;
+    p.max_generation_delta = -1;
+    if (m) {
+        cn_decode_opts o;
+        cn_decode_opts_default(m->net[0], &o);
+        p.search = o.search == CN_SEARCH_GREEDY ? CANARY_SEARCH_GREEDY : CANARY_SEARCH_BEAM;
+        p.beam_size = o.beam_size;
+        p.max_generation_delta = o.max_generation_delta;
+    }
+    return p;
+}
+
+canary_status canary_context_create(const canary_model *m, int n_threads, canary_context **out, char *msg,
+                                    size_t msg_size) {
+    if (!m || !out)
+        return fail_text(msg, msg_size, CANARY_EINVAL, "canary_context_create: model and out are required");
+    canary_context *c = calloc(1, sizeof *c);
+    if (!c)
+        return fail_text(msg, msg_size, CANARY_ENOMEM, "out of memory");
+    c->model = m;
+    c->n_threads = n_threads;
+    *out = c;
+    return CANARY_OK;
+}
+
+static void clear_results(canary_context *c) {
+    for (int i = 0; i < c->n_res; i++) {
+        free(c->res[i].text);
+        cn_hypothesis_free(&c->res[i].hyp);
+    }
+    free(c->res);
+    c->res = NULL;
+    c->n_res = 0;
+}
+
+void canary_context_free(canary_context *c) {
+    if (!c)
+        return;
+    clear_results(c);
+    for (int i = 0; i < 2; i++)
+        cn_canary_ctx_free(c->cc[i]);
+    free(c);
+}
+
+/* The network for a precision, preparing the bf16 copy of the weights on first use. */
+static cn_status get_net(canary_context *c, canary_precision prec, cn_canary_ctx **out, cn_error *err) {
+    if (prec != CANARY_PRECISION_FP32 && prec != CANARY_PRECISION_BF16)
+        return cn_error_set(err, CANARY_EINVAL, "precision %d is not fp32 (0) or bf16 (1)", (int)prec);
+    canary_model *m = (canary_model *)c->model; /* only the mutex-guarded lazy slot is written */
+    pthread_mutex_lock(&m->mu);
+    cn_status st = CANARY_OK;
+    if (!m->net[prec])
+        st = cn_canary_load(m->nemo, m->be, CN_PREC_BF16, &m->net[prec], err);
+    pthread_mutex_unlock(&m->mu);
+    CN_TRY(st);
+    if (!c->cc[prec])
+        CN_TRY(cn_canary_ctx_create(m->net[prec], c->n_threads, &c->cc[prec], err));
+    *out = c->cc[prec];
+    return CANARY_OK;
+}
+
+static cn_status run_batch(canary_context *c, const canary_params *p, const float *const *pcm, const size_t *n_samples,
+                           int n, cn_error *err) {
+    const canary_model *m = c->model;
+    if (!p || !p->source_lang)
+        return cn_error_set(err, CANARY_EINVAL, "params.source_lang is required");
+    if (n <= 0 || !pcm || !n_samples)
+        return cn_error_set(err, CANARY_EINVAL, "no audio given");
+    if (p->features != CANARY_FEATURES_NEMO_2_4 && p->features != CANARY_FEATURES_NEMO_2_5)
+        return cn_error_set(err, CANARY_EINVAL, "params.features %d is not a known front end", (int)p->features);
+    double max_s = canary_model_max_duration(m);
+    for (int i = 0; i < n; i++) {
+        if (!pcm[i] && n_samples[i])
+            return cn_error_set(err, CANARY_EINVAL, "utterance %d: no samples", i);
+        if ((double)n_samples[i] / CANARY_SAMPLE_RATE > max_s)
+            return cn_error_set(err, CANARY_ELIMIT,
+                                "utterance %d is %.1f s long; one pass accepts at most %.0f s (split long audio)", i,
+                                (double)n_samples[i] / CANARY_SAMPLE_RATE, max_s);
+    }
+    cn_canary_ctx *cc;
+    CN_TRY(get_net(c, p->precision, &cc, err));
+    const cn_features *fx = m->feat[p->features];
+    /* NeMo pads clips under 1 s to 1 s, split on both sides (the odd sample goes right). */
+    const size_t min_len = CANARY_SAMPLE_RATE;
+    float **padded = calloc((size_t)n, sizeof(float *));
+    const float **items = calloc((size_t)n, sizeof(float *));
+    int64_t *lens = calloc((size_t)n, sizeof(int64_t)), *valid = calloc((size_t)n, sizeof(int64_t));
+    int *t = calloc((size_t)n, sizeof(int)), *vi = calloc((size_t)n, sizeof(int));
+    const float **feats = calloc((size_t)n, sizeof(float *));
+    float *fbuf = NULL;
+    cn_status st = CANARY_OK;
+    if (!padded || !items || !lens || !valid || !t || !vi || !feats) {
+        st = cn_error_set(err, CANARY_ENOMEM, "out of memory");
+        goto out;
+    }
+    int64_t maxlen = 0;
+    for (int i = 0; i < n; i++) {
+        if (n_samples[i] < min_len) {
+            padded[i] = calloc(min_len, sizeof(float));
+            if (!padded[i]) {
+                st = cn_error_set(err, CANARY_ENOMEM, "out of memory");
+                goto out;
+            }
+            size_t left = (min_len - n_samples[i]) / 2;
+            if (n_samples[i])
+                memcpy(padded[i] + left, pcm[i], sizeof(float) * n_samples[i]);
+            items[i] = padded[i];
+            lens[i] = (int64_t)min_len;
+        } else {
+            items[i] = pcm[i];
+            lens[i] = (int64_t)n_samples[i];
+        }
+        if (lens[i] > maxlen)
+            maxlen = lens[i];
+    }
+    uint64_t t0 = cn_now_ns();
+    int64_t cols = cn_features_columns(fx, maxlen);
+    int n_mels = cn_features_n_mels(fx);
+    fbuf = malloc(sizeof(float) * (size_t)n * (size_t)n_mels * (size_t)cols);
+    if (!fbuf) {
+        st = cn_error_set(err, CANARY_ENOMEM, "out of memory for features of %d utterances", n);
+        goto out;
+    }
+    st = cn_features_compute_batch(fx, items, lens, n, fbuf, valid, err);
+    if (st != CANARY_OK)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        feats[i] = fbuf + (size_t)i * n_mels * (size_t)cols;
+        t[i] = (int)cols;
+        vi[i] = (int)valid[i];
+    }
+    c->timings.features_s = cn_elapsed_s(t0);
+    t0 = cn_now_ns();
+    cn_encoder_input in = {n, feats, t, vi, p->features == CANARY_FEATURES_NEMO_2_5};
+    st = cn_canary_encode(cc, &in, NULL, NULL, err);
+    if (st != CANARY_OK)
+        goto out;
+    c->timings.encoder_s = cn_elapsed_s(t0);
+    c->timings.encoder_frames = cn_canary_encoded_frames(cc);
+    /* prompt */
+    const cn_tokenizer *tk = cn_nemo_tokenizer(m->nemo);
+    cn_prompt_opts po = {.source_lang = p->source_lang, .target_lang = p->target_lang, .pnc = p->pnc, .itn = p->itn};
+    int prompt[256];
+    size_t plen = 0;
+    st = cn_tok_build_prompt(tk, cn_nemo_desc(m->nemo)->prompt_format, &po, prompt, 256, &plen, err);
+    if (st != CANARY_OK)
+        goto out;
+    cn_decode_opts o;
+    cn_decode_opts_default(m->net[0], &o);
+    o.search = p->search == CANARY_SEARCH_GREEDY ? CN_SEARCH_GREEDY : CN_SEARCH_BEAM;
+    o.beam_size = p->beam_size;
+    o.max_generation_delta = p->max_generation_delta;
+    o.eos = cn_tok_eos(tk);
+    o.pad = cn_tok_pad(tk);
+    o.max_new_tokens = p->max_new_tokens;
+    o.ignore_eos = p->ignore_eos && p->max_new_tokens > 0;
+    clear_results(c);
+    c->res = calloc((size_t)n, sizeof(result));
+    cn_hypothesis *hyps = calloc((size_t)n, sizeof(cn_hypothesis));
+    if (!c->res || !hyps) {
+        free(hyps);
+        st = cn_error_set(err, CANARY_ENOMEM, "out of memory");
+        goto out;
+    }
+    t0 = cn_now_ns();
+    st = cn_canary_decode(cc, prompt, (int)plen, &o, hyps, err);
+    c->timings.decoder_s = cn_elapsed_s(t0);
+    if (st != CANARY_OK) {
+        free(hyps);
+        goto out;
+    }
+    c->n_res = n;
+    for (int i = 0; i < n; i++) {
+        c->res[i].hyp = hyps[i];
+        if (st == CANARY_OK)
+            st = cn_tok_decode(tk, hyps[i].ids, (size_t)hyps[i].n, &c->res[i].text, err);
+    }
+    free(hyps);
+out:
+    for (int i = 0; padded && i < n; i++)
+        free(padded[i]);
+    free(padded);
+    free(items);
+    free(lens);
+    free(valid);
+    free(t);
+    free(vi);
+    free(feats);
+    free(fbuf);
+    return st;
+}
+
+canary_status canary_transcribe_batch(canary_context *c, const canary_params *p, const float *const *pcm,
+                                      const size_t *n_samples, int n, char *msg, size_t msg_size) {
+    cn_error err;
+    cn_error_clear(&err);
+    if (!c)
+        return fail_text(msg, msg_size, CANARY_EINVAL, "canary_transcribe: no context");
+    cn_status st = run_batch(c, p, pcm, n_samples, n, &err);
+    if (st != CANARY_OK) {
+        clear_results(c);
+        return fail(msg, msg_size, &err);
+    }
+    return CANARY_OK;
+}
+
+canary_status canary_transcribe(canary_context *c, const canary_params *p, const float *pcm, size_t n_samples,
+                                char *msg, size_t msg_size) {
+    const float *items[1] = {pcm};
+    return canary_transcribe_batch(c, p, items, &n_samples, 1, msg, msg_size);
+}
+
+int canary_result_count(const canary_context *c) { return c ? c->n_res : 0; }
+
+const char *canary_result_text(const canary_context *c, int i) {
+    return c && i >= 0 && i < c->n_res && c->res[i].text ? c->res[i].text : "";
+}
+
+int canary_result_token_count(const canary_context *c, int i) {
+    return c && i >= 0 && i < c->n_res ? c->res[i].hyp.n : 0;
+}
+
+canary_token canary_result_token(const canary_context *c, int i, int j) {
+    canary_token t = {-1, 0, -1, ""};
+    if (!c || i < 0 || i >= c->n_res || j < 0 || j >= c->res[i].hyp.n)
+        return t;
+    const cn_hypothesis *h = &c->res[i].hyp;
+    t.id = h->ids[j];
+    t.logprob = h->logprobs[j];
+    t.position = h->positions[j];
+    const char *piece = cn_tok_piece(cn_nemo_tokenizer(c->model->nemo), t.id);
+    t.piece = piece ? piece : "";
+    return t;
+}
+
+float canary_result_score(const canary_context *c, int i) {
+    return c && i >= 0 && i < c->n_res ? c->res[i].hyp.score : 0.0f;
+}
+
+canary_timings canary_last_timings(const canary_context *c) {
+    canary_timings t = {0};
+    return c ? c->timings : t;
+}

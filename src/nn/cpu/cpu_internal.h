@@ -1,0 +1,48 @@
+/* Private to the CPU backend. */
+#ifndef CN_NN_CPU_INTERNAL_H
+#define CN_NN_CPU_INTERNAL_H
+
+#include <stdint.h>
+
+#include "base/threadpool.h"
+#include "nn/backend.h"
+
+struct cn_exec {
+    cn_exec_base base;
+    cn_pool *pool;
+    int n_threads;
+    /* Per-thread scratch (attention score matrices, bf16 activation panels); grown when a larger
+     * shape is planned, never inside a parallel loop. */
+    float **scratch;
+    size_t *scratch_floats;
+};
+
+struct cn_linear {
+    int n_out, n_in;
+    cn_precision prec;
+    float *w;          /* [n_out, n_in] fp32 (NULL for bf16) */
+    float *b;          /* [n_out] or NULL */
+    uint16_t *w_bf16;  /* [n_out, k_pad] bf16, zero-padded to k_pad (multiple of 32) */
+    int k_pad;
+};
+
+/* Makes sure every thread's scratch holds at least `floats`. Returns false when out of memory. */
+bool cn_cpu_scratch_reserve(cn_exec *ex, size_t floats);
+
+/* GEMM: C[m, n] = A[m, k] · B[n, k]ᵀ (beta 0) or C += alpha·A·Bᵀ (beta 1), single-threaded. */
+void cn_cpu_sgemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                     float beta, float *c, int ldc);
+/* C[m, n] = A[m, k] · B[k, n] (beta 0 or 1), single-threaded. */
+void cn_cpu_sgemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                     float beta, float *c, int ldc);
+/* Loads the BLAS once (thread-safe). */
+void cn_cpu_gemm_init(void);
+
+/* bf16 helpers (gemm.c) */
+uint16_t cn_f32_to_bf16(float x); /* round to nearest even */
+float cn_bf16_to_f32(uint16_t h);
+/* C[m, n] (+)= A[m, k_pad] (bf16) · W[n, k_pad]ᵀ (bf16), fp32 accumulate, single-threaded. */
+void cn_cpu_gemm_bf16(int m, int n, int k_pad, const uint16_t *a, const uint16_t *w, float *c, int ldc,
+                      float alpha, bool accumulate);
+
+#endif

@@ -1,0 +1,217 @@
+/* Single-threaded GEMM kernels for the CPU backend.
+ *
+ * fp32 goes through OpenBLAS, chosen by measurement (docs/BENCHMARKS.md): Debian's DYNAMIC_ARCH
+ * build misdetects recent Xeons and falls back to SSE3 kernels unless OPENBLAS_CORETYPE is set
+ * before the library loads, so we set it from our own ISA detection and dlopen the library
+ * ourselves. Threading is ours (the backend splits GEMMs across its pool and calls OpenBLAS with one
+ * thread per call), so concurrent contexts never share OpenBLAS's global thread pool. When OpenBLAS
+ * cannot be loaded a portable blocked kernel is used.
+ *
+ * bf16 (weights and activations in bf16, fp32 accumulation) uses our own AVX512-BF16 kernel
+ * (_mm512_dpbf16_ps) behind __builtin_cpu_supports; other CPUs get a scalar version with the same
+ * rounding, so results do not depend on the ISA beyond summation order.
+ */
+#include <dlfcn.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "nn/cpu/cpu_internal.h"
+
+/* CBLAS enums (values fixed by the CBLAS standard). */
+enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };
+typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc);
+
+static sgemm_fn blas_sgemm;
+static char gemm_name[96] = "portable";
+static pthread_once_t gemm_once = PTHREAD_ONCE_INIT;
+static bool have_bf16;
+
+static void gemm_load(void) {
+    __builtin_cpu_init();
+    have_bf16 = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+    const char *core = NULL;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        core = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        core = "Haswell";
+    if (core)
+        setenv("OPENBLAS_CORETYPE", core, 0); /* a user's explicit choice wins */
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);   /* we thread ourselves; no idle OpenBLAS pool */
+    const char *disable = getenv("CANARY_NO_BLAS");
+    if (disable && *disable && strcmp(disable, "0") != 0)
+        return;
+    void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        h = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        CN_WARN("nn", "OpenBLAS not found (%s); using the portable GEMM (slow)", dlerror());
+        return;
+    }
+    sgemm_fn f;
+    *(void **)&f = dlsym(h, "cblas_sgemm");
+    void (*set_threads)(int);
+    *(void **)&set_threads = dlsym(h, "openblas_set_num_threads");
+    char *(*corename)(void);
+    *(void **)&corename = dlsym(h, "openblas_get_corename");
+    if (!f) {
+        CN_WARN("nn", "libopenblas has no cblas_sgemm; using the portable GEMM (slow)");
+        return;
+    }
+    if (set_threads)
+        set_threads(1);
+    blas_sgemm = f;
+    snprintf(gemm_name, sizeof gemm_name, "openblas %s", corename ? corename() : "?");
+    CN_DEBUG("nn", "GEMM: %s, bf16 kernels: %s", gemm_name, have_bf16 ? "avx512bf16" : "scalar");
+}
+
+void cn_cpu_gemm_init(void) { pthread_once(&gemm_once, gemm_load); }
+
+const char *cn_cpu_gemm_name(void) {
+    cn_cpu_gemm_init();
+    return gemm_name;
+}
+
+bool cn_cpu_has_bf16(void) {
+    cn_cpu_gemm_init();
+    return have_bf16;
+}
+
+/* Portable fallback: blocked over k so the B panel stays in cache. */
+static void portable_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                        float beta, float *c, int ldc) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            const float *ar = a + (size_t)i * lda, *br = b + (size_t)j * ldb;
+            float s = 0;
+            for (int p = 0; p < k; p++)
+                s += ar[p] * br[p];
+            float *cp = c + (size_t)i * ldc + j;
+            *cp = beta == 0.0f ? alpha * s : *cp * beta + alpha * s;
+        }
+}
+
+static void portable_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                        float beta, float *c, int ldc) {
+    for (int i = 0; i < m; i++) {
+        float *cr = c + (size_t)i * ldc;
+        if (beta == 0.0f)
+            memset(cr, 0, sizeof(float) * (size_t)n);
+        else if (beta != 1.0f)
+            for (int j = 0; j < n; j++)
+                cr[j] *= beta;
+        for (int p = 0; p < k; p++) {
+            float av = alpha * a[(size_t)i * lda + p];
+            const float *br = b + (size_t)p * ldb;
+            for (int j = 0; j < n; j++)
+                cr[j] += av * br[j];
+        }
+    }
+}
+
+void cn_cpu_sgemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                     float beta, float *c, int ldc) {
+    if (m <= 0 || n <= 0)
+        return;
+    if (blas_sgemm && k > 0)
+        blas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        portable_nt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void cn_cpu_sgemm_nn(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                     float beta, float *c, int ldc) {
+    if (m <= 0 || n <= 0)
+        return;
+    if (blas_sgemm && k > 0)
+        blas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        portable_nn(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* bf16                                                                                        */
+/* ------------------------------------------------------------------------------------------- */
+
+uint16_t cn_f32_to_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN stays NaN */
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+float cn_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void gemm_bf16_scalar(int m, int n, int k_pad, const uint16_t *a, const uint16_t *w, float *c, int ldc,
+                             float alpha, bool accumulate) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            const uint16_t *ar = a + (size_t)i * k_pad, *wr = w + (size_t)j * k_pad;
+            float s = 0;
+            for (int p = 0; p < k_pad; p++)
+                s += cn_bf16_to_f32(ar[p]) * cn_bf16_to_f32(wr[p]);
+            float *cp = c + (size_t)i * ldc + j;
+            *cp = accumulate ? *cp + alpha * s : s;
+        }
+}
+
+/* 4 rows of A x 4 rows of W per tile: 16 zmm accumulators, 8 loads per 16 dot-product
+ * instructions (each 32 bf16 pairs -> 16 fp32 lanes). */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
+gemm_bf16_avx512(int m, int n, int k_pad, const uint16_t *a, const uint16_t *w, float *c, int ldc, float alpha,
+                 bool accumulate) {
+    int i = 0;
+    for (; i < m; i += 4) {
+        int mi = m - i < 4 ? m - i : 4;
+        const uint16_t *ar[4];
+        for (int r = 0; r < 4; r++)
+            ar[r] = a + (size_t)(i + (r < mi ? r : mi - 1)) * k_pad;
+        for (int j = 0; j < n; j += 4) {
+            int nj = n - j < 4 ? n - j : 4;
+            const uint16_t *wr[4];
+            for (int r = 0; r < 4; r++)
+                wr[r] = w + (size_t)(j + (r < nj ? r : nj - 1)) * k_pad;
+            __m512 acc[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int s = 0; s < 4; s++)
+                    acc[r][s] = _mm512_setzero_ps();
+            for (int p = 0; p < k_pad; p += 32) {
+                __m512bh wv[4];
+                for (int s = 0; s < 4; s++)
+                    wv[s] = (__m512bh)_mm512_loadu_si512((const void *)(wr[s] + p));
+                for (int r = 0; r < 4; r++) {
+                    __m512bh av = (__m512bh)_mm512_loadu_si512((const void *)(ar[r] + p));
+                    for (int s = 0; s < 4; s++)
+                        acc[r][s] = _mm512_dpbf16_ps(acc[r][s], av, wv[s]);
+                }
+            }
+            for (int r = 0; r < mi; r++)
+                for (int s = 0; s < nj; s++) {
+                    float v = _mm512_reduce_add_ps(acc[r][s]);
+                    float *cp = c + (size_t)(i + r) * ldc + j + s;
+                    *cp = accumulate ? *cp + alpha * v : v;
+                }
+        }
+    }
+}
+
+void cn_cpu_gemm_bf16(int m, int n, int k_pad, const uint16_t *a, const uint16_t *w, float *c, int ldc,
+                      float alpha, bool accumulate) {
+    cn_cpu_gemm_init();
+    if (have_bf16)
+        gemm_bf16_avx512(m, n, k_pad, a, w, c, ldc, alpha, accumulate);
+    else
+        gemm_bf16_scalar(m, n, k_pad, a, w, c, ldc, alpha, accumulate);
+}

@@ -1,0 +1,351 @@
+/* Parity of the C engine with the PyTorch reference on every tiny layout: encoder activations
+ * (fp32 within 1e-3 max abs), decoder log-probs of the first steps, identical greedy / beam-1 /
+ * beam-4 ids, batched == one-at-a-time, and the bf16 path within its documented tolerance.
+ *
+ * Cases are read in the golden format (manifest.json + raw float32 arrays) from every directory
+ * given in $CANARY_PARITY_DIRS (':'-separated; default: <build>/golden and <build>/engine_cases). */
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#include "model/model.h"
+#include "nemo/nemo.h"
+#include "nn/backend.h"
+#include "test_util.h"
+
+#define ENC_TOL 1e-3f
+#define LOGP_TOL 1e-3f
+#define BF16_ENC_TOL 0.15f /* documented in docs/BENCHMARKS.md: bf16 rounding through all layers */
+
+typedef struct arr {
+    float *data;
+    int shape[4];
+    int ndim;
+    size_t n;
+} arr;
+
+static bool load_arr(const char *dir, json_t *arrays, const char *name, arr *out) {
+    json_t *a = json_object_get(arrays, name);
+    if (!a)
+        return false;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(a, "file")));
+    json_t *shape = json_object_get(a, "shape");
+    out->ndim = (int)json_array_size(shape);
+    out->n = 1;
+    for (int i = 0; i < out->ndim && i < 4; i++) {
+        out->shape[i] = (int)json_integer_value(json_array_get(shape, (size_t)i));
+        out->n *= (size_t)out->shape[i];
+    }
+    out->data = malloc(sizeof(float) * (out->n ? out->n : 1));
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(out->data, sizeof(float), out->n, f), out->n);
+    fclose(f);
+    return true;
+}
+
+typedef struct taps {
+    int item;   /* which batch item to compare */
+    int rows;   /* valid rows */
+    arr *sub, *layer0, *enc;
+    float err_sub, err_l0, err_enc;
+    /* for batched == unbatched: a copy of encoder_out valid rows */
+    float *enc_copy;
+} taps;
+
+static float cmp_rows(const float *got, int t_total, int d, int item, int rows, const arr *want) {
+    const float *g = got + (size_t)item * t_total * d;
+    assert_int_equal(want->shape[0], rows);
+    assert_int_equal(want->shape[1], d);
+    float m = 0;
+    for (size_t i = 0; i < (size_t)rows * d; i++) {
+        float e = fabsf(g[i] - want->data[i]);
+        if (!(e <= m))
+            m = e;
+    }
+    return m;
+}
+
+static void tap_fn(void *ud, const char *stage, int layer, const float *data, int n, int t, int d) {
+    taps *tp = ud;
+    if (strcmp(stage, "subsampling") == 0 && tp->sub)
+        tp->err_sub = cmp_rows(data, t, d, tp->item, tp->rows, tp->sub);
+    else if (strcmp(stage, "layer") == 0 && layer == 0 && tp->layer0)
+        tp->err_l0 = cmp_rows(data, t, d, tp->item, tp->rows, tp->layer0);
+    else if (strcmp(stage, "encoder_out") == 0) {
+        if (tp->enc)
+            tp->err_enc = cmp_rows(data, t, d, tp->item, tp->rows, tp->enc);
+        if (tp->enc_copy)
+            memcpy(tp->enc_copy, data + (size_t)tp->item * t * d, sizeof(float) * (size_t)tp->rows * d);
+    }
+}
+
+static int *json_ids(json_t *j, int *n) {
+    *n = (int)json_array_size(j);
+    int *ids = malloc(sizeof(int) * (size_t)(*n + 1));
+    for (int i = 0; i < *n; i++)
+        ids[i] = (int)json_integer_value(json_array_get(j, (size_t)i));
+    return ids;
+}
+
+static void expect_ids(const char *what, const cn_hypothesis *h, json_t *want) {
+    int n;
+    int *ids = json_ids(want, &n);
+    bool same = n == h->n;
+    for (int i = 0; same && i < n; i++)
+        same = ids[i] == h->ids[i];
+    if (!same) {
+        fprintf(stderr, "%s: got %d ids, want %d:", what, h->n, n);
+        for (int i = 0; i < h->n && i < 20; i++)
+            fprintf(stderr, " %d", h->ids[i]);
+        fprintf(stderr, " | want");
+        for (int i = 0; i < n && i < 20; i++)
+            fprintf(stderr, " %d", ids[i]);
+        fprintf(stderr, "\n");
+    }
+    free(ids);
+    assert_true(same);
+}
+
+typedef struct model_set {
+    cn_nemo *nemo;
+    cn_backend *be;
+    cn_canary *net, *net_bf16;
+    cn_canary_ctx *ctx, *ctx_bf16;
+} model_set;
+
+static int n_checked;
+
+static void run_case(const char *dir, const char *layout) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    json_error_t jerr;
+    json_t *man = json_load_file(path, 0, &jerr);
+    assert_non_null(man);
+    json_t *arrays = json_object_get(man, "arrays");
+    const char *sem = json_string_value(json_object_get(man, "semantics"));
+    bool masked = sem && strcmp(sem, "nemo-2.5") == 0;
+    snprintf(path, sizeof path, "%s/models/%s-tiny.nemo", cn_test_binary_dir(), layout);
+    model_set ms = {0};
+    cn_error err;
+    cn_error_clear(&err);
+    if (cn_nemo_open(path, NULL, &ms.nemo, &err) != CANARY_OK)
+        fail_msg("%s: %s", path, err.msg);
+    assert_int_equal(cn_cpu_backend_create(&ms.be, &err), CANARY_OK);
+    if (cn_canary_load(ms.nemo, ms.be, CN_PREC_F32, &ms.net, &err) != CANARY_OK)
+        fail_msg("%s: %s", path, err.msg);
+    assert_int_equal(cn_canary_ctx_create(ms.net, 2, &ms.ctx, &err), CANARY_OK);
+    assert_int_equal(cn_canary_load(ms.nemo, ms.be, CN_PREC_BF16, &ms.net_bf16, &err), CANARY_OK);
+    assert_int_equal(cn_canary_ctx_create(ms.net_bf16, 2, &ms.ctx_bf16, &err), CANARY_OK);
+
+    json_t *flens = json_object_get(man, "feature_lengths");
+    if (!flens)
+        flens = json_object_get(man, "lengths");
+    int B = (int)json_array_size(flens);
+    bool batch = json_object_get(arrays, "features_0") != NULL;
+    if (!batch)
+        B = 1;
+    arr *feats = calloc((size_t)B, sizeof(arr)), *sub = calloc((size_t)B, sizeof(arr)),
+        *l0 = calloc((size_t)B, sizeof(arr)), *enc = calloc((size_t)B, sizeof(arr)),
+        *steps = calloc((size_t)B, sizeof(arr));
+    const float **fp = calloc((size_t)B, sizeof(float *));
+    int *t = calloc((size_t)B, sizeof(int)), *valid = calloc((size_t)B, sizeof(int));
+    float **enc_batched = calloc((size_t)B, sizeof(float *));
+    for (int i = 0; i < B; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, batch ? "features_%d" : "features", i);
+        assert_true(load_arr(dir, arrays, nm, &feats[i]));
+        snprintf(nm, sizeof nm, batch ? "subsampling_%d" : "subsampling", i);
+        load_arr(dir, arrays, nm, &sub[i]);
+        snprintf(nm, sizeof nm, batch ? "enc_layer_0_%d" : "enc_layer_0", i);
+        load_arr(dir, arrays, nm, &l0[i]);
+        snprintf(nm, sizeof nm, batch ? "encoder_out_%d" : "encoder_out", i);
+        assert_true(load_arr(dir, arrays, nm, &enc[i]));
+        snprintf(nm, sizeof nm, batch ? "decoder_logprobs_first_steps_%d" : "decoder_logprobs_first_steps", i);
+        load_arr(dir, arrays, nm, &steps[i]);
+        fp[i] = feats[i].data;
+        t[i] = feats[i].shape[1];
+        valid[i] = (int)json_integer_value(json_array_get(flens, (size_t)i));
+    }
+    int plen;
+    int *prompt = json_ids(json_object_get(man, "prompt_ids"), &plen);
+    int d = cn_canary_desc(ms.net)->enc.d_model;
+    const cn_tokenizer *tk = NULL;
+    (void)tk;
+    int eos = (int)json_integer_value(json_object_get(man, "eos_id"));
+    int pad = json_object_get(man, "pad_id") ? (int)json_integer_value(json_object_get(man, "pad_id")) : -1;
+    assert_true(json_object_get(man, "eos_id") != NULL);
+
+    /* 1. batched encoder, every item compared with the reference */
+    for (int i = 0; i < B; i++) {
+        taps tp = {.item = i, .rows = enc[i].shape[0], .sub = sub[i].data ? &sub[i] : NULL,
+                   .layer0 = l0[i].data ? &l0[i] : NULL, .enc = &enc[i]};
+        enc_batched[i] = malloc(sizeof(float) * (size_t)tp.rows * d);
+        tp.enc_copy = enc_batched[i];
+        cn_encoder_input in = {B, fp, t, valid, masked};
+        assert_int_equal(cn_canary_encode(ms.ctx, &in, tap_fn, &tp, &err), CANARY_OK);
+        assert_int_equal(cn_canary_encoded_length(ms.ctx, i), tp.rows);
+        printf("  %s/%s item %d: max |diff| subsampling %.2e, layer 0 %.2e, encoder %.2e\n", layout,
+               json_string_value(json_object_get(man, "case")), i, (double)tp.err_sub, (double)tp.err_l0,
+               (double)tp.err_enc);
+        assert_true(tp.err_sub <= ENC_TOL && tp.err_l0 <= ENC_TOL && tp.err_enc <= ENC_TOL);
+    }
+    /* 2. decoding of the batch: greedy (with first-step log-probs), beam 1, beam 4 */
+    static const struct { const char *key; cn_search s; int beam; bool alt; } strategies[] = {
+        {"greedy_ids", CN_SEARCH_GREEDY, 1, false}, {"beam1_ids", CN_SEARCH_BEAM, 1, false},
+        {"beam4_ids", CN_SEARCH_BEAM, 4, false},    {"alt_greedy_ids", CN_SEARCH_GREEDY, 1, true},
+        {"alt_beam1_ids", CN_SEARCH_BEAM, 1, true}, {"alt_beam4_ids", CN_SEARCH_BEAM, 4, true}};
+    cn_hypothesis *hyp = calloc((size_t)B, sizeof(cn_hypothesis));
+    for (size_t s = 0; s < sizeof strategies / sizeof strategies[0]; s++) {
+        json_t *want = json_object_get(man, strategies[s].key);
+        if (!want)
+            continue;
+        cn_decode_opts o;
+        cn_decode_opts_default(ms.net, &o);
+        o.search = strategies[s].s;
+        o.beam_size = strategies[s].beam;
+        o.eos = strategies[s].alt ? (int)json_integer_value(json_object_get(man, "alt_eos_id")) : eos;
+        o.pad = pad;
+        if (json_object_get(man, "max_generation_delta"))
+            o.max_generation_delta = (int)json_integer_value(json_object_get(man, "max_generation_delta"));
+        o.logprob_steps = s == 0 ? 3 : 0;
+        if (cn_canary_decode(ms.ctx, prompt, plen, &o, hyp, &err) != CANARY_OK)
+            fail_msg("%s", err.msg);
+        for (int i = 0; i < B; i++) {
+            char what[128];
+            snprintf(what, sizeof what, "%s %s item %d", layout, strategies[s].key, i);
+            expect_ids(what, &hyp[i], batch ? json_array_get(want, (size_t)i) : want);
+            if (strategies[s].alt && i == 0)
+                printf("  %s: %d ids\n", what, hyp[i].n);
+            if (s == 0 && steps[i].data) {
+                int ns = steps[i].shape[0] < hyp[i].n_steps ? steps[i].shape[0] : hyp[i].n_steps;
+                assert_true(ns >= 1);
+                float m = 0;
+                for (size_t k = 0; k < (size_t)ns * steps[i].shape[1]; k++) {
+                    float e = fabsf(hyp[i].step_logprobs[k] - steps[i].data[k]);
+                    if (!(e <= m))
+                        m = e;
+                }
+                printf("  %s item %d: decoder log-probs of %d steps, max |diff| %.2e\n", layout, i, ns, (double)m);
+                assert_true(m <= LOGP_TOL);
+            }
+            cn_hypothesis_free(&hyp[i]);
+        }
+    }
+    /* 3. batched == one at a time (encoder rows and greedy / beam-4 ids) */
+    if (B > 1)
+        for (int i = 0; i < B; i++) {
+            float *one = malloc(sizeof(float) * (size_t)enc[i].shape[0] * d);
+            taps tp = {.item = 0, .rows = enc[i].shape[0], .enc_copy = one};
+            cn_encoder_input in = {1, &fp[i], &t[i], &valid[i], masked};
+            assert_int_equal(cn_canary_encode(ms.ctx, &in, tap_fn, &tp, &err), CANARY_OK);
+            float m = 0;
+            for (size_t k = 0; k < (size_t)enc[i].shape[0] * d; k++) {
+                float e = fabsf(one[k] - enc_batched[i][k]);
+                if (!(e <= m))
+                    m = e;
+            }
+            printf("  %s item %d: batched vs alone, encoder max |diff| %.2e\n", layout, i, (double)m);
+            assert_true(m <= 1e-4f);
+            free(one);
+        }
+    /* 4. bf16: encoder within the documented tolerance, tokens compared with fp32 */
+    int agree = 0, total = 0;
+    for (int i = 0; i < B; i++) {
+        taps tp = {.item = i, .rows = enc[i].shape[0], .enc = &enc[i]};
+        cn_encoder_input in = {B, fp, t, valid, masked};
+        assert_int_equal(cn_canary_encode(ms.ctx_bf16, &in, tap_fn, &tp, &err), CANARY_OK);
+        printf("  %s item %d: bf16 encoder max |diff| %.2e\n", layout, i, (double)tp.err_enc);
+        assert_true(tp.err_enc <= BF16_ENC_TOL);
+    }
+    cn_decode_opts o;
+    cn_decode_opts_default(ms.net_bf16, &o);
+    o.search = CN_SEARCH_GREEDY;
+    o.eos = eos;
+    o.pad = pad;
+    assert_int_equal(cn_canary_decode(ms.ctx_bf16, prompt, plen, &o, hyp, &err), CANARY_OK);
+    json_t *gw = json_object_get(man, "greedy_ids");
+    for (int i = 0; i < B; i++) {
+        int n;
+        int *ids = json_ids(batch ? json_array_get(gw, (size_t)i) : gw, &n);
+        int len = n > hyp[i].n ? n : hyp[i].n;
+        for (int k = 0; k < len; k++)
+            agree += k < n && k < hyp[i].n && ids[k] == hyp[i].ids[k];
+        total += len;
+        if (len == 0) {
+            agree++;
+            total++; /* both empty: the same (EOS first) */
+        }
+        free(ids);
+        cn_hypothesis_free(&hyp[i]);
+    }
+    printf("  %s: bf16 greedy tokens identical %d/%d\n", layout, agree, total);
+    assert_true(agree * 100 >= total * 99);
+    n_checked++;
+
+    for (int i = 0; i < B; i++) {
+        free(feats[i].data), free(sub[i].data), free(l0[i].data), free(enc[i].data), free(steps[i].data);
+        free(enc_batched[i]);
+    }
+    free(feats), free(sub), free(l0), free(enc), free(steps), free(fp), free(t), free(valid), free(enc_batched);
+    free(hyp), free(prompt);
+    cn_canary_ctx_free(ms.ctx);
+    cn_canary_ctx_free(ms.ctx_bf16);
+    cn_canary_free(ms.net);
+    cn_canary_free(ms.net_bf16);
+    cn_backend_destroy(ms.be);
+    cn_nemo_close(ms.nemo);
+    json_decref(man);
+}
+
+static void scan(const char *root) {
+    DIR *d = opendir(root);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char ldir[1024];
+        snprintf(ldir, sizeof ldir, "%s/%s", root, e->d_name);
+        DIR *cd = opendir(ldir);
+        if (!cd)
+            continue;
+        struct dirent *ce;
+        while ((ce = readdir(cd))) {
+            if (ce->d_name[0] == '.')
+                continue;
+            char cdir[1536], man[1600];
+            snprintf(cdir, sizeof cdir, "%s/%s", ldir, ce->d_name);
+            snprintf(man, sizeof man, "%s/manifest.json", cdir);
+            struct stat st;
+            if (stat(man, &st) != 0)
+                continue;
+            printf("case %s/%s\n", e->d_name, ce->d_name);
+            run_case(cdir, e->d_name);
+        }
+        closedir(cd);
+    }
+    closedir(d);
+}
+
+static void test_parity(void **state) {
+    (void)state;
+    const char *dirs = getenv("CANARY_PARITY_DIRS");
+    char buf[4096];
+    if (dirs)
+        snprintf(buf, sizeof buf, "%s", dirs);
+    else
+        snprintf(buf, sizeof buf, "%s/golden:%s/engine_cases", cn_test_binary_dir(), cn_test_binary_dir());
+    for (char *save = NULL, *p = strtok_r(buf, ":", &save); p; p = strtok_r(NULL, ":", &save))
+        scan(p);
+    printf("%d cases checked\n", n_checked);
+    assert_true(n_checked > 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_parity)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
