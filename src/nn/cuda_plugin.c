@@ -37,6 +37,7 @@ static int try_open(const char *path, char *why, size_t why_len) {
     g_plugin.enumerate = (cn_cuda_enumerate_fn)dlsym(h, "cn_cuda_enumerate");
     g_plugin.versions = (cn_cuda_versions_fn)dlsym(h, "cn_cuda_versions");
     g_plugin.selftest = (cn_cuda_selftest_fn)dlsym(h, "cn_cuda_selftest");
+    g_plugin.backend_create = (cn_cuda_backend_create_fn)dlsym(h, "cn_cuda_backend_create");
     if (!g_plugin.enumerate || !g_plugin.versions || !g_plugin.selftest) {
         snprintf(why, why_len, "%s lacks required symbols", path);
         dlclose(h);

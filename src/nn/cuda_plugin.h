@@ -14,6 +14,7 @@ typedef struct cn_cuda_plugin {
     cn_cuda_enumerate_fn enumerate;
     cn_cuda_versions_fn versions;
     cn_cuda_selftest_fn selftest;
+    cn_cuda_backend_create_fn backend_create; /* NULL in a plugin without the backend (test stand-ins) */
 } cn_cuda_plugin;
 
 /* Loads the plugin once per process (thread-safe). Search order: $CANARY_CUDA_PLUGIN, the
