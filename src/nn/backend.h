@@ -129,6 +129,10 @@ typedef struct cn_backend_ops {
     /* Waits for the exec's queued work and reports the first failure since the last call (GPU
      * operations are asynchronous and cannot fail in place). The CPU always returns CANARY_OK. */
     cn_status (*sync)(cn_exec *ex, cn_error *err);
+    /* `rows` copies of `width` bytes between backend buffers with row pitches in bytes: one call
+     * where per-row copy() calls would cost a GPU launch each (KV-cache appends, gathers). */
+    void (*copy_2d)(cn_exec *ex, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
+                    size_t rows);
 } cn_backend_ops;
 
 struct cn_backend {

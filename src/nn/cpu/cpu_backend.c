@@ -624,6 +624,13 @@ static cn_status cpu_sync(cn_exec *ex, cn_error *err) {
     return CANARY_OK;
 }
 
+static void cpu_copy_2d(cn_exec *ex, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
+                        size_t rows) {
+    (void)ex;
+    for (size_t r = 0; r < rows; r++)
+        memmove((char *)dst + r * dst_pitch, (const char *)src + r * src_pitch, width);
+}
+
 static void cpu_destroy(cn_backend *be) { free(be); }
 
 static const cn_backend_ops cpu_ops = {
@@ -651,6 +658,7 @@ static const cn_backend_ops cpu_ops = {
     .topk = cpu_topk,
     .constant = cpu_constant,
     .sync = cpu_sync,
+    .copy_2d = cpu_copy_2d,
 };
 
 cn_status cn_cpu_backend_create(cn_backend **out, cn_error *err) {

@@ -181,6 +181,14 @@ static void cu_copy(cn_exec *ex, void *dst, const void *src, size_t bytes) {
         CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "copy");
 }
 
+static void cu_copy_2d(cn_exec *ex, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
+                       size_t rows) {
+    bind(ex);
+    if (width && rows)
+        CU_NOTE(ex, cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDefault, ex->stream),
+                "copy_2d");
+}
+
 // ---- exec ---------------------------------------------------------------------------------------
 
 static void cu_exec_destroy(cn_exec *ex);
@@ -717,6 +725,7 @@ static const cn_backend_ops cuda_ops = {
     /* topk */ cu_op_topk,
     /* constant */ cu_constant,
     /* sync */ cu_sync,
+    /* copy_2d */ cu_copy_2d,
 };
 
 CN_CUDA_EXPORT cn_status cn_cuda_backend_create(int device, cn_precision prec, cn_backend **out, cn_error *err) {
