@@ -138,25 +138,30 @@ static void *scratch(cn_exec *ex, size_t bytes) {
     return ex->scratch;
 }
 
+// Makes room for 4 staged int arrays of n each. An operation that stages several arrays reserves
+// for the largest first: growing frees the buffer, which must not happen between two stagings.
+static bool ints_reserve(cn_exec *ex, size_t n) {
+    if (n <= ex->ints_cap / 4)
+        return true;
+    cudaStreamSynchronize(ex->stream);
+    cudaFree(ex->ints);
+    ex->ints = NULL;
+    ex->ints_cap = 0;
+    size_t cap = 4 * (n + n / 2 + 1024);
+    if (cudaMalloc(&ex->ints, cap * sizeof(int)) != cudaSuccess) {
+        CU_NOTE(ex, cudaGetLastError(), "allocating index staging");
+        return false;
+    }
+    ex->ints_cap = cap;
+    return true;
+}
+
 // Copies host ints (valid lengths, ids, ...) to the device: up to 4 arrays per operation, each in
 // its own slot. Queued on the stream, so a later operation's staging never overwrites a pending one.
 static const int *stage_ints(cn_exec *ex, int slot, const int *host, size_t n) {
-    if (!host || n == 0)
+    if (!host || n == 0 || !ints_reserve(ex, n))
         return NULL;
     size_t per = ex->ints_cap / 4;
-    if (n > per) {
-        cudaStreamSynchronize(ex->stream);
-        cudaFree(ex->ints);
-        ex->ints = NULL;
-        ex->ints_cap = 0;
-        size_t cap = 4 * (n + n / 2 + 1024);
-        if (cudaMalloc(&ex->ints, cap * sizeof(int)) != cudaSuccess) {
-            CU_NOTE(ex, cudaGetLastError(), "allocating index staging");
-            return NULL;
-        }
-        ex->ints_cap = cap;
-        per = cap / 4;
-    }
     int *dst = ex->ints + (size_t)slot * per;
     CU_NOTE(ex, cudaMemcpyAsync(dst, host, n * sizeof(int), cudaMemcpyHostToDevice, ex->stream), "staging indices");
     return dst;
@@ -241,9 +246,13 @@ static void plan_release(cu_plan *p) {
     if (!p->valid)
         return;
     cublasLtMatmulDescDestroy(p->desc);
-    cublasLtMatrixLayoutDestroy(p->la);
-    cublasLtMatrixLayoutDestroy(p->lb);
-    cublasLtMatrixLayoutDestroy(p->lc);
+    if (p->la)
+        cublasLtMatrixLayoutDestroy(p->la);
+    if (p->lb)
+        cublasLtMatrixLayoutDestroy(p->lb);
+    if (p->lc)
+        cublasLtMatrixLayoutDestroy(p->lc);
+    p->la = p->lb = p->lc = NULL;
     p->valid = false;
 }
 
@@ -406,10 +415,15 @@ static const cu_plan *lt_plan(cn_exec *ex, const cn_linear *l, int m, int ldb, i
     uintptr_t h = (uintptr_t)l * 2654435761u ^ (uintptr_t)m * 40503u ^ (uintptr_t)ldb * 97u ^ (uintptr_t)ldy * 31u ^
                   (uintptr_t)key_epi * 7u;
     cu_plan *p = &ex->plans[(h >> 4) % CU_PLANS];
-    if (p->valid && p->lin == l && p->m == m && p->ldx == ldb && p->ldy == ldy && p->epi == key_epi)
+    if (p->valid && p->lin == l && p->bias == l->b && p->n_in == l->n_in && p->n_out == l->n_out &&
+        p->prec == (int)l->prec && p->m == m && p->ldx == ldb && p->ldy == ldy && p->epi == key_epi)
         return p->ok ? p : NULL;
     plan_release(p);
     p->lin = l;
+    p->bias = l->b;
+    p->n_in = l->n_in;
+    p->n_out = l->n_out;
+    p->prec = (int)l->prec;
     p->m = m;
     p->ldx = ldb;
     p->ldy = ldy;
@@ -443,7 +457,8 @@ static const cu_plan *lt_plan(cn_exec *ex, const cn_linear *l, int m, int ldb, i
     if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS)
         return NULL;
     uint64_t ws = ex->lt_work_size;
-    uint32_t aa = 16, ab = (uint32_t)align_b, ac = (uint32_t)align_c;
+    int we = l->prec == CN_PREC_BF16 || l->prec == CN_PREC_F16 ? 2 : 4;
+    uint32_t aa = (uint32_t)ptr_align(l->w, l->n_in, we), ab = (uint32_t)align_b, ac = (uint32_t)align_c;
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof aa);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof ab);
@@ -548,7 +563,9 @@ static void cu_op_conv2d_s2(cn_exec *ex, const float *x, float *y, int n_seq, in
 
 static void cu_op_mask_time(cn_exec *ex, float *x, int n_seq, int t, size_t row, const int *valid) {
     bind(ex);
-    cu_mask_time(ex->stream, x, n_seq, t, row, stage_ints(ex, 0, valid, (size_t)n_seq));
+    const int *dv = stage_ints(ex, 0, valid, (size_t)n_seq);
+    if (dv) // NULL only when staging failed (recorded for sync)
+        cu_mask_time(ex->stream, x, n_seq, t, row, dv);
     CU_NOTE(ex, cudaGetLastError(), "mask_time");
 }
 
@@ -606,6 +623,8 @@ static void cu_op_attention(cn_exec *ex, const cn_attn_args *a) {
             if (a->kv_block[s] + 1 > n_blocks)
                 n_blocks = a->kv_block[s] + 1;
     }
+    if (!ints_reserve(ex, (size_t)(n_blocks > a->n_seq ? n_blocks : a->n_seq)))
+        return;
     const int *kvb = stage_ints(ex, 0, a->kv_block, (size_t)a->n_seq);
     const int *kvv = stage_ints(ex, 1, a->kv_valid, (size_t)n_blocks);
     float *glob = NULL;
@@ -623,6 +642,8 @@ static void cu_op_attention(cn_exec *ex, const cn_attn_args *a) {
 static void cu_op_embed(cn_exec *ex, const float *table, const float *pos, const int *ids, const int *positions, int n,
                         int d, float *out) {
     bind(ex);
+    if (n > 0 && !ints_reserve(ex, (size_t)n))
+        return;
     const int *di = stage_ints(ex, 0, ids, (size_t)n), *dp = stage_ints(ex, 1, positions, (size_t)n);
     if (n > 0 && (!di || !dp))
         return;

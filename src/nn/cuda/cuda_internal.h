@@ -47,7 +47,10 @@ typedef struct cu_chunk {
 
 // A cuBLASLt plan for one (layer, shape, epilogue): descriptors and the chosen algorithm.
 typedef struct cu_plan {
+    // the key: a layer freed and another created at the same address must not hit a stale plan
     const cn_linear *lin;
+    const float *bias;
+    int n_in, n_out, prec;
     int m, ldx, ldy, epi;
     bool valid, ok;
     cublasLtMatmulDesc_t desc;
