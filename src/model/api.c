@@ -225,7 +225,7 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
                                 "utterance %d is %.1f s long; one pass accepts at most %.0f s (split long audio)", i,
                                 (double)n_samples[i] / CANARY_SAMPLE_RATE, max_s);
     }
-    cn_canary_ctx *cc;
+    cn_canary_ctx *cc = NULL;
     CN_TRY(get_net(c, p->precision, &cc, err));
     const cn_features *fx = m->feat[p->features];
     /* NeMo pads clips under 1 s to 1 s, split on both sides (the odd sample goes right). */

@@ -31,6 +31,7 @@ void cn_hypothesis_free(cn_hypothesis *h) {
     free(h->logprobs);
     free(h->positions);
     free(h->step_logprobs);
+    free(h->best);
     memset(h, 0, sizeof *h);
 }
 
@@ -196,6 +197,7 @@ typedef struct search {
     float *steps;    /* [B, logprob_steps, vocab] */
     int *n_steps;    /* [B] */
     int prompt_not_end; /* prompt ids that are neither EOS nor PAD */
+    int *best;       /* [R, max_gen + 1] argmax per step under teacher forcing */
 } search;
 
 static void search_free(search *s) {
@@ -207,6 +209,7 @@ static void search_free(search *s) {
     free(s->done);
     free(s->steps);
     free(s->n_steps);
+    free(s->best);
 }
 
 static void record_steps(cn_canary_ctx *c, search *s, const cn_decode_opts *o, const int *row_item,
@@ -252,6 +255,15 @@ static cn_status finish(cn_canary_ctx *c, search *s, const cn_decode_opts *o, co
         }
         h->n = n;
         h->score = greedy ? sum : s->score[r];
+        if (s->best) {
+            h->best = malloc(sizeof(int) * (size_t)(n + 1));
+            if (!h->best) {
+                for (int j = 0; j <= b; j++)
+                    cn_hypothesis_free(&out[j]);
+                return cn_error_set(err, CANARY_ENOMEM, "out of memory");
+            }
+            memcpy(h->best, s->best + (size_t)r * W, sizeof(int) * (size_t)n);
+        }
         if (o->logprob_steps > 0 && s->n_steps[b] > 0) {
             size_t sz = sizeof(float) * (size_t)s->n_steps[b] * s->vocab;
             h->step_logprobs = malloc(sz);
@@ -335,6 +347,7 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
     s.ended = calloc((size_t)s.R, sizeof(bool));
     s.done = calloc((size_t)s.B, sizeof(bool));
     s.n_steps = calloc((size_t)s.B, sizeof(int));
+    s.best = o->force_ids && greedy ? calloc((size_t)s.R * W, sizeof(int)) : NULL;
     s.steps = o->logprob_steps > 0 ? calloc((size_t)s.B * o->logprob_steps * m->vocab, sizeof(float)) : NULL;
     int *ids = malloc(sizeof(int) * (size_t)s.R * P), *crow = malloc(sizeof(int) * (size_t)s.R),
         *item = malloc(sizeof(int) * (size_t)s.R), *beam = malloc(sizeof(int) * (size_t)s.R),
@@ -389,6 +402,13 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
                 for (int v = 1; v < m->vocab; v++)
                     if (row[v] > row[arg])
                         arg = v;
+                if (s.best)
+                    s.best[(size_t)b * W + i] = arg;
+                if (o->force_ids && i < o->n_force[b]) {
+                    arg = o->force_ids[b][i];
+                    if (arg < 0 || arg >= m->vocab)
+                        arg = eos;
+                }
                 s.tok[(size_t)b * W + i] = arg;
                 s.lp[(size_t)b * W + i] = row[arg];
                 if (arg == eos && !o->ignore_eos)

@@ -78,8 +78,10 @@ static cn_status load_subsampling(cn_canary *m, cn_error *err) {
         snprintf(name, sizeof name, "encoder.pre_encode.conv.%d.bias", idx[i]);
         CN_TRY(cn_w_vec(m, name, C, &m->sub_b[i], err));
     }
-    CN_TRY(cn_w_linear_from(m, m->sub_w[2], m->sub_b[2], C, C, &m->sub_pw[0], err));
-    CN_TRY(cn_w_linear_from(m, m->sub_w[4], m->sub_b[4], C, C, &m->sub_pw[1], err));
+    /* The subsampling stack stays fp32 in bf16 mode: it sees the raw features, and it is a few
+     * percent of the encoder's work. */
+    CN_TRY(cn_w_linear_from_f32(m, m->sub_w[2], m->sub_b[2], C, C, &m->sub_pw[0], err));
+    CN_TRY(cn_w_linear_from_f32(m, m->sub_w[4], m->sub_b[4], C, C, &m->sub_pw[1], err));
     /* NeMo flattens [C, T, F'] channel-major (c*F' + f); our activations are channels-last, so the
      * output layer's columns are permuted to f*C + c once here. xscaling folds in as well. */
     int in = C * m->sub_f3;
@@ -100,7 +102,7 @@ static cn_status load_subsampling(cn_canary *m, cn_error *err) {
                     wp[(size_t)o * in + (size_t)f * C + c] = w[(size_t)o * in + (size_t)c * m->sub_f3 + f] * xs;
             bp[o] = b[o] * xs;
         }
-        st = cn_w_linear_from(m, wp, bp, d, in, &m->sub_out, err);
+        st = cn_w_linear_from_f32(m, wp, bp, d, in, &m->sub_out, err);
     }
     free(wp);
     free(bp);
@@ -156,22 +158,10 @@ static cn_status load_enc_layer(cn_canary *m, int li, enc_layer *L, cn_error *er
     }
     /* Convolution module: pointwise convs are linears over channels. */
     int64_t pw1s[3] = {2 * d, d, 1}, pw2s[3] = {d, d, 1}, dws[3] = {d, 1, k};
-    float *w, *b = NULL;
-    snprintf(n, sizeof n, "%s.conv.pointwise_conv1.weight", p);
-    CN_TRY(cn_w_get(m, n, 3, pw1s, &w, err));
-    if (bias) {
-        snprintf(n, sizeof n, "%s.conv.pointwise_conv1.bias", p);
-        CN_TRY(cn_w_vec(m, n, 2 * d, &b, err));
-    }
-    CN_TRY(cn_w_linear_from(m, w, b, 2 * d, d, &L->pw1, err));
-    b = NULL;
-    snprintf(n, sizeof n, "%s.conv.pointwise_conv2.weight", p);
-    CN_TRY(cn_w_get(m, n, 3, pw2s, &w, err));
-    if (bias) {
-        snprintf(n, sizeof n, "%s.conv.pointwise_conv2.bias", p);
-        CN_TRY(cn_w_vec(m, n, d, &b, err));
-    }
-    CN_TRY(cn_w_linear_from(m, w, b, d, d, &L->pw2, err));
+    snprintf(n, sizeof n, "%s.conv.pointwise_conv1", p);
+    CN_TRY(cn_w_linear_nd(m, n, 3, pw1s, 2 * d, d, bias, &L->pw1, err));
+    snprintf(n, sizeof n, "%s.conv.pointwise_conv2", p);
+    CN_TRY(cn_w_linear_nd(m, n, 3, pw2s, d, d, bias, &L->pw2, err));
     /* Depthwise conv with BatchNorm (running statistics) folded in:
      * w' = w·γ/√(var+ε), b' = (b − mean)·γ/√(var+ε) + β. */
     float *dw, *dwb = NULL, *g, *beta, *mean, *var;
@@ -240,6 +230,7 @@ static cn_status load_dec_layer(cn_canary *m, int li, dec_layer *L, cn_error *er
 
 static cn_status load_all(cn_canary *m, cn_error *err) {
     CN_TRY(check_desc(&m->desc, err));
+    m->load_prec = m->prec;
     CN_TRY(load_subsampling(m, err));
     const cn_encoder_desc *e = &m->desc.enc;
     m->enc = calloc((size_t)e->n_layers, sizeof *m->enc);
@@ -251,6 +242,7 @@ static cn_status load_all(cn_canary *m, cn_error *err) {
     int dd = m->desc.dec.hidden;
     if (m->desc.has_enc_dec_proj)
         CN_TRY(cn_w_linear(m, "encoder_decoder_proj", dd, e->d_model, true, &m->proj, err));
+    m->load_prec = m->prec;
     m->vocab = m->desc.dec.vocab_size;
     m->max_pos = m->desc.dec.max_seq_len;
     int64_t es[2] = {m->vocab, dd}, ps[2] = {m->max_pos, dd};

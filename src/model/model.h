@@ -63,6 +63,10 @@ typedef struct cn_decode_opts {
     int max_generation_delta; /* < 0: only the decoder's max_sequence_length limits the output */
     int max_new_tokens;     /* > 0: also stop after this many generated tokens */
     bool ignore_eos;        /* benchmarks: keep generating after EOS (exactly max_new_tokens) */
+    /* Teacher forcing (greedy only; tests and scoring): item b is fed force_ids[b][0..n_force[b])
+     * instead of its own choices; the hypothesis reports its own choice per step in `best`. */
+    const int *const *force_ids;
+    const int *n_force;
     int eos, pad;           /* token ids: <|endoftext|> and <pad> (-1 if none) */
     int logprob_steps;      /* record the full log-prob rows of the first N steps (tests) */
 } cn_decode_opts;
@@ -77,6 +81,7 @@ typedef struct cn_hypothesis {
     int *positions;         /* per id: decoder position it was generated at */
     int n;
     float score;            /* cumulative log-probability (beam score) */
+    int *best;              /* with teacher forcing: the argmax at each step (else NULL) */
     float *step_logprobs;   /* [n_steps, vocab] when logprob_steps > 0 (greedy: the item's row;
                                beam: beam 0's row at each step, as the reference records) */
     int n_steps;

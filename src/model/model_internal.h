@@ -24,6 +24,7 @@ struct cn_canary {
     cn_model_desc desc;
     cn_backend *be;
     cn_precision prec;
+    cn_precision load_prec; /* precision of the linears being created now (see load_all) */
     /* subsampling */
     int sub_c, sub_f3; /* channels, frequency bins after 3 halvings */
     float *sub_w[5], *sub_b[5]; /* conv.0, .2, .3, .5, .6 (.3/.6 pointwise also as linears) */
@@ -46,8 +47,14 @@ cn_status cn_w_get(cn_canary *m, const char *name, int ndim, const int64_t *shap
 cn_status cn_w_vec(cn_canary *m, const char *name, int64_t n, float **out, cn_error *err);
 cn_status cn_w_linear(cn_canary *m, const char *prefix, int n_out, int n_in, bool bias, cn_linear **out,
                       cn_error *err);
+/* A linear whose weight has `ndim` dims (e.g. a kernel-1 Conv1d [n_out, n_in, 1]). */
+cn_status cn_w_linear_nd(cn_canary *m, const char *prefix, int ndim, const int64_t *shape, int n_out, int n_in,
+                         bool bias, cn_linear **out, cn_error *err);
 cn_status cn_w_linear_from(cn_canary *m, const float *w, const float *b, int n_out, int n_in, cn_linear **out,
                            cn_error *err);
+/* The same in fp32 whatever the model's precision (layers kept exact in bf16 mode). */
+cn_status cn_w_linear_from_f32(cn_canary *m, const float *w, const float *b, int n_out, int n_in, cn_linear **out,
+                               cn_error *err);
 cn_status cn_w_linear_fused(cn_canary *m, const char *const *prefixes, int count, int n_out_each, int n_in,
                             bool bias, cn_linear **out, cn_error *err);
 

@@ -6,6 +6,9 @@
 
 #include "model/model_internal.h"
 
+static cn_status cn_w_linear_prec(cn_canary *m, const float *w, const float *b, int n_out, int n_in,
+                                  cn_precision prec, bool persistent, cn_linear **out, cn_error *err);
+
 static float half_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
     if (exp == 0) {
@@ -87,7 +90,7 @@ static cn_status tensor_to_f32(const cn_tensor_view *v, float **out, cn_error *e
 cn_status cn_w_get(cn_canary *m, const char *name, int ndim, const int64_t *shape, float **out, cn_error *err) {
     const cn_tensor_view *v;
     CN_TRY(cn_nemo_expect(m->nemo, name, ndim, shape, &v, err));
-    float *f;
+    float *f = NULL;
     CN_TRY(tensor_to_f32(v, &f, err));
     if (m->n_owned == m->cap_owned) {
         size_t cap = m->cap_owned ? m->cap_owned * 2 : 256;
@@ -111,21 +114,45 @@ cn_status cn_w_vec(cn_canary *m, const char *name, int64_t n, float **out, cn_er
 
 cn_status cn_w_linear(cn_canary *m, const char *prefix, int n_out, int n_in, bool bias, cn_linear **out,
                       cn_error *err) {
+    int64_t shape[2] = {n_out, n_in};
+    return cn_w_linear_nd(m, prefix, 2, shape, n_out, n_in, bias, out, err);
+}
+
+cn_status cn_w_linear_nd(cn_canary *m, const char *prefix, int ndim, const int64_t *shape, int n_out, int n_in,
+                         bool bias, cn_linear **out, cn_error *err) {
     char name[256];
     snprintf(name, sizeof name, "%s.weight", prefix);
-    int64_t shape[2] = {n_out, n_in};
-    float *w, *b = NULL;
-    CN_TRY(cn_w_get(m, name, 2, shape, &w, err));
+    float *b = NULL;
     if (bias) {
-        snprintf(name, sizeof name, "%s.bias", prefix);
-        CN_TRY(cn_w_vec(m, name, n_out, &b, err));
+        char bname[256];
+        snprintf(bname, sizeof bname, "%s.bias", prefix);
+        CN_TRY(cn_w_vec(m, bname, n_out, &b, err));
     }
-    return cn_w_linear_from(m, w, b, n_out, n_in, out, err);
+    const cn_tensor_view *v;
+    CN_TRY(cn_nemo_expect(m->nemo, name, ndim, shape, &v, err));
+    /* fp32 weights are used where the checkpoint maps them (no copy, no conversion) */
+    if (v->dtype == CN_DTYPE_F32 && v->contiguous && ((uintptr_t)v->data % sizeof(float)) == 0)
+        return cn_w_linear_prec(m, v->data, b, n_out, n_in, m->load_prec, true, out, err);
+    float *w;
+    CN_TRY(tensor_to_f32(v, &w, err));
+    cn_status st = cn_w_linear_prec(m, w, b, n_out, n_in, m->load_prec, false, out, err);
+    free(w);
+    return st;
 }
 
 cn_status cn_w_linear_from(cn_canary *m, const float *w, const float *b, int n_out, int n_in, cn_linear **out,
                            cn_error *err) {
-    CN_TRY(m->be->ops->linear_create(m->be, w, b, n_out, n_in, m->prec, out, err));
+    return cn_w_linear_prec(m, w, b, n_out, n_in, m->load_prec, false, out, err);
+}
+
+cn_status cn_w_linear_from_f32(cn_canary *m, const float *w, const float *b, int n_out, int n_in, cn_linear **out,
+                               cn_error *err) {
+    return cn_w_linear_prec(m, w, b, n_out, n_in, CN_PREC_F32, false, out, err);
+}
+
+static cn_status cn_w_linear_prec(cn_canary *m, const float *w, const float *b, int n_out, int n_in, cn_precision prec,
+                           bool persistent, cn_linear **out, cn_error *err) {
+    CN_TRY(m->be->ops->linear_create(m->be, w, b, n_out, n_in, prec, persistent, out, err));
     if (m->n_linears == m->cap_linears) {
         size_t cap = m->cap_linears ? m->cap_linears * 2 : 128;
         cn_linear **p = realloc(m->linears, cap * sizeof *p);
@@ -156,10 +183,15 @@ cn_status cn_w_linear_fused(cn_canary *m, const char *const *prefixes, int count
         char name[256];
         snprintf(name, sizeof name, "%s.weight", prefixes[i]);
         int64_t shape[2] = {n_out_each, n_in};
-        float *wi, *bi;
-        st = cn_w_get(m, name, 2, shape, &wi, err);
+        float *bi;
+        const cn_tensor_view *v;
+        st = cn_nemo_expect(m->nemo, name, 2, shape, &v, err);
+        float *wi = NULL;
+        if (st == CANARY_OK)
+            st = tensor_to_f32(v, &wi, err);
         if (st == CANARY_OK)
             memcpy(w + each * (size_t)i, wi, each * sizeof(float));
+        free(wi);
         if (st == CANARY_OK && bias) {
             snprintf(name, sizeof name, "%s.bias", prefixes[i]);
             st = cn_w_vec(m, name, n_out_each, &bi, err);

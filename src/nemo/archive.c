@@ -258,7 +258,8 @@ void cn_archive_close(cn_archive *a) {
 
 const cn_archive_member *cn_archive_find(const cn_archive *a, const char *name) {
     name = cn_tar_normalize_name(name);
-    for (size_t i = 0; i < a->n; i++)
+    /* the last of equal names wins, as when the tar is extracted */
+    for (size_t i = a->n; i-- > 0;)
         if (strcmp(a->members[i].name, name) == 0)
             return &a->members[i];
     return NULL;
@@ -269,7 +270,7 @@ cn_status cn_archive_resolve(const cn_archive *a, const char *ref, const cn_arch
     const char *slash = strrchr(want, '/');
     if (slash)
         want = slash + 1;
-    for (size_t i = 0; i < a->n; i++) {
+    for (size_t i = a->n; i-- > 0;) {
         const char *b = strrchr(a->members[i].name, '/');
         b = b ? b + 1 : a->members[i].name;
         if (strcmp(b, want) == 0) {

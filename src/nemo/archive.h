@@ -28,11 +28,13 @@ typedef struct cn_archive {
 #define CN_ARCHIVE_MAX_DIR_FILES 4096
 
 cn_status cn_archive_open(const char *path, const char *cache_dir, cn_archive *out, cn_error *err);
-/* Parses an in-memory tar (no file, no gzip): for tests and fuzzers. `data` must outlive `out`. */
+/* Parses an in-memory tar (no file, no gzip) into a zeroed `out`: for tests and fuzzers. `data`
+ * must outlive `out`. */
 cn_status cn_archive_from_tar(const uint8_t *data, size_t size, cn_archive *out, cn_error *err);
 void cn_archive_close(cn_archive *a);
 
-/* A member by exact name (leading "./" ignored); NULL if absent. */
+/* A member by exact name (leading "./" ignored; the last of duplicates, as extraction would
+ * leave it); NULL if absent. */
 const cn_archive_member *cn_archive_find(const cn_archive *a, const char *name);
 /* Resolves a config reference: "nemo:<32hex>_tokenizer.model" names the member with that basename;
  * a plain name is looked up as a basename too. Fails naming the reference when absent. */

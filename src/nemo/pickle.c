@@ -321,6 +321,11 @@ static cn_status memo_put(vm *m, uint64_t idx) {
     if (idx >= CN_PKL_MAX_MEMO)
         return cn_error_set(m->err, CANARY_ELIMIT, "pickle (data.pkl) at byte %zu: memo index %llu exceeds %u", AT(m),
                             (unsigned long long)idx, CN_PKL_MAX_MEMO);
+    /* pickle numbers memo slots densely (0, 1, 2, ...), so an index beyond the objects created so
+     * far is malformed, and refusing it keeps the memo proportional to the input */
+    if (idx > m->n_all)
+        return FAIL(m, "memo index %llu is beyond the %zu objects created so far", AT(m), (unsigned long long)idx,
+                    m->n_all);
     val *v = NULL;
     CN_TRY(top(m, &v));
     size_t old = m->cap_memo;

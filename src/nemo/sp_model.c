@@ -37,7 +37,7 @@ static cn_status rd_varint(pb *b, uint64_t *out) {
 
 /* Reads a field key; *wt is the wire type. */
 static cn_status rd_key(pb *b, uint32_t *field, int *wt) {
-    uint64_t k;
+    uint64_t k = 0;
     CN_TRY(rd_varint(b, &k));
     *field = (uint32_t)(k >> 3);
     *wt = (int)(k & 7);
@@ -47,7 +47,7 @@ static cn_status rd_key(pb *b, uint32_t *field, int *wt) {
 }
 
 static cn_status rd_len(pb *b, pb *sub) {
-    uint64_t n;
+    uint64_t n = 0;
     CN_TRY(rd_varint(b, &n));
     if (n > (uint64_t)(b->end - b->p))
         return pb_fail(b, "length-delimited field runs past its message");
@@ -57,8 +57,8 @@ static cn_status rd_len(pb *b, pb *sub) {
 }
 
 static cn_status skip(pb *b, int wt) {
-    uint64_t v;
-    pb sub;
+    uint64_t v = 0;
+    pb sub = {0};
     switch (wt) {
     case WT_VARINT:
         return rd_varint(b, &v);
@@ -88,7 +88,7 @@ static cn_status expect_wt(const pb *b, int wt, int want, const char *field) {
 
 static cn_status rd_bool(pb *b, int wt, const char *field, bool *out) {
     CN_TRY(expect_wt(b, wt, WT_VARINT, field));
-    uint64_t v;
+    uint64_t v = 0;
     CN_TRY(rd_varint(b, &v));
     *out = v != 0;
     return CANARY_OK;
@@ -96,7 +96,7 @@ static cn_status rd_bool(pb *b, int wt, const char *field, bool *out) {
 
 static cn_status rd_int32(pb *b, int wt, const char *field, int *out) {
     CN_TRY(expect_wt(b, wt, WT_VARINT, field));
-    uint64_t v;
+    uint64_t v = 0;
     CN_TRY(rd_varint(b, &v));
     *out = (int)(int32_t)(uint32_t)v; /* int32 negatives are sign-extended 64-bit varints */
     return CANARY_OK;
@@ -104,7 +104,7 @@ static cn_status rd_int32(pb *b, int wt, const char *field, int *out) {
 
 static cn_status rd_string(pb *b, int wt, const char *field, char **out) {
     CN_TRY(expect_wt(b, wt, WT_LEN, field));
-    pb s;
+    pb s = {0};
     CN_TRY(rd_len(b, &s));
     size_t n = (size_t)(s.end - s.p);
     if (n > CN_SPM_MAX_PIECE_LEN)
@@ -142,8 +142,8 @@ static cn_status parse_piece(pb *b, cn_spm_piece *out) {
     out->type = CN_SPM_NORMAL;
     out->byte_value = -1;
     while (b->p < b->end) {
-        uint32_t f;
-        int wt;
+        uint32_t f = 0;
+        int wt = 0;
         CN_TRY(rd_key(b, &f, &wt));
         if (f == 1) {
             CN_TRY(rd_string(b, wt, "pieces.piece", &out->piece));
@@ -172,8 +172,8 @@ static cn_status parse_piece(pb *b, cn_spm_piece *out) {
 
 static cn_status parse_trainer(pb *b, cn_spm *m) {
     while (b->p < b->end) {
-        uint32_t f;
-        int wt;
+        uint32_t f = 0;
+        int wt = 0;
         CN_TRY(rd_key(b, &f, &wt));
         switch (f) {
         case 3: CN_TRY(rd_int32(b, wt, "trainer_spec.model_type", &m->model_type)); break;
@@ -192,8 +192,8 @@ static cn_status parse_trainer(pb *b, cn_spm *m) {
 
 static cn_status parse_normalizer(pb *b, cn_spm *m) {
     while (b->p < b->end) {
-        uint32_t f;
-        int wt;
+        uint32_t f = 0;
+        int wt = 0;
         CN_TRY(rd_key(b, &f, &wt));
         if (f == 1) {
             char *name = NULL;
@@ -204,7 +204,7 @@ static cn_status parse_normalizer(pb *b, cn_spm *m) {
             CN_TRY(st);
         } else if (f == 2) {
             CN_TRY(expect_wt(b, wt, WT_LEN, "normalizer_spec.precompiled_charsmap"));
-            pb s;
+            pb s = {0};
             CN_TRY(rd_len(b, &s));
             m->has_charsmap = s.end > s.p;
         } else if (f == 3) {
@@ -237,11 +237,11 @@ cn_status cn_spm_parse(const uint8_t *data, size_t size, const char *label, cn_s
     size_t cap = 0;
     cn_status st = CANARY_OK;
     while (b.p < b.end && !st) {
-        uint32_t f;
-        int wt;
+        uint32_t f = 0;
+        int wt = 0;
         if ((st = rd_key(&b, &f, &wt)))
             break;
-        pb sub;
+        pb sub = {0};
         if (f == 1 || f == 2 || f == 3) {
             if ((st = expect_wt(&b, wt, WT_LEN, f == 1 ? "pieces" : f == 2 ? "trainer_spec" : "normalizer_spec")) ||
                 (st = rd_len(&b, &sub)))

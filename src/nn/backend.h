@@ -84,9 +84,11 @@ typedef struct cn_backend_ops {
     void (*download)(cn_exec *ex, void *dst, const void *src, size_t bytes);
     void (*copy)(cn_exec *ex, void *dst, const void *src, size_t bytes);
 
-    /* Weights: w [n_out, n_in] and b [n_out] (b may be NULL) are host fp32; copied or converted. */
+    /* Weights: w [n_out, n_in] and b [n_out] (b may be NULL) are host fp32, copied or converted;
+     * with `persistent` (they outlive the layer, e.g. a memory-mapped checkpoint) a backend may
+     * reference them in place instead. */
     cn_status (*linear_create)(cn_backend *be, const float *w, const float *b, int n_out, int n_in,
-                               cn_precision prec, cn_linear **out, cn_error *err);
+                               cn_precision prec, bool persistent, cn_linear **out, cn_error *err);
     void (*linear_destroy)(cn_backend *be, cn_linear *lin);
     /* accumulate false: y = act(x·Wᵀ + b);  true: y += alpha·(x·Wᵀ + b) (act must be NONE). */
     void (*linear)(cn_exec *ex, const cn_linear *lin, const float *x, int ldx, int m, float *y, int ldy,

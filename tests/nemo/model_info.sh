@@ -28,6 +28,18 @@ PY
   expect_grep "$layout: text shows the encoder" "encoder: *FastConformer" "$TMP/out"
   expect_grep "$layout: text shows languages" "languages: *[a-z]" "$TMP/out"
 done
+# an old-style gzip'd .nemo: unpacked once into the cache, then described identically
+gzip -c "$M/canary-1b-v2-tiny.nemo" >"$TMP/v2.nemo"
+"$CANARY_BIN" model-info "$M/canary-1b-v2-tiny.nemo" --json | sed 's/"path":"[^"]*"//' >"$TMP/plain.json"
+expect_rc 0 "gzip'd .nemo" "$CANARY_BIN" model-info "$TMP/v2.nemo" --json --cache-dir "$TMP/cache"
+sed -i 's/"path":"[^"]*"//' "$TMP/out"
+if cmp -s "$TMP/out" "$TMP/plain.json"; then ok "gzip'd .nemo described like the tar"; else bad "gzip'd .nemo differs"; fi
+if ls "$TMP"/cache/unpacked/v2.nemo-*.tar >/dev/null 2>&1; then ok "unpacked into the cache"; else bad "no cache file"; fi
+expect_rc 0 "gzip'd .nemo again (from the cache)" "$CANARY_BIN" model-info "$TMP/v2.nemo" --cache-dir "$TMP/cache"
+head -c 300000 "$TMP/v2.nemo" >"$TMP/v2cut.nemo"
+expect_rc 1 "truncated gzip" "$CANARY_BIN" model-info "$TMP/v2cut.nemo" --cache-dir "$TMP/cache"
+expect_grep "truncated gzip explained" "gzip" "$TMP/err"
+if ls "$TMP"/cache/unpacked/v2cut.nemo-* >/dev/null 2>&1; then bad "a partial cache file was left"; else ok "no partial cache file"; fi
 expect_rc 2 "missing file" "$CANARY_BIN" model-info "$TMP/none.nemo"
 expect_grep "missing file named" "none.nemo" "$TMP/err"
 head -c 100000 "$M/canary-1b-tiny.nemo" >"$TMP/cut.nemo"

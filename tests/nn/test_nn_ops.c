@@ -59,7 +59,7 @@ static void check_linear(int threads, int m, int n, int k, cn_act act, bool acc,
     memcpy(ref, y, sizeof(float) * (size_t)m * (n + 5));
     cn_linear *lin;
     cn_error err;
-    assert_int_equal(f.ops->linear_create(f.be, w, b, n, k, prec, &lin, &err), CANARY_OK);
+    assert_int_equal(f.ops->linear_create(f.be, w, b, n, k, prec, false, &lin, &err), CANARY_OK);
     f.ops->linear(f.ex, lin, x, k + 3, m, y, n + 5, act, acc, 0.5f);
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {

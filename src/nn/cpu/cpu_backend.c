@@ -96,7 +96,7 @@ static void cpu_exec_destroy(cn_exec *ex) {
 /* ------------------------------------------------------------------------------------------- */
 
 static cn_status cpu_linear_create(cn_backend *be, const float *w, const float *b, int n_out, int n_in,
-                                   cn_precision prec, cn_linear **out, cn_error *err) {
+                                   cn_precision prec, bool persistent, cn_linear **out, cn_error *err) {
     (void)be;
     if (prec == CN_PREC_F16)
         return cn_error_set(err, CANARY_EUNSUPPORTED,
@@ -115,10 +115,13 @@ static cn_status cpu_linear_create(cn_backend *be, const float *w, const float *
             for (int o = 0; o < n_out; o++)
                 for (int i = 0; i < n_in; i++)
                     l->w_bf16[(size_t)o * l->k_pad + i] = cn_f32_to_bf16(w[(size_t)o * n_in + i]);
+    } else if (persistent) {
+        l->w = w; /* read in place: a mapped checkpoint stays shared, clean page cache */
     } else {
-        l->w = cpu_alloc(NULL, nw * sizeof(float));
-        if (l->w)
-            memcpy(l->w, w, nw * sizeof(float));
+        l->owned_w = cpu_alloc(NULL, nw * sizeof(float));
+        if (l->owned_w)
+            memcpy(l->owned_w, w, nw * sizeof(float));
+        l->w = l->owned_w;
     }
     if (b) {
         l->b = cpu_alloc(NULL, (size_t)n_out * sizeof(float));
@@ -126,7 +129,7 @@ static cn_status cpu_linear_create(cn_backend *be, const float *w, const float *
             memcpy(l->b, b, (size_t)n_out * sizeof(float));
     }
     if ((prec == CN_PREC_BF16 ? !l->w_bf16 : !l->w) || (b && !l->b)) {
-        free(l->w);
+        free(l->owned_w);
         free(l->w_bf16);
         free(l->b);
         free(l);
@@ -140,7 +143,7 @@ static void cpu_linear_destroy(cn_backend *be, cn_linear *l) {
     (void)be;
     if (!l)
         return;
-    free(l->w);
+    free(l->owned_w);
     free(l->w_bf16);
     free(l->b);
     free(l);

@@ -20,7 +20,8 @@ struct cn_exec {
 struct cn_linear {
     int n_out, n_in;
     cn_precision prec;
-    float *w;          /* [n_out, n_in] fp32 (NULL for bf16) */
+    const float *w;    /* [n_out, n_in] fp32 (NULL for bf16); owned_w or the caller's memory */
+    float *owned_w;
     float *b;          /* [n_out] or NULL */
     uint16_t *w_bf16;  /* [n_out, k_pad] bf16, zero-padded to k_pad (multiple of 32) */
     int k_pad;
