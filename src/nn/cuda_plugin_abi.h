@@ -5,7 +5,9 @@
 
 #include <stddef.h>
 
-#include "nn/backend.h"
+/* Declared in nn/backend.h and base/error.h; the ABI needs only the names (plain C types cross). */
+typedef struct cn_backend cn_backend;
+typedef struct cn_error cn_error;
 
 #define CN_CUDA_PLUGIN_ABI 3
 
@@ -34,6 +36,7 @@ typedef int (*cn_cuda_selftest_fn)(int device, size_t mem_bytes, const float *a,
  * backend's own GEMMs (attention scores and values): CN_PREC_F32 keeps them exact fp32, any other
  * value allows TF32 on sm80+. Linear layers take their precision from linear_create as on the CPU.
  * Fails with CANARY_EDEVICE and the CUDA reason (no such device, out of memory, driver too old). */
-typedef cn_status (*cn_cuda_backend_create_fn)(int device, cn_precision prec, cn_backend **out, cn_error *err);
+/* `prec` is a cn_precision; the result a cn_status (CANARY_OK = 0). */
+typedef int (*cn_cuda_backend_create_fn)(int device, int prec, cn_backend **out, cn_error *err);
 
 #endif

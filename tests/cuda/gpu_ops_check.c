@@ -157,7 +157,7 @@ static void t_linear(ctx *c, const char *cs, int m, int n_in, int n_out, bool bi
     float *x = rnd((size_t)m * ldx, 1.0f), *y0 = rnd((size_t)m * ldy, 1.0f);
     cn_linear *l = NULL;
     cn_error e = {0};
-    if (c->o->linear_create(c->be, w, b, n_out, n_in, c->prec, &l, &e) != CANARY_OK) {
+    if (c->o->linear_create(c->be, w, b, n_out, n_in, c->prec, false, &l, &e) != CANARY_OK) {
         printf("{\"op\":\"linear\",\"case\":\"%s\",\"prec\":\"%s\",\"ok\":false,\"error\":\"%s\"}\n", cs, c->pname, e.msg);
         g_failures++;
         free(w), free(b), free(x), free(y0);
@@ -643,7 +643,7 @@ typedef struct dec_layer {
 static cn_linear *mk(ctx *c, const float *w, const float *b, int n_out, int n_in) {
     cn_linear *l = NULL;
     cn_error e = {0};
-    if (c->o->linear_create(c->be, w, b, n_out, n_in, c->prec, &l, &e) != CANARY_OK) {
+    if (c->o->linear_create(c->be, w, b, n_out, n_in, c->prec, false, &l, &e) != CANARY_OK) {
         fprintf(stderr, "linear_create %dx%d: %s\n", n_out, n_in, e.msg);
         exit(1);
     }

@@ -348,7 +348,8 @@ static void cu_linear_destroy(cn_backend *be, cn_linear *l) {
 }
 
 static cn_status cu_linear_create(cn_backend *be_, const float *w, const float *b, int n_out, int n_in,
-                                  cn_precision prec, cn_linear **out, cn_error *err) {
+                                  cn_precision prec, bool persistent, cn_linear **out, cn_error *err) {
+    (void)persistent; // host memory: always uploaded
     cu_backend *be = cub(be_);
     if (prec == CN_PREC_BF16 && be->cc_major < 8)
         return cn_error_set(err, CANARY_EUNSUPPORTED,
@@ -749,7 +750,7 @@ static const cn_backend_ops cuda_ops = {
     /* copy_2d */ cu_copy_2d,
 };
 
-CN_CUDA_EXPORT cn_status cn_cuda_backend_create(int device, cn_precision prec, cn_backend **out, cn_error *err) {
+CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out, cn_error *err) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
