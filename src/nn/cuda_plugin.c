@@ -87,3 +87,11 @@ cn_status cn_cuda_plugin_get(const cn_cuda_plugin **out, cn_error *err) {
     *out = &g_plugin;
     return CANARY_OK;
 }
+
+cn_status cn_cuda_backend_open(int device, cn_precision prec, cn_backend **out, cn_error *err) {
+    const cn_cuda_plugin *p;
+    CN_TRY(cn_cuda_plugin_get(&p, err));
+    if (!p->backend_create)
+        return cn_error_set(err, CANARY_EDEVICE, "CUDA plugin %s has no backend (cn_cuda_backend_create)", p->path);
+    return (cn_status)p->backend_create(device, (int)prec, out, err);
+}

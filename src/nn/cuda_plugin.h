@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "base/error.h"
+#include "nn/backend.h"
 #include "nn/cuda_plugin_abi.h"
 
 typedef struct cn_cuda_plugin {
@@ -21,5 +22,10 @@ typedef struct cn_cuda_plugin {
  * directory of the running executable and its ../lib, the build tree's lib/. On failure returns
  * CANARY_EDEVICE with the reason (not found, missing libcudart, ABI mismatch). */
 cn_status cn_cuda_plugin_get(const cn_cuda_plugin **out, cn_error *err);
+
+/* The CUDA backend on GPU `device` (see cn_cuda_backend_create_fn for `prec`). Fails with
+ * CANARY_EDEVICE and a reason to log before falling back to the CPU: no plugin, a plugin without
+ * the backend, no driver, no such device, compute capability below 7.5. */
+cn_status cn_cuda_backend_open(int device, cn_precision prec, cn_backend **out, cn_error *err);
 
 #endif
