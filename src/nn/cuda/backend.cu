@@ -34,14 +34,12 @@ static inline cu_backend *cub(cn_backend *be) { return (cu_backend *)(void *)be;
 // the GPU because every user of a block is queued on the same stream.
 
 static bool arena_grow(cn_exec *ex, size_t need) {
-    size_t last = ex->chunks ? ex->chunks->size : 0;
-    size_t size = need > 2 * last ? need : 2 * last;
-    if (size < (64u << 20))
-        size = 64u << 20;
+    // Chunks of at least 256 MiB: few cudaMalloc calls, and no doubling that would strand memory.
+    size_t size = need > ((size_t)256 << 20) ? need : ((size_t)256 << 20);
     char *mem = NULL;
     if (cudaMalloc(&mem, size) != cudaSuccess) {
         cudaGetLastError();
-        size = need; // the doubling may not fit while the request does
+        size = need;
         if (cudaMalloc(&mem, size) != cudaSuccess) {
             cudaGetLastError();
             return false;
@@ -415,10 +413,19 @@ static const cu_plan *lt_plan(cn_exec *ex, const cn_linear *l, int m, int ldb, i
     int key_epi = epi | (align_b << 8) | (align_c << 16);
     uintptr_t h = (uintptr_t)l * 2654435761u ^ (uintptr_t)m * 40503u ^ (uintptr_t)ldb * 97u ^ (uintptr_t)ldy * 31u ^
                   (uintptr_t)key_epi * 7u;
-    cu_plan *p = &ex->plans[(h >> 4) % CU_PLANS];
-    if (p->valid && p->lin == l && p->bias == l->b && p->n_in == l->n_in && p->n_out == l->n_out &&
-        p->prec == (int)l->prec && p->m == m && p->ldx == ldb && p->ldy == ldy && p->epi == key_epi)
-        return p->ok ? p : NULL;
+    // 8-way probing: an encoder has a few hundred (layer, shape) pairs, all of which must stay cached.
+    size_t base = (size_t)(h >> 4) % CU_PLANS;
+    cu_plan *p = NULL;
+    for (int w = 0; w < CU_PLAN_WAYS; w++) {
+        cu_plan *q = &ex->plans[(base + (size_t)w) % CU_PLANS];
+        if (q->valid && q->lin == l && q->bias == l->b && q->n_in == l->n_in && q->n_out == l->n_out &&
+            q->prec == (int)l->prec && q->m == m && q->ldx == ldb && q->ldy == ldy && q->epi == key_epi)
+            return q->ok ? q : NULL;
+        if (!p && !q->valid)
+            p = q;
+    }
+    if (!p)
+        p = &ex->plans[(base + (size_t)(ex->plan_evict++ % CU_PLAN_WAYS)) % CU_PLANS];
     plan_release(p);
     p->lin = l;
     p->bias = l->b;

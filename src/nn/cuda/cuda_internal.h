@@ -58,7 +58,8 @@ typedef struct cu_plan {
     cublasLtMatmulAlgo_t algo;
 } cu_plan;
 
-#define CU_PLANS 128
+#define CU_PLANS 4096
+#define CU_PLAN_WAYS 8
 
 struct cn_exec {
     cn_exec_base base;
@@ -80,6 +81,7 @@ struct cn_exec {
     cudaError_t first_error; // sticky until sync() reports it
     char first_error_where[96];
     cu_plan plans[CU_PLANS];
+    unsigned plan_evict;
     long lt_fallbacks;       // GEMMs that cuBLASLt refused and the plain path ran
 };
 
