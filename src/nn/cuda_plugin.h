@@ -28,4 +28,11 @@ cn_status cn_cuda_plugin_get(const cn_cuda_plugin **out, cn_error *err);
  * the backend, no driver, no such device, compute capability below 7.5. */
 cn_status cn_cuda_backend_open(int device, cn_precision prec, cn_backend **out, cn_error *err);
 
+/* The backend for an `engine.device` value: "cpu"; "cuda" or "cuda:N[,M...]" (the first listed
+ * GPU; an error when it cannot be used, since it was asked for); "auto" (GPU 0 when usable, else
+ * the CPU, with the reason the GPU was passed over in `fallback`, "" when none). `prec` applies to
+ * the CUDA backend; for the CPU the caller picks the layers' precision as before. */
+cn_status cn_backend_open(const char *device, cn_precision prec, cn_backend **out, char *fallback,
+                          size_t fallback_len, cn_error *err);
+
 #endif

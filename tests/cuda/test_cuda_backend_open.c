@@ -18,6 +18,31 @@ static void test_plugin_without_backend(void **state) {
     assert_non_null(strstr(err.msg, "libfake_cuda_plugin.so has no backend (cn_cuda_backend_create)"));
 }
 
+/* engine.device values (the plugin here is the stand-in without a backend, set by the test above) */
+static void test_backend_for_device(void **state) {
+    (void)state;
+    cn_backend *be = NULL;
+    cn_error err = {0};
+    char why[512];
+    assert_int_equal(cn_backend_open("cpu", CN_PREC_F32, &be, why, sizeof why, &err), CANARY_OK);
+    assert_string_equal(be->ops->name, "cpu");
+    assert_string_equal(why, "");
+    cn_backend_destroy(be);
+    be = NULL;
+    assert_int_equal(cn_backend_open("auto", CN_PREC_BF16, &be, why, sizeof why, &err), CANARY_OK);
+    assert_string_equal(be->ops->name, "cpu");
+    assert_non_null(strstr(why, "has no backend"));
+    cn_backend_destroy(be);
+    be = NULL;
+    assert_int_equal(cn_backend_open("cuda:1,2", CN_PREC_BF16, &be, why, sizeof why, &err), CANARY_EDEVICE);
+    assert_null(be);
+    assert_non_null(strstr(err.msg, "engine.device 'cuda:1,2': CUDA plugin "));
+    assert_int_equal(cn_backend_open("cuda:x", CN_PREC_BF16, &be, why, sizeof why, &err), CANARY_EINVAL);
+    assert_string_equal(err.msg, "engine.device 'cuda:x': expected cuda:N with N a GPU index");
+    assert_int_equal(cn_backend_open("gpu", CN_PREC_BF16, &be, why, sizeof why, &err), CANARY_EINVAL);
+    assert_string_equal(err.msg, "engine.device 'gpu': expected auto, cpu, cuda or cuda:N");
+}
+
 static void test_cpu_interface_additions(void **state) {
     (void)state;
     cn_backend *be = NULL;
@@ -51,6 +76,7 @@ static void test_cpu_interface_additions(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plugin_without_backend),
+        cmocka_unit_test(test_backend_for_device),
         cmocka_unit_test(test_cpu_interface_additions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
