@@ -57,6 +57,7 @@ static bool arena_grow(cn_exec *ex, size_t need) {
     c->size = size;
     c->next = ex->chunks;
     ex->chunks = c;
+    b->chunk = c;
     b->base = mem;
     b->size = size;
     b->next = ex->blocks;
@@ -77,6 +78,7 @@ static void *cu_alloc(cn_exec *ex, size_t bytes) {
                 cu_block *rest = (cu_block *)calloc(1, sizeof *rest);
                 if (!rest)
                     return NULL;
+                rest->chunk = b->chunk;
                 rest->base = b->base + need;
                 rest->size = b->size - need;
                 rest->next = b->next;
@@ -102,12 +104,12 @@ static void cu_free(cn_exec *ex, void *p) {
             continue;
         b->used = false;
         cu_block *n = b->next;
-        if (n && !n->used && b->base + b->size == n->base) {
+        if (n && !n->used && n->chunk == b->chunk && b->base + b->size == n->base) {
             b->size += n->size;
             b->next = n->next;
             free(n);
         }
-        if (prev && !prev->used && prev->base + prev->size == b->base) {
+        if (prev && !prev->used && prev->chunk == b->chunk && prev->base + prev->size == b->base) {
             prev->size += b->size;
             prev->next = b->next;
             free(b);

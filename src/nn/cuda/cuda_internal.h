@@ -31,8 +31,9 @@ typedef struct cu_backend {
     cu_const *consts;
 } cu_backend;
 
-// A block of the exec's device arena: [off, off+size) of chunk `chunk`.
+// A block of the exec's device arena: [base, base+size) inside one chunk (one cudaMalloc).
 typedef struct cu_block {
+    const void *chunk; // blocks merge only within a chunk, even when two chunks happen to be adjacent
     char *base;
     size_t size;
     bool used;
