@@ -764,7 +764,12 @@ CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
         cudaGetLastError();
-        return cn_error_set(err, CANARY_EDEVICE, "no usable CUDA device: %s", cudaGetErrorString(e));
+        int drv = 0;
+        cudaDriverGetVersion(&drv);
+        if (drv == 0)
+            return cn_error_set(err, CANARY_EDEVICE, "no usable CUDA device: no NVIDIA driver found (libcuda.so.1)");
+        return cn_error_set(err, CANARY_EDEVICE, "no usable CUDA device: %s (driver %d.%d)", cudaGetErrorString(e),
+                            drv / 1000, drv % 1000 / 10);
     }
     if (device < 0 || device >= n)
         return cn_error_set(err, CANARY_EINVAL, "CUDA device %d does not exist (this machine has %d)", device, n);
