@@ -3,7 +3,7 @@
  * reference written here (double accumulation, no BLAS), printing one JSON line per case. With
  * `--bench` it then times the canary-1b-flash encoder and decoder shapes at batch 1, 64 and 128.
  *
- *   gpu_ops_check PLUGIN.so [--bench] [--quick] [--prec f32,tf32,bf16,f16] [--batches 1,64,128]
+ *   gpu_ops_check PLUGIN.so [--bench | --bench-tiny] [--quick] [--prec f32,tf32,bf16,f16] [--batches 1,64,128]
  *   cpu_ops_check --cpu [--quick]   (built with CN_CHECK_CPU and cn_nn: the same cases on the CPU
  *                                    backend, which proves the references and the harness here)
  *
@@ -628,8 +628,24 @@ static double now(void) {
 
 static void bsync(ctx *c) { check_sync(c, "bench"); }
 
-enum { ENC_LAYERS = 32, DEC_LAYERS = 4, D = 1024, FF = 4096, H = 8, T = 126, FR = 1001, MEL = 128, SUBC = 256,
-       VOCAB = 5248, KCONV = 9, PROMPT = 9, NEW = 40 };
+/* canary-1b-flash; --bench-tiny swaps in a toy size that exercises the same code in seconds (for the
+ * CPU emulation of the plugin). T follows from FR (three stride-2 halvings). */
+static int ENC_LAYERS = 32, DEC_LAYERS = 4, D = 1024, FF = 4096, H = 8, T = 126, FR = 1001, MEL = 128, SUBC = 256,
+           VOCAB = 5248, KCONV = 9, GEMM_BATCH = 128;
+static const char *BENCH_NAME = "canary-1b-flash";
+static int ENC_REPS = 3, DEC_REPS = 2; /* best of */
+static int NEW = 40; /* generated tokens */
+enum { PROMPT = 9, MAX_DEC_LAYERS = 16 };
+
+static void bench_tiny(void) {
+    ENC_LAYERS = 2, DEC_LAYERS = 1, D = 64, FF = 256, H = 4, FR = 65, MEL = 16, SUBC = 8, VOCAB = 100, KCONV = 9;
+    GEMM_BATCH = 2;
+    BENCH_NAME = "tiny";
+    ENC_REPS = DEC_REPS = 1;
+    NEW = 4;
+    T = ((FR + 1) / 2 + 1) / 2;
+    T = (T + 1) / 2;
+}
 
 typedef struct enc_layer {
     cn_linear *ff1_in, *ff1_out, *qkv, *pos, *att_out, *pw1, *pw2, *ff2_in, *ff2_out;
@@ -668,7 +684,7 @@ static void bench(ctx *c, const int *batches, int n_batches) {
     }
     const float *sub_w = konst(c, w, SUBC * 9), *sub_b = konst(c, bias, SUBC);
     cn_linear *sub_pw1 = mk(c, w, bias, SUBC, SUBC), *sub_pw2 = mk(c, w, bias, SUBC, SUBC);
-    cn_linear *sub_out = mk(c, w, bias, D, SUBC * (MEL / 8)); /* 256*16 = 4096 = FF: w has room */
+    cn_linear *sub_out = mk(c, w, bias, D, SUBC * (MEL / 8)); /* 256*16 = 4096 = FF: w has room (tiny: 16) */
     dec_layer *DL = calloc(DEC_LAYERS, sizeof *DL);
     for (int l = 0; l < DEC_LAYERS; l++) {
         DL[l].qkv = mk(c, w, bias, 3 * D, D), DL[l].sout = mk(c, w, bias, D, D), DL[l].cq = mk(c, w, bias, D, D);
@@ -677,7 +693,7 @@ static void bench(ctx *c, const int *batches, int n_batches) {
     }
     float *headw = rnd((size_t)VOCAB * D, 0.02f);
     cn_linear *head = mk(c, headw, NULL, VOCAB, D);
-    const float *emb = konst(c, headw, (size_t)VOCAB * D), *pe = konst(c, w, (size_t)1024 * D);
+    const float *emb = konst(c, headw, (size_t)VOCAB * D), *pe = konst(c, w, (size_t)64 * D); /* positions < PROMPT + NEW */
     const float *dln = konst(c, ones, D), *dlb = konst(c, bias, D);
     bsync(c);
 
@@ -697,7 +713,7 @@ static void bench(ctx *c, const int *batches, int n_batches) {
         for (int s = 0; s < B; s++)
             valid[s] = T;
         double best_enc = 1e30, best_sub = 1e30;
-        for (int rep = 0; rep < 3; rep++) {
+        for (int rep = 0; rep < ENC_REPS; rep++) {
             bsync(c);
             double t0 = now();
             /* subsampling: conv(1->C) relu, dw conv, pw relu, dw conv, pw relu, linear to d */
@@ -739,7 +755,7 @@ static void bench(ctx *c, const int *batches, int n_batches) {
         /* decoder: cross K/V once, a 9-token prompt step, then 40 one-token steps with a growing
          * self-attention cache; greedy top-1 per step (downloaded as the model does) */
         int cap = PROMPT + NEW;
-        float *ckv[DEC_LAYERS], *kc[DEC_LAYERS], *vc[DEC_LAYERS];
+        float *ckv[MAX_DEC_LAYERS], *kc[MAX_DEC_LAYERS], *vc[MAX_DEC_LAYERS];
         for (int l = 0; l < DEC_LAYERS; l++) {
             ckv[l] = dev(c, NULL, rows * 2 * D);
             kc[l] = dev(c, NULL, (size_t)B * cap * D);
@@ -755,7 +771,7 @@ static void bench(ctx *c, const int *batches, int n_batches) {
         for (int s = 0; s < B; s++)
             encv[s] = T;
         double best_dec = 1e30;
-        for (int rep = 0; rep < 2; rep++) {
+        for (int rep = 0; rep < DEC_REPS; rep++) {
             bsync(c);
             double t0 = now();
             for (int l = 0; l < DEC_LAYERS; l++)
@@ -816,11 +832,19 @@ static void bench(ctx *c, const int *batches, int n_batches) {
                 best_dec = t_dec;
         }
         double total = best_enc + best_dec;
-        printf("{\"bench\":\"canary-1b-flash\",\"prec\":\"%s\",\"batch\":%d,\"audio_s\":%.0f,\"subsampling_ms\":%.2f,"
+        int bad = 0; /* the last step's top-1 log-probabilities: finite and <= 0 */
+        for (int s = 0; s < B; s++)
+            bad += !(isfinite(topv[s]) && topv[s] <= 0.0f) || top[s] < 0 || top[s] >= VOCAB;
+        if (bad) {
+            printf("{\"bench\":\"%s\",\"prec\":\"%s\",\"batch\":%d,\"ok\":false,\"error\":\"%d rows with a "
+                   "non-finite or out-of-range top-1\"}\n", BENCH_NAME, c->pname, B, bad);
+            g_failures++;
+        }
+        printf("{\"bench\":\"%s\",\"prec\":\"%s\",\"batch\":%d,\"audio_s\":%.0f,\"subsampling_ms\":%.2f,"
                "\"encoder_ms\":%.2f,\"encoder_rtfx\":%.1f,\"decoder_ms\":%.2f,\"total_ms\":%.2f,\"total_rtfx\":%.1f,"
                "\"note\":\"ops-level pipeline: encoder %d layers + decoder prompt %d + %d greedy steps; no feature "
                "extraction\"}\n",
-               c->pname, B, 10.0 * B, best_sub * 1e3, best_enc * 1e3, 10.0 * B / best_enc, best_dec * 1e3,
+               BENCH_NAME, c->pname, B, 10.0 * B, best_sub * 1e3, best_enc * 1e3, 10.0 * B / best_enc, best_dec * 1e3,
                total * 1e3, 10.0 * B / total, ENC_LAYERS, PROMPT, NEW);
         fflush(stdout);
         for (int l = 0; l < DEC_LAYERS; l++)
@@ -832,7 +856,7 @@ static void bench(ctx *c, const int *batches, int n_batches) {
     }
     /* GEMM microbenchmark: the encoder's layer shapes at batch 128 (rows = 128 * 126) */
     int gm[][2] = {{FF, D}, {D, FF}, {3 * D, D}, {2 * D, D}, {D, D}};
-    size_t rows = (size_t)128 * T;
+    size_t rows = (size_t)GEMM_BATCH * T;
     float *gx = dev(c, NULL, rows * FF), *gy = dev(c, NULL, rows * FF);
     for (size_t i = 0; i < sizeof gm / sizeof *gm; i++) {
         cn_linear *l = mk(c, w, bias, gm[i][0], gm[i][1]);
@@ -914,6 +938,8 @@ int main(int argc, char **argv) {
             do_bench = true;
         else if (!strcmp(argv[i], "--quick"))
             quick = true;
+        else if (!strcmp(argv[i], "--bench-tiny"))
+            do_bench = true, bench_tiny();
         else if (!strcmp(argv[i], "--prec") && i + 1 < argc)
             precs = argv[++i];
         else if (!strcmp(argv[i], "--bench-prec") && i + 1 < argc)
