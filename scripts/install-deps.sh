@@ -28,7 +28,21 @@ if ! command -v node >/dev/null 2>&1; then
   missing+=(nodejs npm)
 fi
 
+# onnxruntime-node for the reference's ONNX parity test (tests/reference/onnx), from npm into a local,
+# gitignored node_modules. --ignore-scripts: its postinstall downloads CUDA binaries from outside npm.
+# Best effort: without it that one test reports itself skipped.
+ort_local() {
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/reference/onnx"
+  if command -v npm >/dev/null 2>&1 && [ -f "$dir/package.json" ] && [ ! -d "$dir/node_modules/onnxruntime-node" ]; then
+    echo "install-deps: npm install --ignore-scripts in $dir"
+    npm --prefix "$dir" install --ignore-scripts --no-audit --no-fund >/dev/null 2>&1 ||
+      echo "install-deps: onnxruntime-node not installed (the ONNX parity test will be skipped)"
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  ort_local
   echo "install-deps: all dependencies present"
   exit 0
 fi
@@ -40,3 +54,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 echo "install-deps: done"
+ort_local

@@ -82,7 +82,7 @@ typedef struct canary_params {
     int max_new_tokens;       /* > 0: stop after this many tokens (default 0: the model's limit) */
     bool ignore_eos;          /* benchmarking only: generate exactly max_new_tokens */
     canary_precision precision; /* default FP32 */
-    canary_features features;   /* default NEMO_2_5 */
+    canary_features features;   /* default: NEMO_2_4 for checkpoints saved by NeMo < 2.5, else NEMO_2_5 */
 } canary_params;
 
 canary_params canary_default_params(const canary_model *model);

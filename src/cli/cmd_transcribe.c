@@ -93,9 +93,9 @@ cn_status cn_cli_engine_params(const cn_config *cfg, const cn_cli_parsed *p, con
     }
     if (strcmp(cfg->feature_semantics, "nemo-2.4") == 0)
         prm.features = CANARY_FEATURES_NEMO_2_4;
-    else if (strcmp(cfg->feature_semantics, "nemo-2.5") == 0 || strcmp(cfg->feature_semantics, "auto") == 0)
+    else if (strcmp(cfg->feature_semantics, "nemo-2.5") == 0)
         prm.features = CANARY_FEATURES_NEMO_2_5;
-    else {
+    else if (strcmp(cfg->feature_semantics, "auto") != 0) {
         snprintf(msg, msg_size, "--feature-semantics %s: expected auto, nemo-2.4 or nemo-2.5", cfg->feature_semantics);
         return CANARY_EINVAL;
     }

@@ -154,6 +154,11 @@ canary_params canary_default_params(const canary_model *m) {
         p.search = o.search == CN_SEARCH_GREEDY ? CANARY_SEARCH_GREEDY : CANARY_SEARCH_BEAM;
         p.beam_size = o.beam_size;
         p.max_generation_delta = o.max_generation_delta;
+        /* Checkpoints written before NeMo 2.5 were trained with the old front end (spec §3.4). */
+        int major = 0, minor = 0;
+        const char *v = cn_nemo_desc(m->nemo)->nemo_version;
+        if (sscanf(v, "%d.%d", &major, &minor) == 2 && (major < 2 || (major == 2 && minor < 5)))
+            p.features = CANARY_FEATURES_NEMO_2_4;
     }
     return p;
 }

@@ -318,6 +318,8 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
         return cn_error_set(err, CANARY_EINVAL, "decode: beam size %d (allowed 1..64)", o->beam_size);
     if (k > m->vocab)
         k = m->vocab;
+    if (o->force_ids && k != 1)
+        return cn_error_set(err, CANARY_EINVAL, "decode: teacher forcing needs greedy or beam 1");
     int eos = o->eos, pad = o->pad;
     if (eos < 0 || eos >= m->vocab)
         return cn_error_set(err, CANARY_EINVAL, "decode: EOS id %d is outside the vocabulary (%d)", eos, m->vocab);
@@ -347,7 +349,7 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
     s.ended = calloc((size_t)s.R, sizeof(bool));
     s.done = calloc((size_t)s.B, sizeof(bool));
     s.n_steps = calloc((size_t)s.B, sizeof(int));
-    s.best = o->force_ids && greedy ? calloc((size_t)s.R * W, sizeof(int)) : NULL;
+    s.best = o->force_ids ? calloc((size_t)s.R * W, sizeof(int)) : NULL;
     s.steps = o->logprob_steps > 0 ? calloc((size_t)s.B * o->logprob_steps * m->vocab, sizeof(float)) : NULL;
     int *ids = malloc(sizeof(int) * (size_t)s.R * P), *crow = malloc(sizeof(int) * (size_t)s.R),
         *item = malloc(sizeof(int) * (size_t)s.R), *beam = malloc(sizeof(int) * (size_t)s.R),
@@ -447,6 +449,14 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
 
     /* Beam search. Initial beams: top-k of the prompt step. */
     ops->topk(c->ex, c->buf[BUF_LOGITS].p, s.B, m->vocab, k, sc_i, tk_i);
+    if (o->force_ids) /* beam 1 with teacher forcing: the forced token replaces the best one */
+        for (int b = 0; b < s.B; b++) {
+            s.best[(size_t)b * W] = tk_i[b];
+            if (o->n_force[b] > 0 && o->force_ids[b][0] >= 0 && o->force_ids[b][0] < m->vocab) {
+                tk_i[b] = o->force_ids[b][0];
+                sc_i[b] = logp[(size_t)b * m->vocab + tk_i[b]];
+            }
+        }
     for (int b = 0; b < s.B; b++)
         for (int j = 0; j < k; j++) {
             int r = b * k + j;
@@ -490,6 +500,15 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
         ops->download(c->ex, logp, c->buf[BUF_LOGITS].p, sizeof(float) * (size_t)n * m->vocab);
         record_steps(c, &s, o, item, beam, n, logp);
         ops->topk(c->ex, c->buf[BUF_LOGITS].p, n, m->vocab, k, sc_i, tk_i);
+        if (o->force_ids)
+            for (int q = 0; q < n; q++) {
+                int b = item[q], g = s.n_gen;
+                s.best[(size_t)b * W + g] = tk_i[q];
+                if (g < o->n_force[b] && o->force_ids[b][g] >= 0 && o->force_ids[b][g] < m->vocab) {
+                    tk_i[q] = o->force_ids[b][g];
+                    sc_i[q] = logp[(size_t)q * m->vocab + tk_i[q]];
+                }
+            }
         /* finished items are frozen: their beams continue with <pad>, scores unchanged */
         for (int b = 0; b < s.B; b++)
             if (s.done[b])

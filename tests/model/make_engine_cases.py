@@ -2,7 +2,7 @@
 """Engine parity cases in the golden format (docs: the `goldens` fixture of tests/golden), written
 with the PyTorch reference (tests/reference/canary_ref) for the engine's own tests:
   <out>/<layout>/<case>/manifest.json + NAME.f32 arrays.
-Cases: 'single' (one 3.3 s utterance), 'batch' (3 utterances of unequal length).
+Case 'batch' (3 utterances of unequal length) with alt_* ids: the search with another token as EOS.
 Usage: make_engine_cases.py MODELS_DIR OUT_DIR [layout ...]"""
 import json
 import math
@@ -34,6 +34,7 @@ def save(d, name, arr, arrays):
 
 
 def run_case(ref, d, audios, semantics="nemo-2.5"):
+    """One case in the golden format v2 (docs/REFERENCE.md) plus alt_* ids (see below)."""
     os.makedirs(d, exist_ok=True)
     arrays = {}
     feats, flen = ref.features(audios, semantics)
@@ -42,34 +43,38 @@ def run_case(ref, d, audios, semantics="nemo-2.5"):
     n_layers = sum(1 for k in taps if k.startswith("enc_layer_"))
     B = len(audios)
     sfx = (lambda i: "") if B == 1 else (lambda i: f"_{i}")
+    prompt = ref.prompt(source_lang="en", target_lang="en", pnc=True)
+    _, steps = ref.decode(enc, elen, prompt, "beam", 1, logprob_steps=4)
+    lengths = []
     for i in range(B):
         save(d, "input" + sfx(i), audios[i], arrays)
         save(d, "features" + sfx(i), feats[i].float().numpy(), arrays)
-        save(d, "subsampling" + sfx(i), taps["subsampling"][i, : int(elen[i])].float().numpy(), arrays)
-        save(d, "enc_layer_0" + sfx(i), taps["enc_layer_0"][i, : int(elen[i])].float().numpy(), arrays)
-        save(d, "encoder_out" + sfx(i), taps["encoder_out"][i, : int(elen[i])].float().numpy(), arrays)
-    prompt = ref.prompt(source_lang="en", target_lang="en", pnc=True)
-    out = {"layout": os.path.basename(os.path.dirname(d)), "case": os.path.basename(d), "semantics": semantics,
-           "sample_rate": 16000, "prompt_ids": prompt, "feature_lengths": [int(x) for x in flen],
-           "encoded_lengths": [int(x) for x in elen], "n_enc_layers": n_layers,
-           "eos_id": ref.tok.eos, "pad_id": ref.tok.pad, "max_generation_delta": ref.max_delta}
+        save(d, "subsampling" + sfx(i), taps["subsampling"][i].float().numpy(), arrays)
+        save(d, "enc_layer_0" + sfx(i), taps["enc_layer_0"][i].float().numpy(), arrays)
+        save(d, "enc_layer_last" + sfx(i), taps["encoder_out"][i].float().numpy(), arrays)
+        save(d, "encoder_out" + sfx(i), enc[i].float().numpy(), arrays)
+        save(d, "decoder_logprobs_first_steps" + sfx(i), steps[i].float().numpy(), arrays)
+        lengths.append({"samples": len(audios[i]), "features": int(flen[i]), "feature_frames_tensor": feats.shape[2],
+                        "encoder": int(elen[i]), "encoder_frames_tensor": enc.shape[1]})
+    out = {"golden_version": 2, "layout": os.path.basename(os.path.dirname(d)), "case": os.path.basename(d),
+           "semantics": semantics, "sample_rate": 16000, "batch_size": B, "prompt_ids": prompt,
+           "lengths": lengths if B > 1 else lengths[0],
+           "options": {"eos_id": ref.tok.eos, "pad_id": ref.tok.pad, "max_generation_delta": ref.max_delta,
+                       "max_generation_delta_greedy": ref.max_delta_greedy, "encoder_layers": n_layers}}
     for name, strategy, beam in (("greedy", "greedy", 1), ("beam1", "beam", 1), ("beam4", "beam", 4)):
-        ids, steps = ref.decode(enc, elen, prompt, strategy, beam, logprob_steps=3)
+        ids, _ = ref.decode(enc, elen, prompt, strategy, beam)
         out[name + "_ids"] = ids if B > 1 else ids[0]
-        if name == "greedy":
-            for i in range(B):
-                save(d, "decoder_logprobs_first_steps" + sfx(i), steps[i].float().numpy(), arrays)
-    # The tiny random models end every hypothesis at once (EOS dominates), which leaves the search
-    # logic untested; decoding again with another token playing EOS (the runner-up of item 0's
-    # first step) exercises long outputs, beam re-ranking, cache growth and NeMo's length limit.
-    _, steps = ref.decode(enc, elen, prompt, "greedy", 1, logprob_steps=1)
+    # Random models often end every hypothesis at once (EOS dominates) or repeat one token, which
+    # leaves the search logic untested; decoding again with another token playing EOS (the
+    # runner-up of item 0's first step) exercises long outputs, beam re-ranking, cache growth and
+    # NeMo's length limit.
     alt = int(torch.topk(steps[0, 0], 2).indices[1])
     mask = torch.arange(enc.shape[1])[None, :] < elen[:, None]
     P = torch.tensor([prompt] * B, dtype=torch.int64)
     common = dict(n_heads=ref.dec_heads, eos=alt, pad=ref.tok.pad, max_seq_len=ref.max_seq_len,
                   max_delta=ref.max_delta)
     out["alt_eos_id"] = alt
-    g, _ = D.greedy(ref.sd, enc, mask, P, **common)
+    g, _ = D.greedy(ref.sd, enc, mask, P, **dict(common, max_delta=ref.max_delta_greedy))
     b1, _ = D.beam_search(ref.sd, enc, mask, P, beam_size=1, **common)
     b4, _ = D.beam_search(ref.sd, enc, mask, P, beam_size=4, **common)
     for name, ids in (("alt_greedy_ids", g), ("alt_beam1_ids", b1), ("alt_beam4_ids", b4)):
@@ -85,7 +90,6 @@ def main():
     torch.manual_seed(0)
     for lay in layouts:
         ref = CanaryReference(os.path.join(models, f"{lay}-tiny.nemo"))
-        run_case(ref, os.path.join(outdir, lay, "single"), [audio(3.3, 1)])
         run_case(ref, os.path.join(outdir, lay, "batch"), [audio(2.1, 2), audio(4.0, 3), audio(1.2, 4)])
         print(f"{lay}: ok", flush=True)
 

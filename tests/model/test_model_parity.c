@@ -11,14 +11,17 @@
 
 #include "model/model.h"
 #include "nemo/nemo.h"
+#include "nemo/tokenizer.h"
 #include "nn/backend.h"
 #include "test_util.h"
 
 #define ENC_TOL 1e-3f
 #define LOGP_TOL 1e-3f
-/* bf16: max |diff| relative to the reference's largest magnitude (bf16 keeps 8 significant bits,
- * ~0.4% per rounding, compounded through every layer); documented in docs/BENCHMARKS.md */
-#define BF16_ENC_REL_TOL 0.05f
+/* bf16: error relative to the reference (RMS over the output, and max |diff| against the largest
+ * magnitude): bf16 keeps 8 significant bits, ~0.4% per rounding, compounded through every layer;
+ * documented in docs/BENCHMARKS.md */
+#define BF16_ENC_REL_RMS 0.04
+#define BF16_ENC_REL_MAX 0.10f
 
 typedef struct arr {
     float *data;
@@ -51,15 +54,15 @@ static bool load_arr(const char *dir, json_t *arrays, const char *name, arr *out
 typedef struct taps {
     int item;   /* which batch item to compare */
     int rows;   /* valid rows */
-    arr *sub, *layer0, *enc;
-    float err_sub, err_l0, err_enc;
+    arr *sub, *layer0, *last, *enc;
+    float err_sub, err_l0, err_last, err_enc;
     /* for batched == unbatched: a copy of encoder_out valid rows */
     float *enc_copy;
 } taps;
 
 static float cmp_rows(const float *got, int t_total, int d, int item, int rows, const arr *want) {
     const float *g = got + (size_t)item * t_total * d;
-    assert_int_equal(want->shape[0], rows);
+    assert_true(want->shape[0] >= rows); /* batch arrays are padded to the batch tensor */
     assert_int_equal(want->shape[1], d);
     float m = 0;
     for (size_t i = 0; i < (size_t)rows * d; i++) {
@@ -76,7 +79,9 @@ static void tap_fn(void *ud, const char *stage, int layer, const float *data, in
         tp->err_sub = cmp_rows(data, t, d, tp->item, tp->rows, tp->sub);
     else if (strcmp(stage, "layer") == 0 && layer == 0 && tp->layer0)
         tp->err_l0 = cmp_rows(data, t, d, tp->item, tp->rows, tp->layer0);
-    else if (strcmp(stage, "encoder_out") == 0) {
+    else if (strcmp(stage, "encoder_out") == 0 && tp->last)
+        tp->err_last = cmp_rows(data, t, d, tp->item, tp->rows, tp->last);
+    else if (strcmp(stage, "projected") == 0) {
         if (tp->enc)
             tp->err_enc = cmp_rows(data, t, d, tp->item, tp->rows, tp->enc);
         if (tp->enc_copy)
@@ -142,57 +147,61 @@ static void run_case(const char *dir, const char *layout) {
     assert_int_equal(cn_canary_load(ms.nemo, ms.be, CN_PREC_BF16, &ms.net_bf16, &err), CANARY_OK);
     assert_int_equal(cn_canary_ctx_create(ms.net_bf16, 2, &ms.ctx_bf16, &err), CANARY_OK);
 
-    json_t *flens = json_object_get(man, "feature_lengths");
-    if (!flens)
-        flens = json_object_get(man, "lengths");
-    int B = (int)json_array_size(flens);
-    bool batch = json_object_get(arrays, "features_0") != NULL;
-    if (!batch)
+    int B = (int)json_integer_value(json_object_get(man, "batch_size"));
+    bool batch = B > 1;
+    if (B < 1)
         B = 1;
+    json_t *lens = json_object_get(man, "lengths"), *opt = json_object_get(man, "options");
     arr *feats = calloc((size_t)B, sizeof(arr)), *sub = calloc((size_t)B, sizeof(arr)),
-        *l0 = calloc((size_t)B, sizeof(arr)), *enc = calloc((size_t)B, sizeof(arr)),
-        *steps = calloc((size_t)B, sizeof(arr));
+        *l0 = calloc((size_t)B, sizeof(arr)), *last = calloc((size_t)B, sizeof(arr)),
+        *enc = calloc((size_t)B, sizeof(arr)), *steps = calloc((size_t)B, sizeof(arr)),
+        *forced = calloc((size_t)B, sizeof(arr));
     const float **fp = calloc((size_t)B, sizeof(float *));
-    int *t = calloc((size_t)B, sizeof(int)), *valid = calloc((size_t)B, sizeof(int));
+    int *t = calloc((size_t)B, sizeof(int)), *valid = calloc((size_t)B, sizeof(int)),
+        *enc_len = calloc((size_t)B, sizeof(int));
     float **enc_batched = calloc((size_t)B, sizeof(float *));
     for (int i = 0; i < B; i++) {
         char nm[64];
-        snprintf(nm, sizeof nm, batch ? "features_%d" : "features", i);
-        assert_true(load_arr(dir, arrays, nm, &feats[i]));
-        snprintf(nm, sizeof nm, batch ? "subsampling_%d" : "subsampling", i);
-        load_arr(dir, arrays, nm, &sub[i]);
-        snprintf(nm, sizeof nm, batch ? "enc_layer_0_%d" : "enc_layer_0", i);
-        load_arr(dir, arrays, nm, &l0[i]);
-        snprintf(nm, sizeof nm, batch ? "encoder_out_%d" : "encoder_out", i);
-        assert_true(load_arr(dir, arrays, nm, &enc[i]));
-        snprintf(nm, sizeof nm, batch ? "decoder_logprobs_first_steps_%d" : "decoder_logprobs_first_steps", i);
-        load_arr(dir, arrays, nm, &steps[i]);
+#define LOAD(dst, base) (snprintf(nm, sizeof nm, batch ? base "_%d" : base, i), load_arr(dir, arrays, nm, dst))
+        assert_true(LOAD(&feats[i], "features"));
+        LOAD(&sub[i], "subsampling");
+        LOAD(&l0[i], "enc_layer_0");
+        LOAD(&last[i], "enc_layer_last");
+        assert_true(LOAD(&enc[i], "encoder_out"));
+        LOAD(&steps[i], "decoder_logprobs_first_steps");
+        LOAD(&forced[i], "decoder_logprobs_forced");
+#undef LOAD
+        json_t *li = batch ? json_array_get(lens, (size_t)i) : lens;
         fp[i] = feats[i].data;
         t[i] = feats[i].shape[1];
-        valid[i] = (int)json_integer_value(json_array_get(flens, (size_t)i));
+        valid[i] = (int)json_integer_value(json_object_get(li, "features"));
+        enc_len[i] = (int)json_integer_value(json_object_get(li, "encoder"));
     }
     int plen;
     int *prompt = json_ids(json_object_get(man, "prompt_ids"), &plen);
-    int d = cn_canary_desc(ms.net)->enc.d_model;
-    const cn_tokenizer *tk = NULL;
-    (void)tk;
-    int eos = (int)json_integer_value(json_object_get(man, "eos_id"));
-    int pad = json_object_get(man, "pad_id") ? (int)json_integer_value(json_object_get(man, "pad_id")) : -1;
-    assert_true(json_object_get(man, "eos_id") != NULL);
+    int dd = cn_canary_desc(ms.net)->dec.hidden;
+    assert_non_null(json_object_get(opt, "eos_id"));
+    int eos = (int)json_integer_value(json_object_get(opt, "eos_id"));
+    int pad = json_is_integer(json_object_get(opt, "pad_id")) ? (int)json_integer_value(json_object_get(opt, "pad_id")) : -1;
+    int delta_beam = json_is_integer(json_object_get(opt, "max_generation_delta"))
+                         ? (int)json_integer_value(json_object_get(opt, "max_generation_delta")) : -1;
+    int delta_greedy = json_is_integer(json_object_get(opt, "max_generation_delta_greedy"))
+                           ? (int)json_integer_value(json_object_get(opt, "max_generation_delta_greedy")) : delta_beam;
+
 
     /* 1. batched encoder, every item compared with the reference */
     for (int i = 0; i < B; i++) {
-        taps tp = {.item = i, .rows = enc[i].shape[0], .sub = sub[i].data ? &sub[i] : NULL,
-                   .layer0 = l0[i].data ? &l0[i] : NULL, .enc = &enc[i]};
-        enc_batched[i] = malloc(sizeof(float) * (size_t)tp.rows * d);
+        taps tp = {.item = i, .rows = enc_len[i], .sub = sub[i].data ? &sub[i] : NULL,
+                   .layer0 = l0[i].data ? &l0[i] : NULL, .last = last[i].data ? &last[i] : NULL, .enc = &enc[i]};
+        enc_batched[i] = malloc(sizeof(float) * (size_t)tp.rows * dd);
         tp.enc_copy = enc_batched[i];
         cn_encoder_input in = {B, fp, t, valid, masked};
         assert_int_equal(cn_canary_encode(ms.ctx, &in, tap_fn, &tp, &err), CANARY_OK);
         assert_int_equal(cn_canary_encoded_length(ms.ctx, i), tp.rows);
-        printf("  %s/%s item %d: max |diff| subsampling %.2e, layer 0 %.2e, encoder %.2e\n", layout,
-               json_string_value(json_object_get(man, "case")), i, (double)tp.err_sub, (double)tp.err_l0,
-               (double)tp.err_enc);
-        assert_true(tp.err_sub <= ENC_TOL && tp.err_l0 <= ENC_TOL && tp.err_enc <= ENC_TOL);
+        printf("  %s/%s item %d: max |diff| subsampling %.2e, layer 0 %.2e, last layer %.2e, encoder out %.2e\n",
+               layout, json_string_value(json_object_get(man, "case")), i, (double)tp.err_sub, (double)tp.err_l0,
+               (double)tp.err_last, (double)tp.err_enc);
+        assert_true(tp.err_sub <= ENC_TOL && tp.err_l0 <= ENC_TOL && tp.err_last <= ENC_TOL && tp.err_enc <= ENC_TOL);
     }
     /* 2. decoding of the batch: greedy (with first-step log-probs), beam 1, beam 4 */
     static const struct { const char *key; cn_search s; int beam; bool alt; } strategies[] = {
@@ -210,9 +219,9 @@ static void run_case(const char *dir, const char *layout) {
         o.beam_size = strategies[s].beam;
         o.eos = strategies[s].alt ? (int)json_integer_value(json_object_get(man, "alt_eos_id")) : eos;
         o.pad = pad;
-        if (json_object_get(man, "max_generation_delta"))
-            o.max_generation_delta = (int)json_integer_value(json_object_get(man, "max_generation_delta"));
-        o.logprob_steps = s == 0 ? 3 : 0;
+        o.max_generation_delta = strategies[s].s == CN_SEARCH_GREEDY ? delta_greedy : delta_beam;
+        bool rec = strategies[s].s == CN_SEARCH_BEAM && strategies[s].beam == 1 && !strategies[s].alt;
+        o.logprob_steps = rec && steps[0].data ? steps[0].shape[0] : 0;
         if (cn_canary_decode(ms.ctx, prompt, plen, &o, hyp, &err) != CANARY_OK)
             fail_msg("%s", err.msg);
         for (int i = 0; i < B; i++) {
@@ -221,7 +230,16 @@ static void run_case(const char *dir, const char *layout) {
             expect_ids(what, &hyp[i], batch ? json_array_get(want, (size_t)i) : want);
             if (strategies[s].alt && i == 0)
                 printf("  %s: %d ids\n", what, hyp[i].n);
-            if (s == 0 && steps[i].data) {
+            const char *tkey = s == 0 ? "greedy_text" : s == 1 ? "beam1_text" : s == 2 ? "beam4_text" : NULL;
+            json_t *wt = tkey ? json_object_get(man, tkey) : NULL;
+            if (wt) {
+                char *text = NULL;
+                assert_int_equal(cn_tok_decode(cn_nemo_tokenizer(ms.nemo), hyp[i].ids, (size_t)hyp[i].n, &text, &err),
+                                 CANARY_OK);
+                assert_string_equal(text, json_string_value(batch ? json_array_get(wt, (size_t)i) : wt));
+                free(text);
+            }
+            if (rec && steps[i].data) {
                 int ns = steps[i].shape[0] < hyp[i].n_steps ? steps[i].shape[0] : hyp[i].n_steps;
                 assert_true(ns >= 1);
                 float m = 0;
@@ -230,21 +248,63 @@ static void run_case(const char *dir, const char *layout) {
                     if (!(e <= m))
                         m = e;
                 }
-                printf("  %s item %d: decoder log-probs of %d steps, max |diff| %.2e\n", layout, i, ns, (double)m);
+                printf("  %s item %d: beam-1 log-probs of %d steps, max |diff| %.2e\n", layout, i, ns, (double)m);
                 assert_true(m <= LOGP_TOL);
             }
             cn_hypothesis_free(&hyp[i]);
         }
     }
+    /* 2b. the incremental decoder with fixed ids fed at their true positions (beam-1 path) */
+    json_t *fj = json_object_get(opt, "forced_ids");
+    if (fj && forced[0].data) {
+        int nf;
+        int *fids = json_ids(fj, &nf);
+        const int **fl = calloc((size_t)B, sizeof(int *));
+        int *fn = calloc((size_t)B, sizeof(int));
+        for (int i = 0; i < B; i++) {
+            fl[i] = fids;
+            fn[i] = nf;
+        }
+        cn_decode_opts o;
+        cn_decode_opts_default(ms.net, &o);
+        o.search = CN_SEARCH_BEAM;
+        o.beam_size = 1;
+        o.eos = eos;
+        o.pad = pad;
+        o.max_generation_delta = delta_beam;
+        o.force_ids = fl;
+        o.n_force = fn;
+        o.max_new_tokens = nf + 1;
+        o.ignore_eos = true;
+        o.logprob_steps = forced[0].shape[0];
+        if (cn_canary_decode(ms.ctx, prompt, plen, &o, hyp, &err) != CANARY_OK)
+            fail_msg("%s", err.msg);
+        for (int i = 0; i < B; i++) {
+            assert_int_equal(hyp[i].n_steps, forced[i].shape[0]);
+            float m = 0;
+            for (size_t k = 0; k < forced[i].n; k++) {
+                float e = fabsf(hyp[i].step_logprobs[k] - forced[i].data[k]);
+                if (!(e <= m))
+                    m = e;
+            }
+            printf("  %s item %d: forced-ids log-probs of %d steps, max |diff| %.2e\n", layout, i, hyp[i].n_steps,
+                   (double)m);
+            assert_true(m <= LOGP_TOL);
+            cn_hypothesis_free(&hyp[i]);
+        }
+        free(fl);
+        free(fn);
+        free(fids);
+    }
     /* 3. batched == one at a time (encoder rows and greedy / beam-4 ids) */
     if (B > 1)
         for (int i = 0; i < B; i++) {
-            float *one = malloc(sizeof(float) * (size_t)enc[i].shape[0] * d);
-            taps tp = {.item = 0, .rows = enc[i].shape[0], .enc_copy = one};
+            float *one = malloc(sizeof(float) * (size_t)enc_len[i] * dd);
+            taps tp = {.item = 0, .rows = enc_len[i], .enc_copy = one};
             cn_encoder_input in = {1, &fp[i], &t[i], &valid[i], masked};
             assert_int_equal(cn_canary_encode(ms.ctx, &in, tap_fn, &tp, &err), CANARY_OK);
             float m = 0;
-            for (size_t k = 0; k < (size_t)enc[i].shape[0] * d; k++) {
+            for (size_t k = 0; k < (size_t)enc_len[i] * dd; k++) {
                 float e = fabsf(one[k] - enc_batched[i][k]);
                 if (!(e <= m))
                     m = e;
@@ -253,19 +313,33 @@ static void run_case(const char *dir, const char *layout) {
             assert_true(m <= 1e-4f);
             free(one);
         }
-    /* 4. bf16: encoder within the documented tolerance, tokens compared with fp32 */
+    /* 4. bf16 (on the batch and librivox cases, to keep the ASan run short): encoder error relative to the
+     * reference (RMS and max), and greedy token agreement under teacher forcing below. */
+    const char *cname = json_string_value(json_object_get(man, "case"));
+    bool do_bf16 = strcmp(cname, "batch") == 0 || strcmp(cname, "librivox") == 0;
     int agree = 0, total = 0;
-    for (int i = 0; i < B; i++) {
-        taps tp = {.item = i, .rows = enc[i].shape[0], .enc = &enc[i]};
+    for (int i = 0; do_bf16 && i < B; i++) {
+        float *got = malloc(sizeof(float) * (size_t)enc_len[i] * dd);
+        taps tp = {.item = i, .rows = enc_len[i], .enc_copy = got};
         cn_encoder_input in = {B, fp, t, valid, masked};
         assert_int_equal(cn_canary_encode(ms.ctx_bf16, &in, tap_fn, &tp, &err), CANARY_OK);
-        float ref_max = 0;
-        for (size_t k = 0; k < enc[i].n; k++)
+        double se = 0, sr = 0;
+        float mx = 0, ref_max = 0;
+        for (size_t k = 0; k < (size_t)enc_len[i] * dd; k++) {
+            float e = fabsf(got[k] - enc[i].data[k]);
+            se += (double)e * e;
+            sr += (double)enc[i].data[k] * enc[i].data[k];
+            mx = e > mx ? e : mx;
             ref_max = fabsf(enc[i].data[k]) > ref_max ? fabsf(enc[i].data[k]) : ref_max;
-        printf("  %s item %d: bf16 encoder max |diff| %.2e (%.2f%% of max |ref| %.2f)\n", layout, i,
-               (double)tp.err_enc, 100.0 * tp.err_enc / ref_max, (double)ref_max);
-        assert_true(tp.err_enc <= BF16_ENC_REL_TOL * ref_max);
+        }
+        double rel_rms = sr > 0 ? sqrt(se / sr) : 0;
+        printf("  %s item %d: bf16 encoder relative RMS error %.2f%%, max |diff| %.2e (%.1f%% of max |ref|)\n", layout,
+               i, 100 * rel_rms, (double)mx, 100.0 * mx / (ref_max > 0 ? ref_max : 1));
+        assert_true(rel_rms <= BF16_ENC_REL_RMS && mx <= BF16_ENC_REL_MAX * ref_max);
+        free(got);
     }
+    if (!do_bf16)
+        goto bf16_done;
     /* Token agreement with teacher forcing: at every step of the reference's greedy output, is
      * the bf16 argmax the reference's token? (Free-running comparison would count every token
      * after a first flip as different, which says nothing about the rest.) */
@@ -276,6 +350,7 @@ static void run_case(const char *dir, const char *layout) {
     cn_decode_opts o;
     cn_decode_opts_default(ms.net_bf16, &o);
     o.search = CN_SEARCH_GREEDY;
+    o.max_generation_delta = delta_greedy;
     o.eos = eos;
     o.pad = pad;
     o.force_ids = (const int *const *)force;
@@ -293,15 +368,18 @@ static void run_case(const char *dir, const char *layout) {
     free(force);
     free(nforce);
     printf("  %s: bf16 greedy tokens identical %d/%d (teacher-forced)\n", layout, agree, total);
+bf16_done:
     bf16_agree += agree;
     bf16_total += total;
     n_checked++;
 
     for (int i = 0; i < B; i++) {
         free(feats[i].data), free(sub[i].data), free(l0[i].data), free(enc[i].data), free(steps[i].data);
+        free(last[i].data), free(forced[i].data);
         free(enc_batched[i]);
     }
     free(feats), free(sub), free(l0), free(enc), free(steps), free(fp), free(t), free(valid), free(enc_batched);
+    free(last), free(forced), free(enc_len);
     free(hyp), free(prompt);
     cn_canary_ctx_free(ms.ctx);
     cn_canary_ctx_free(ms.ctx_bf16);

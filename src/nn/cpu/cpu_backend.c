@@ -173,7 +173,7 @@ typedef struct {
     const uint16_t *xb; /* bf16 activations [m, k_pad] */
 } linear_job;
 
-static void linear_task(void *ctx, size_t task, int thread) {
+CN_CPU_CLONES static void linear_task(void *ctx, size_t task, int thread) {
     (void)thread;
     const linear_job *j = ctx;
     const cn_linear *l = j->l;
@@ -210,7 +210,7 @@ typedef struct {
     uint16_t *xb;
 } tobf16_job;
 
-static void tobf16_task(void *ctx, size_t row, int thread) {
+CN_CPU_CLONES static void tobf16_task(void *ctx, size_t row, int thread) {
     (void)thread;
     const tobf16_job *j = ctx;
     const float *xr = j->x + row * (size_t)j->ldx;
@@ -265,7 +265,7 @@ typedef struct {
     float eps;
 } ln_job;
 
-static void ln_task(void *ctx, size_t r, int thread) {
+CN_CPU_CLONES static void ln_task(void *ctx, size_t r, int thread) {
     (void)thread;
     const ln_job *j = ctx;
     const float *x = j->x + r * (size_t)j->d;
@@ -298,7 +298,7 @@ typedef struct {
     const int *valid;
 } glu_job;
 
-static void glu_task(void *ctx, size_t r, int thread) {
+CN_CPU_CLONES static void glu_task(void *ctx, size_t r, int thread) {
     (void)thread;
     const glu_job *j = ctx;
     int s = (int)(r / (size_t)j->t), t = (int)(r % (size_t)j->t);
@@ -325,7 +325,7 @@ typedef struct {
     cn_act act;
 } dw1_job;
 
-static void dw1_task(void *ctx, size_t r, int thread) {
+CN_CPU_CLONES static void dw1_task(void *ctx, size_t r, int thread) {
     (void)thread;
     const dw1_job *j = ctx;
     int s = (int)(r / (size_t)j->t), t = (int)(r % (size_t)j->t);
@@ -361,7 +361,7 @@ typedef struct {
     cn_act act;
 } c2_job;
 
-static void c2_task(void *ctx, size_t r, int thread) {
+CN_CPU_CLONES static void c2_task(void *ctx, size_t r, int thread) {
     (void)thread;
     const c2_job *j = ctx;
     int s = (int)(r / (size_t)j->t_out), to = (int)(r % (size_t)j->t_out);
@@ -416,23 +416,13 @@ static void cpu_mask_time(cn_exec *ex, float *x, int n_seq, int t, size_t row, c
 /* Attention                                                                                   */
 /* ------------------------------------------------------------------------------------------- */
 
-static void rel_task(void *ctx, size_t task, int thread);
 
 typedef struct {
     const cn_relattn_args *a;
     cn_exec *ex;
 } rel_job;
 
-static void cpu_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
-    int t = a->t, dk = a->head_dim;
-    size_t need = (size_t)t * t + (size_t)t * (2 * (size_t)t - 1) + 2 * (size_t)t * dk;
-    if (!cn_cpu_scratch_reserve(ex, need))
-        return;
-    rel_job j = {a, ex};
-    cn_pool_run(ex->pool, (size_t)a->n_seq * (size_t)a->n_heads, rel_task, &j);
-}
-
-static void rel_task(void *ctx, size_t task, int thread) {
+CN_CPU_CLONES static void rel_task(void *ctx, size_t task, int thread) {
     const rel_job *j = ctx;
     const cn_relattn_args *a = j->a;
     int s = (int)(task / (size_t)a->n_heads), h = (int)(task % (size_t)a->n_heads);
@@ -489,12 +479,21 @@ static void rel_task(void *ctx, size_t task, int thread) {
     cn_cpu_sgemm_nn(valid, dk, valid, 1.0f, ac, valid, vh, 3 * d, 0.0f, out, d);
 }
 
+static void cpu_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
+    int t = a->t, dk = a->head_dim;
+    size_t need = (size_t)t * t + (size_t)t * (2 * (size_t)t - 1) + 2 * (size_t)t * dk;
+    if (!cn_cpu_scratch_reserve(ex, need))
+        return;
+    rel_job j = {a, ex};
+    cn_pool_run(ex->pool, (size_t)a->n_seq * (size_t)a->n_heads, rel_task, &j);
+}
+
 typedef struct {
     const cn_attn_args *a;
     cn_exec *ex;
 } att_job;
 
-static void att_task(void *ctx, size_t task, int thread) {
+CN_CPU_CLONES static void att_task(void *ctx, size_t task, int thread) {
     const att_job *j = ctx;
     const cn_attn_args *a = j->a;
     int s = (int)(task / (size_t)a->n_heads), h = (int)(task % (size_t)a->n_heads);
@@ -565,7 +564,7 @@ typedef struct {
     int n;
 } lsm_job;
 
-static void lsm_task(void *ctx, size_t r, int thread) {
+CN_CPU_CLONES static void lsm_task(void *ctx, size_t r, int thread) {
     (void)thread;
     const lsm_job *j = ctx;
     float *x = j->x + r * (size_t)j->n;

@@ -27,6 +27,16 @@ struct cn_linear {
     int k_pad;
 };
 
+/* Hot loops are compiled for several ISAs and picked at load time (ifunc). -ffast-math is not
+ * used, so the float sums keep their order except where vectorised reductions reassociate. */
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+#define CN_CPU_CLONES __attribute__((target_clones("avx512f,avx2,default")))
+#else
+#define CN_CPU_CLONES
+#endif
+/* Row counts up to which GEMMs use the streaming kernel instead of BLAS. */
+#define CN_SMALL_M 16
+
 /* Makes sure every thread's scratch holds at least `floats`. Returns false when out of memory. */
 bool cn_cpu_scratch_reserve(cn_exec *ex, size_t floats);
 

@@ -114,10 +114,71 @@ static void portable_nn(int m, int n, int k, float alpha, const float *a, int ld
     }
 }
 
+/* Few rows (decoder steps): BLAS packs the whole weight panel on every call, which costs as much as
+ * the product itself. Stream each weight row once instead, against up to 4 activation rows; the
+ * loop vectorises per ISA (target_clones = runtime dispatch). */
+typedef float v16f __attribute__((vector_size(64)));
+
+
+/* R activation rows against every weight row; R is a constant in each instance so the
+ * accumulators stay in registers and no work is done for absent rows. */
+#define SMALL_NT(R)                                                                                                    \
+    CN_CPU_CLONES static void small_nt_##R(int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, \
+                                           float beta, float *c, int ldc) {                                            \
+        int k16 = k / 16 * 16;                                                                                         \
+        for (int j = 0; j < n; j++) {                                                                                  \
+            const float *br = b + (size_t)j * ldb;                                                                     \
+            v16f acc[R];                                                                                               \
+            memset(acc, 0, sizeof acc);                                                                                \
+            for (int p = 0; p < k16; p += 16) {                                                                        \
+                v16f w, x;                                                                                             \
+                memcpy(&w, br + p, sizeof w);                                                                          \
+                for (int r = 0; r < R; r++) {                                                                          \
+                    memcpy(&x, a + (size_t)r * lda + p, sizeof x);                                                     \
+                    acc[r] += x * w;                                                                                   \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (int r = 0; r < R; r++) {                                                                              \
+                float sum = 0;                                                                                         \
+                for (int q = 0; q < 16; q++)                                                                           \
+                    sum += acc[r][q];                                                                                  \
+                for (int p = k16; p < k; p++)                                                                          \
+                    sum += a[(size_t)r * lda + p] * br[p];                                                             \
+                float *cp = c + (size_t)r * ldc + j;                                                                   \
+                *cp = beta == 0.0f ? alpha * sum : *cp * beta + alpha * sum;                                           \
+            }                                                                                                          \
+        }                                                                                                              \
+    }
+SMALL_NT(8)
+SMALL_NT(4)
+SMALL_NT(2)
+SMALL_NT(1)
+
+static void small_m_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                       float *c, int ldc) {
+    int i = 0;
+    for (; m - i >= 8; i += 8)
+        small_nt_8(n, k, alpha, a + (size_t)i * lda, lda, b, ldb, beta, c + (size_t)i * ldc, ldc);
+    if (m - i >= 4) {
+        small_nt_4(n, k, alpha, a + (size_t)i * lda, lda, b, ldb, beta, c + (size_t)i * ldc, ldc);
+        i += 4;
+    }
+    if (m - i >= 2) {
+        small_nt_2(n, k, alpha, a + (size_t)i * lda, lda, b, ldb, beta, c + (size_t)i * ldc, ldc);
+        i += 2;
+    }
+    if (m - i >= 1)
+        small_nt_1(n, k, alpha, a + (size_t)i * lda, lda, b, ldb, beta, c + (size_t)i * ldc, ldc);
+}
+
 void cn_cpu_sgemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
                      float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0)
         return;
+    if (m <= CN_SMALL_M && k >= 64) {
+        small_m_nt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     if (blas_sgemm && k > 0)
         blas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else

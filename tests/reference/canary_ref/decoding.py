@@ -91,7 +91,7 @@ def beam_search(sd, enc, enc_mask, prompt, n_heads, eos, pad, max_seq_len, beam_
         cand = cand.view(B, k * k, -1)
         prefixes = torch.gather(cand, 1, idx[:, :, None].expand(B, k, cand.shape[2])).reshape(B * k, -1)
         src_beam = (idx // k) + torch.arange(B)[:, None] * k
-        state = state.select(src_beam.reshape(-1))
+        state = state.select(src_beam.reshape(-1), same_items=True)
         not_end = (prefixes != eos) & (prefixes != pad)
         prefixes_len = 1 + not_end.sum(dim=1, keepdim=True).to(scores.dtype)
         pad_profile = (~not_end[:, -1:]).to(torch.int64)

@@ -227,6 +227,14 @@ def mha(sd, p, q_in, kv_in, add_mask, n_heads, k=None, v=None):
     return _lin(out, sd[p + "out_projection.weight"], sd[p + "out_projection.bias"])
 
 
+def cross_kv(sd, p, enc, n_heads):
+    B, T, d = enc.shape
+    dk = d // n_heads
+    k = _lin(enc, sd[p + "key_net.weight"], sd[p + "key_net.bias"]).view(B, T, n_heads, dk).transpose(1, 2)
+    v = _lin(enc, sd[p + "value_net.weight"], sd[p + "value_net.bias"]).view(B, T, n_heads, dk).transpose(1, 2)
+    return k, v
+
+
 def embed(sd, ids, start_pos):
     pfx = "transf_decoder._embedding."
     tok = sd[pfx + "token_embedding.weight"][ids]
@@ -239,31 +247,44 @@ def embed(sd, ids, start_pos):
 
 
 class DecoderState:
-    """NeMo's decoder_mems_list: mems[0] = embedding outputs, mems[k] = output of block k, last =
-    final LayerNorm output; each [B, L_so_far, d]. Keys/values of block k are recomputed from
-    LN1(mems[k]) exactly as NeMo does."""
+    """The decoder cache. NeMo caches decoder_mems_list (the input of every block for all past
+    positions) and recomputes keys/values from LN1(mems[k]) at every step; keys and values are
+    row-wise functions of those inputs, so caching K/V per layer gives the same numbers with less
+    work (the same cache the C engine and the ONNX export keep).
+      self_kv[i] = (K, V) of block i's self-attention, [B, h, L_so_far, dk]
+      cross[i]   = (K, V) of block i's cross-attention over the encoder states [B, h, T, dk]"""
 
-    def __init__(self, mems=None):
-        self.mems = mems
+    def __init__(self, self_kv=None, cross=None):
+        self.self_kv = self_kv
+        self.cross = cross or {}
 
-    def select(self, index):
-        return DecoderState([m[index] for m in self.mems])
+    def select(self, index, same_items=False):
+        """Rows of the cache in a new order. same_items=True promises that every row is replaced by a
+        row of the same utterance (beam reordering), whose cross-attention K/V are identical."""
+        cross = self.cross if same_items else {k: (kv[0][index], kv[1][index]) for k, kv in self.cross.items()}
+        return DecoderState({k: (kv[0][index], kv[1][index]) for k, kv in self.self_kv.items()}, cross)
 
     @property
     def length(self):
-        return 0 if self.mems is None else self.mems[0].shape[1]
+        return 0 if self.self_kv is None else self.self_kv[0][0].shape[2]
 
 
-def decoder_step(sd, ids, start_pos, state, enc, enc_mask, n_heads, pad_id):
+def _heads(t, n_heads):
+    B, L, d = t.shape
+    return t.view(B, L, n_heads, d // n_heads).transpose(1, 2)
+
+
+def decoder_step(sd, ids, start_pos, state, enc, enc_mask, n_heads, pad_id, all_positions=False):
     """Run the decoder on ids [B, L] at positions start_pos.. with the cached state; returns
-    (log-probs [B, V] of the last position, new state). enc_mask [B, T] bool True = valid frame."""
+    (log-probs [B, V] of the last position, or [B, L, V] with all_positions, new state).
+    enc_mask [B, T] bool True = valid frame."""
     x = embed(sd, ids, start_pos)
     B, L, d = x.shape
     # Self-attention mask (form_attention_mask): keys that are <pad> are masked, causal within the
     # fed block. With a cache NeMo builds the mask from the fed ids only ([B,1,L,L]); for L == 1 that
     # broadcasts one constant over all keys, which does not change the softmax.
     key_ok = (ids != pad_id)
-    if state.mems is None:
+    if state.self_kv is None:
         allowed = key_ok[:, None, :] & torch.tril(torch.ones(L, L, dtype=torch.bool))[None]
         self_mask = ((~allowed).to(x.dtype) * MASK_VALUE).unsqueeze(1)
     else:
@@ -272,24 +293,28 @@ def decoder_step(sd, ids, start_pos, state, enc, enc_mask, n_heads, pad_id):
         self_mask = ((~key_ok[:, None, :]).to(x.dtype) * MASK_VALUE).unsqueeze(1)
     cross_mask = ((~enc_mask[:, None, :]).to(x.dtype) * MASK_VALUE).unsqueeze(1)
 
-    def with_mem(k, h):
-        return h if state.mems is None else torch.cat([state.mems[k], h], dim=1)
-
-    mems = [with_mem(0, x)]
+    new_kv = {}
     h = x
     for i in range(decoder_layer_count(sd)):
         p = f"transf_decoder._decoder.layers.{i}."
-        memory = mems[-1]
         q = _ln(h, sd, p + "layer_norm_1")
-        kv = _ln(memory, sd, p + "layer_norm_1")
-        a = mha(sd, p + "first_sub_layer.", q, kv, self_mask, n_heads) + h
-        c = mha(sd, p + "second_sub_layer.", _ln(a, sd, p + "layer_norm_2"), enc, cross_mask, n_heads) + a
+        k = _heads(_lin(q, sd[p + "first_sub_layer.key_net.weight"], sd[p + "first_sub_layer.key_net.bias"]), n_heads)
+        v = _heads(_lin(q, sd[p + "first_sub_layer.value_net.weight"], sd[p + "first_sub_layer.value_net.bias"]),
+                   n_heads)
+        if state.self_kv is not None:
+            k = torch.cat([state.self_kv[i][0], k], dim=2)
+            v = torch.cat([state.self_kv[i][1], v], dim=2)
+        new_kv[i] = (k, v)
+        a = mha(sd, p + "first_sub_layer.", q, None, self_mask, n_heads, k, v) + h
+        if i not in state.cross:
+            state.cross[i] = cross_kv(sd, p + "second_sub_layer.", enc, n_heads)
+        ck, cv = state.cross[i]
+        c = mha(sd, p + "second_sub_layer.", _ln(a, sd, p + "layer_norm_2"), None, cross_mask, n_heads, ck, cv) + a
         f = _ln(c, sd, p + "layer_norm_3")
         f = _lin(torch.relu(_lin(f, sd[p + "third_sub_layer.dense_in.weight"], sd[p + "third_sub_layer.dense_in.bias"])),
                  sd[p + "third_sub_layer.dense_out.weight"], sd[p + "third_sub_layer.dense_out.bias"])
         h = f + c
-        mems.append(with_mem(i + 1, h))
     h = _ln(h, sd, "transf_decoder._decoder.final_layer_norm")
-    mems.append(with_mem(len(mems), h))
-    logits = _lin(h[:, -1], sd["log_softmax.mlp.layer0.weight"], sd["log_softmax.mlp.layer0.bias"])
-    return torch.log_softmax(logits, dim=-1), DecoderState(mems)
+    logits = _lin(h if all_positions else h[:, -1], sd["log_softmax.mlp.layer0.weight"],
+                  sd["log_softmax.mlp.layer0.bias"])
+    return torch.log_softmax(logits, dim=-1), DecoderState(new_kv, state.cross)

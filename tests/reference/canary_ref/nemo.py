@@ -81,6 +81,8 @@ class Tokenizer:
         a special token '<|...|>' (or <pad>/<unk>) are dropped first, then the text is stripped."""
         keep = []
         for i in ids:
+            if i >= self.vocab_size:
+                continue  # head rows added to round the vocabulary up to a multiple of 8: no piece
             p = self.piece(i)
             if (p.startswith("<|") and p.endswith("|>")) or p in ("<pad>",):
                 continue

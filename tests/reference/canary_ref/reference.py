@@ -26,7 +26,10 @@ class CanaryReference:
         self.prompt_format = cfg.get("prompt_format", "canary")
         dcfg = cfg.get("decoding", {}) or {}
         beam = dcfg.get("beam", {}) or {}
+        greedy = dcfg.get("greedy", {}) or {}
+        # MultiTaskDecoding reads each strategy's own section; the dataclass default is -1 (no delta).
         self.max_delta = int(beam.get("max_generation_delta", -1))
+        self.max_delta_greedy = int(greedy.get("max_generation_delta", -1))
         sub = cfg["encoder"].get("subsampling", "dw_striding")
         if sub != "dw_striding" or int(cfg["encoder"].get("subsampling_factor", 8)) != 8:
             raise ValueError(f"only dw_striding x8 subsampling is implemented, config has {sub}")
@@ -54,7 +57,10 @@ class CanaryReference:
         B, T, _ = enc.shape
         enc_mask = torch.arange(T)[None, :] < enc_lengths[:, None]
         prompt = torch.tensor([prompt_ids] * B, dtype=torch.int64)
-        md = self.max_delta if max_delta is None else max_delta
+        if max_delta is not None:
+            md = max_delta
+        else:
+            md = self.max_delta_greedy if strategy == "greedy" else self.max_delta
         common = dict(n_heads=self.dec_heads, eos=self.tok.eos, pad=self.tok.pad, max_seq_len=self.max_seq_len,
                       max_delta=md, logprob_steps=logprob_steps)
         if strategy == "greedy":
