@@ -9,8 +9,9 @@
  *   cn_exec     one per inference context: worker threads, scratch memory. Used by one thread at a
  *               time; concurrent contexts never share an exec.
  *
- * All float buffers passed to operations are backend memory (cn_exec_alloc); on the CPU that is
- * ordinary host memory. Matrices are row-major; `ld*` arguments are row strides in elements.
+ * All float buffers passed to operations are backend memory (alloc) or constants (constant); on
+ * the CPU both are ordinary host memory. Integer arrays (valid lengths, ids, positions, kv blocks)
+ * are always host memory. Matrices are row-major; `ld*` arguments are row strides in elements.
  */
 #ifndef CN_NN_BACKEND_H
 #define CN_NN_BACKEND_H
@@ -22,7 +23,13 @@
 #include "base/error.h"
 
 typedef enum cn_act { CN_ACT_NONE = 0, CN_ACT_RELU, CN_ACT_SILU } cn_act;
-typedef enum cn_precision { CN_PREC_F32 = 0, CN_PREC_BF16 = 1 } cn_precision;
+/* Storage/math precision of a linear layer. Activations stay fp32 between operations in every mode;
+ * reduced precisions convert a layer's input on the fly and accumulate in fp32.
+ *   F32   exact fp32 GEMMs.
+ *   BF16  bf16 weights and inputs (CPU: AVX512-BF16 or emulated; CUDA: tensor cores).
+ *   F16   fp16 weights and inputs (CUDA only; the CPU backend refuses it).
+ *   TF32  fp32 weights, TF32 tensor-core GEMMs on sm80+ GPUs (exact fp32 elsewhere and on the CPU). */
+typedef enum cn_precision { CN_PREC_F32 = 0, CN_PREC_BF16 = 1, CN_PREC_F16 = 2, CN_PREC_TF32 = 3 } cn_precision;
 
 typedef struct cn_backend cn_backend;
 typedef struct cn_exec cn_exec;
@@ -115,6 +122,19 @@ typedef struct cn_backend_ops {
     /* Per row: the k largest values in descending order (ties: lower index first) and their indices;
      * results are host memory. */
     void (*topk)(cn_exec *ex, const float *x, int rows, int n, int k, float *vals, int *idx);
+
+    /* Small model constants (LayerNorm gamma/beta, conv weights, attention biases, embedding and
+     * positional tables) are loaded as host fp32 arrays; this makes one usable by the operations
+     * above. The CPU returns `host` itself; a GPU backend uploads a copy that lives until the
+     * backend is destroyed. `host` stays owned by the caller. */
+    cn_status (*constant)(cn_backend *be, const float *host, size_t n, const float **out, cn_error *err);
+    /* Waits for the exec's queued work and reports the first failure since the last call (GPU
+     * operations are asynchronous and cannot fail in place). The CPU always returns CANARY_OK. */
+    cn_status (*sync)(cn_exec *ex, cn_error *err);
+    /* `rows` copies of `width` bytes between backend buffers with row pitches in bytes: one call
+     * where per-row copy() calls would cost a GPU launch each (KV-cache appends, gathers). */
+    void (*copy_2d)(cn_exec *ex, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
+                    size_t rows);
 } cn_backend_ops;
 
 struct cn_backend {

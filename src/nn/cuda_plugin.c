@@ -37,6 +37,7 @@ static int try_open(const char *path, char *why, size_t why_len) {
     g_plugin.enumerate = (cn_cuda_enumerate_fn)dlsym(h, "cn_cuda_enumerate");
     g_plugin.versions = (cn_cuda_versions_fn)dlsym(h, "cn_cuda_versions");
     g_plugin.selftest = (cn_cuda_selftest_fn)dlsym(h, "cn_cuda_selftest");
+    g_plugin.backend_create = (cn_cuda_backend_create_fn)dlsym(h, "cn_cuda_backend_create");
     if (!g_plugin.enumerate || !g_plugin.versions || !g_plugin.selftest) {
         snprintf(why, why_len, "%s lacks required symbols", path);
         dlclose(h);
@@ -85,4 +86,44 @@ cn_status cn_cuda_plugin_get(const cn_cuda_plugin **out, cn_error *err) {
     }
     *out = &g_plugin;
     return CANARY_OK;
+}
+
+cn_status cn_cuda_backend_open(int device, cn_precision prec, cn_backend **out, cn_error *err) {
+    const cn_cuda_plugin *p;
+    CN_TRY(cn_cuda_plugin_get(&p, err));
+    if (!p->backend_create)
+        return cn_error_set(err, CANARY_EDEVICE, "CUDA plugin %s has no backend (cn_cuda_backend_create)", p->path);
+    return (cn_status)p->backend_create(device, (int)prec, out, err);
+}
+
+cn_status cn_backend_open(const char *device, cn_precision prec, cn_backend **out, char *fallback,
+                          size_t fallback_len, cn_error *err) {
+    if (fallback && fallback_len)
+        fallback[0] = '\0';
+    if (!device || !*device || strcmp(device, "auto") == 0) {
+        cn_error why = {0};
+        if (cn_cuda_backend_open(0, prec, out, &why) == CANARY_OK)
+            return CANARY_OK;
+        if (fallback && fallback_len)
+            snprintf(fallback, fallback_len, "%s", why.msg);
+        return cn_cpu_backend_create(out, err);
+    }
+    if (strcmp(device, "cpu") == 0)
+        return cn_cpu_backend_create(out, err);
+    if (strncmp(device, "cuda", 4) == 0 && (device[4] == '\0' || device[4] == ':')) {
+        int n = 0;
+        if (device[4] == ':') {
+            char *end = NULL;
+            long v = strtol(device + 5, &end, 10);
+            if (end == device + 5 || (*end && *end != ',') || v < 0 || v > 1024)
+                return cn_error_set(err, CANARY_EINVAL, "engine.device '%s': expected cuda:N with N a GPU index",
+                                    device);
+            n = (int)v;
+        }
+        cn_status st = cn_cuda_backend_open(n, prec, out, err);
+        if (st != CANARY_OK)
+            cn_error_prefix(err, "engine.device '%s'", device);
+        return st;
+    }
+    return cn_error_set(err, CANARY_EINVAL, "engine.device '%s': expected auto, cpu, cuda or cuda:N", device);
 }

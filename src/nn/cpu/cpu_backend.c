@@ -98,6 +98,9 @@ static void cpu_exec_destroy(cn_exec *ex) {
 static cn_status cpu_linear_create(cn_backend *be, const float *w, const float *b, int n_out, int n_in,
                                    cn_precision prec, bool persistent, cn_linear **out, cn_error *err) {
     (void)be;
+    if (prec == CN_PREC_F16)
+        return cn_error_set(err, CANARY_EUNSUPPORTED,
+                            "precision f16 needs the CUDA backend; the CPU backend supports f32 and bf16");
     cn_linear *l = calloc(1, sizeof *l);
     if (!l)
         return cn_error_set(err, CANARY_ENOMEM, "out of memory for a %dx%d layer", n_out, n_in);
@@ -609,6 +612,27 @@ static void cpu_topk(cn_exec *ex, const float *x, int rows, int n, int k, float 
 
 /* ------------------------------------------------------------------------------------------- */
 
+static cn_status cpu_constant(cn_backend *be, const float *host, size_t n, const float **out, cn_error *err) {
+    (void)be;
+    (void)n;
+    (void)err;
+    *out = host; /* host memory is what the CPU operations read */
+    return CANARY_OK;
+}
+
+static cn_status cpu_sync(cn_exec *ex, cn_error *err) {
+    (void)ex;
+    (void)err;
+    return CANARY_OK;
+}
+
+static void cpu_copy_2d(cn_exec *ex, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
+                        size_t rows) {
+    (void)ex;
+    for (size_t r = 0; r < rows; r++)
+        memmove((char *)dst + r * dst_pitch, (const char *)src + r * src_pitch, width);
+}
+
 static void cpu_destroy(cn_backend *be) { free(be); }
 
 static const cn_backend_ops cpu_ops = {
@@ -634,6 +658,9 @@ static const cn_backend_ops cpu_ops = {
     .embed = cpu_embed,
     .log_softmax = cpu_log_softmax,
     .topk = cpu_topk,
+    .constant = cpu_constant,
+    .sync = cpu_sync,
+    .copy_2d = cpu_copy_2d,
 };
 
 cn_status cn_cpu_backend_create(cn_backend **out, cn_error *err) {

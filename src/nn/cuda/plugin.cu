@@ -29,7 +29,13 @@ extern "C" __attribute__((visibility("default"))) int cn_cuda_enumerate(cn_cuda_
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
-        snprintf(msg, msg_len, "cudaGetDeviceCount failed: %s", cudaGetErrorString(e));
+        int drv = 0;
+        cudaDriverGetVersion(&drv);
+        if (drv == 0)
+            snprintf(msg, msg_len, "no NVIDIA driver found (libcuda.so.1)");
+        else
+            snprintf(msg, msg_len, "cudaGetDeviceCount failed: %s (driver %d.%d)", cudaGetErrorString(e), drv / 1000,
+                     drv % 1000 / 10);
         cudaGetLastError();
         return -1;
     }

@@ -1,0 +1,811 @@
+// The CUDA backend: nn/backend.h on one GPU. One backend per (model, device) holds the layers'
+// weights and the uploaded constants; one exec per inference context owns a stream, cuBLAS and
+// cuBLASLt handles, a device-memory arena for the model's activations and scratch for the
+// operations' intermediates. Every operation is queued on the exec's stream; failures are
+// recorded and reported by sync() (and the next download).
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/cuda/cuda_internal.h"
+
+extern "C" {
+#include "nn/cuda_plugin_abi.h"
+}
+
+#define ARENA_ALIGN 256
+#define LT_WORKSPACE (32u << 20)
+
+void cu_note(cn_exec *ex, cudaError_t e, const char *where) {
+    if (e == cudaSuccess || ex->first_error != cudaSuccess)
+        return;
+    ex->first_error = e;
+    snprintf(ex->first_error_where, sizeof ex->first_error_where, "%s", where);
+}
+
+static inline void bind(cn_exec *ex) { cudaSetDevice(ex->be->device); }
+
+static inline cu_backend *cub(cn_backend *be) { return (cu_backend *)(void *)be; }
+
+// ---- the arena --------------------------------------------------------------------------------
+// Chunks of device memory are reserved once (the first at exec creation) and carved first-fit into
+// blocks; freed blocks merge with free neighbours and are reused. Reuse is safe without waiting for
+// the GPU because every user of a block is queued on the same stream.
+
+static bool arena_grow(cn_exec *ex, size_t need) {
+    // Chunks of at least 256 MiB: few cudaMalloc calls, and no doubling that would strand memory.
+    size_t size = need > ((size_t)256 << 20) ? need : ((size_t)256 << 20);
+    char *mem = NULL;
+    if (cudaMalloc(&mem, size) != cudaSuccess) {
+        cudaGetLastError();
+        size = need;
+        if (cudaMalloc(&mem, size) != cudaSuccess) {
+            cudaGetLastError();
+            return false;
+        }
+    }
+    cu_chunk *c = (cu_chunk *)calloc(1, sizeof *c);
+    cu_block *b = (cu_block *)calloc(1, sizeof *b);
+    if (!c || !b) {
+        free(c);
+        free(b);
+        cudaFree(mem);
+        return false;
+    }
+    c->mem = mem;
+    c->size = size;
+    c->next = ex->chunks;
+    ex->chunks = c;
+    b->chunk = c;
+    b->base = mem;
+    b->size = size;
+    b->next = ex->blocks;
+    ex->blocks = b;
+    return true;
+}
+
+static void *cu_alloc(cn_exec *ex, size_t bytes) {
+    bind(ex);
+    size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (need == 0)
+        need = ARENA_ALIGN;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        for (cu_block *b = ex->blocks; b; b = b->next) {
+            if (b->used || b->size < need)
+                continue;
+            if (b->size > need) { // split: the tail stays free
+                cu_block *rest = (cu_block *)calloc(1, sizeof *rest);
+                if (!rest)
+                    return NULL;
+                rest->chunk = b->chunk;
+                rest->base = b->base + need;
+                rest->size = b->size - need;
+                rest->next = b->next;
+                b->next = rest;
+                b->size = need;
+            }
+            b->used = true;
+            CU_NOTE(ex, cudaMemsetAsync(b->base, 0, need, ex->stream), "zeroing an allocation");
+            return b->base;
+        }
+        if (attempt == 0 && !arena_grow(ex, need))
+            return NULL;
+    }
+    return NULL;
+}
+
+static void cu_free(cn_exec *ex, void *p) {
+    if (!p)
+        return;
+    cu_block *prev = NULL;
+    for (cu_block *b = ex->blocks; b; prev = b, b = b->next) {
+        if (b->base != (char *)p)
+            continue;
+        b->used = false;
+        cu_block *n = b->next;
+        if (n && !n->used && n->chunk == b->chunk && b->base + b->size == n->base) {
+            b->size += n->size;
+            b->next = n->next;
+            free(n);
+        }
+        if (prev && !prev->used && prev->chunk == b->chunk && prev->base + prev->size == b->base) {
+            prev->size += b->size;
+            prev->next = b->next;
+            free(b);
+        }
+        return;
+    }
+}
+
+// Grows the exec's scratch to `bytes` (waits for queued work before releasing the old buffer).
+static void *scratch(cn_exec *ex, size_t bytes) {
+    if (bytes <= ex->scratch_cap)
+        return ex->scratch;
+    cudaStreamSynchronize(ex->stream);
+    cudaFree(ex->scratch);
+    ex->scratch = NULL;
+    ex->scratch_cap = 0;
+    size_t cap = bytes + bytes / 4;
+    cudaError_t e = cudaMalloc(&ex->scratch, cap);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        ex->scratch = NULL;
+        CU_NOTE(ex, e, "allocating operation scratch");
+        return NULL;
+    }
+    ex->scratch_cap = cap;
+    return ex->scratch;
+}
+
+// Makes room for 4 staged int arrays of n each. An operation that stages several arrays reserves
+// for the largest first: growing frees the buffer, which must not happen between two stagings.
+static bool ints_reserve(cn_exec *ex, size_t n) {
+    if (n <= ex->ints_cap / 4)
+        return true;
+    cudaStreamSynchronize(ex->stream);
+    cudaFree(ex->ints);
+    ex->ints = NULL;
+    ex->ints_cap = 0;
+    size_t cap = 4 * (n + n / 2 + 1024);
+    if (cudaMalloc(&ex->ints, cap * sizeof(int)) != cudaSuccess) {
+        CU_NOTE(ex, cudaGetLastError(), "allocating index staging");
+        return false;
+    }
+    ex->ints_cap = cap;
+    return true;
+}
+
+// Copies host ints (valid lengths, ids, ...) to the device: up to 4 arrays per operation, each in
+// its own slot. Queued on the stream, so a later operation's staging never overwrites a pending one.
+static const int *stage_ints(cn_exec *ex, int slot, const int *host, size_t n) {
+    if (!host || n == 0 || !ints_reserve(ex, n))
+        return NULL;
+    size_t per = ex->ints_cap / 4;
+    int *dst = ex->ints + (size_t)slot * per;
+    CU_NOTE(ex, cudaMemcpyAsync(dst, host, n * sizeof(int), cudaMemcpyHostToDevice, ex->stream), "staging indices");
+    return dst;
+}
+
+static void cu_upload(cn_exec *ex, void *dst, const void *src, size_t bytes) {
+    bind(ex);
+    if (bytes)
+        CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "upload");
+}
+
+static void cu_download(cn_exec *ex, void *dst, const void *src, size_t bytes) {
+    bind(ex);
+    if (bytes)
+        CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "download");
+    CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "download");
+}
+
+static void cu_copy(cn_exec *ex, void *dst, const void *src, size_t bytes) {
+    bind(ex);
+    if (bytes)
+        CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "copy");
+}
+
+static void cu_copy_2d(cn_exec *ex, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
+                       size_t rows) {
+    bind(ex);
+    if (width && rows)
+        CU_NOTE(ex, cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDefault, ex->stream),
+                "copy_2d");
+}
+
+// ---- exec ---------------------------------------------------------------------------------------
+
+static void cu_exec_destroy(cn_exec *ex);
+
+static cn_status cu_exec_create(cn_backend *be_, int n_threads, cn_exec **out, cn_error *err) {
+    (void)n_threads; // the GPU needs one host thread per context
+    cu_backend *be = cub(be_);
+    cn_exec *ex = (cn_exec *)calloc(1, sizeof *ex);
+    if (!ex)
+        return cn_error_set(err, CANARY_ENOMEM, "out of memory creating a CUDA context");
+    ex->base.be = be_;
+    ex->be = be;
+    cudaError_t e = cudaSetDevice(be->device);
+    if (e == cudaSuccess)
+        e = cudaStreamCreateWithFlags(&ex->stream, cudaStreamNonBlocking);
+    const char *what = "creating a CUDA stream";
+    if (e == cudaSuccess && cublasCreate(&ex->blas) != CUBLAS_STATUS_SUCCESS) {
+        e = cudaErrorUnknown;
+        what = "cublasCreate";
+    }
+    if (e == cudaSuccess && cublasLtCreate(&ex->lt) != CUBLAS_STATUS_SUCCESS) {
+        e = cudaErrorUnknown;
+        what = "cublasLtCreate";
+    }
+    if (e == cudaSuccess) {
+        cublasSetStream(ex->blas, ex->stream);
+        ex->lt_work_size = LT_WORKSPACE;
+        e = cudaMalloc(&ex->lt_work, ex->lt_work_size);
+        what = "allocating the cuBLASLt workspace";
+    }
+    if (e == cudaSuccess) {
+        // The arena's first chunk: CANARY_CUDA_ARENA_MB (default 256) reserved up front.
+        const char *mb = getenv("CANARY_CUDA_ARENA_MB");
+        size_t bytes = (size_t)(mb && atoi(mb) > 0 ? atoi(mb) : 256) << 20;
+        if (!arena_grow(ex, bytes)) {
+            e = cudaErrorMemoryAllocation;
+            what = "reserving the activation arena (set CANARY_CUDA_ARENA_MB lower)";
+        }
+    }
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        cu_exec_destroy(ex);
+        return cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: %s: %s", be->device, what, cudaGetErrorString(e));
+    }
+    *out = ex;
+    return CANARY_OK;
+}
+
+static void plan_release(cu_plan *p) {
+    if (!p->valid)
+        return;
+    cublasLtMatmulDescDestroy(p->desc);
+    if (p->la)
+        cublasLtMatrixLayoutDestroy(p->la);
+    if (p->lb)
+        cublasLtMatrixLayoutDestroy(p->lb);
+    if (p->lc)
+        cublasLtMatrixLayoutDestroy(p->lc);
+    p->la = p->lb = p->lc = NULL;
+    p->valid = false;
+}
+
+static void cu_exec_destroy(cn_exec *ex) {
+    if (!ex)
+        return;
+    bind(ex);
+    if (ex->stream)
+        cudaStreamSynchronize(ex->stream);
+    for (int i = 0; i < CU_PLANS; i++)
+        plan_release(&ex->plans[i]);
+    for (cu_chunk *c = ex->chunks, *n; c; c = n) {
+        n = c->next;
+        cudaFree(c->mem);
+        free(c);
+    }
+    for (cu_block *b = ex->blocks, *n; b; b = n) {
+        n = b->next;
+        free(b);
+    }
+    cudaFree(ex->scratch);
+    cudaFree(ex->ints);
+    cudaFree(ex->lt_work);
+    if (ex->host_topk)
+        cudaFreeHost(ex->host_topk);
+    if (ex->lt)
+        cublasLtDestroy(ex->lt);
+    if (ex->blas)
+        cublasDestroy(ex->blas);
+    if (ex->stream)
+        cudaStreamDestroy(ex->stream);
+    cudaGetLastError();
+    free(ex);
+}
+
+static cn_status cu_sync(cn_exec *ex, cn_error *err) {
+    bind(ex);
+    CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "synchronizing");
+    CU_NOTE(ex, cudaGetLastError(), "a kernel launch");
+    if (ex->first_error == cudaSuccess)
+        return CANARY_OK;
+    cn_status st = cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: %s: %s", ex->be->device,
+                                ex->first_error_where, cudaGetErrorString(ex->first_error));
+    ex->first_error = cudaSuccess; // sticky device errors will be reported again by the next call
+    return st;
+}
+
+// ---- constants and linear layers -----------------------------------------------------------------
+
+static cn_status upload_new(cu_backend *be, const void *host, size_t bytes, void **out, cn_error *err,
+                            const char *what) {
+    cudaSetDevice(be->device);
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 4);
+    if (e == cudaSuccess && bytes)
+        e = cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        cudaFree(p);
+        return cn_error_set(err, e == cudaErrorMemoryAllocation ? CANARY_ENOMEM : CANARY_EDEVICE,
+                            "CUDA device %d: uploading %s (%zu bytes): %s", be->device, what, bytes,
+                            cudaGetErrorString(e));
+    }
+    *out = p;
+    return CANARY_OK;
+}
+
+static cn_status cu_constant(cn_backend *be_, const float *host, size_t n, const float **out, cn_error *err) {
+    cu_backend *be = cub(be_);
+    cu_const *c = (cu_const *)calloc(1, sizeof *c);
+    if (!c)
+        return cn_error_set(err, CANARY_ENOMEM, "out of memory");
+    cn_status st = upload_new(be, host, n * sizeof(float), &c->p, err, "a model constant");
+    if (st != CANARY_OK) {
+        free(c);
+        return st;
+    }
+    pthread_mutex_lock(&be->lock);
+    c->next = be->consts;
+    be->consts = c;
+    pthread_mutex_unlock(&be->lock);
+    *out = (const float *)c->p;
+    return CANARY_OK;
+}
+
+static void cu_linear_destroy(cn_backend *be, cn_linear *l) {
+    if (!l)
+        return;
+    cudaSetDevice(cub(be)->device);
+    cudaFree(l->w);
+    cudaFree(l->b);
+    free(l);
+}
+
+static cn_status cu_linear_create(cn_backend *be_, const float *w, const float *b, int n_out, int n_in,
+                                  cn_precision prec, bool persistent, cn_linear **out, cn_error *err) {
+    (void)persistent; // host memory: always uploaded
+    cu_backend *be = cub(be_);
+    if (prec == CN_PREC_BF16 && be->cc_major < 8)
+        return cn_error_set(err, CANARY_EUNSUPPORTED,
+                            "CUDA device %d (compute capability %d.%d) has no bf16 GEMMs (needs 8.0+); use "
+                            "precision f16 or f32",
+                            be->device, be->cc_major, be->cc_minor);
+    cn_linear *l = (cn_linear *)calloc(1, sizeof *l);
+    if (!l)
+        return cn_error_set(err, CANARY_ENOMEM, "out of memory for a %dx%d layer", n_out, n_in);
+    l->n_out = n_out;
+    l->n_in = n_in;
+    l->prec = prec;
+    size_t nw = (size_t)n_out * (size_t)n_in;
+    cn_status st = upload_new(be, w, nw * sizeof(float), &l->w, err, "layer weights");
+    if (st == CANARY_OK && (prec == CN_PREC_BF16 || prec == CN_PREC_F16)) {
+        void *half = NULL;
+        cudaError_t e = cudaMalloc(&half, nw * 2 + 2);
+        if (e == cudaSuccess) {
+            cu_convert_weights(be->stream, (const float *)l->w, nw, half, prec);
+            e = cudaStreamSynchronize(be->stream);
+        }
+        cudaFree(l->w);
+        l->w = half;
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            st = cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: converting a %dx%d layer: %s", be->device, n_out,
+                              n_in, cudaGetErrorString(e));
+        }
+    }
+    if (st == CANARY_OK && b)
+        st = upload_new(be, b, (size_t)n_out * sizeof(float), (void **)&l->b, err, "a layer bias");
+    if (st != CANARY_OK) {
+        cu_linear_destroy(be_, l);
+        return st;
+    }
+    *out = l;
+    return CANARY_OK;
+}
+
+static cublasComputeType_t linear_compute(const cn_exec *ex, cn_precision prec) {
+    if (prec == CN_PREC_TF32 && ex->be->cc_major >= 8)
+        return CUBLAS_COMPUTE_32F_FAST_TF32;
+    return CUBLAS_COMPUTE_32F;
+}
+
+static cudaDataType_t weight_type(cn_precision prec) {
+    return prec == CN_PREC_BF16 ? CUDA_R_16BF : prec == CN_PREC_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+static int ptr_align(const void *p, int ld, int elem) {
+    uintptr_t a = (uintptr_t)p | (uintptr_t)((size_t)ld * (size_t)elem);
+    int al = 16;
+    while (al > 1 && (a & (uintptr_t)(al - 1)))
+        al >>= 1;
+    return al;
+}
+
+// A cuBLASLt plan for this call's shape and epilogue, cached per exec (descriptor setup and the
+// heuristic cost more host time than a small decoder GEMM). Returns NULL when cuBLASLt has no
+// algorithm for it; the caller then uses cublasGemmEx and the epilogue kernel.
+static const cu_plan *lt_plan(cn_exec *ex, const cn_linear *l, int m, int ldb, int ldy, int epi, int align_b,
+                              int align_c) {
+    int key_epi = epi | (align_b << 8) | (align_c << 16);
+    uintptr_t h = (uintptr_t)l * 2654435761u ^ (uintptr_t)m * 40503u ^ (uintptr_t)ldb * 97u ^ (uintptr_t)ldy * 31u ^
+                  (uintptr_t)key_epi * 7u;
+    // 8-way probing: an encoder has a few hundred (layer, shape) pairs, all of which must stay cached.
+    size_t base = (size_t)(h >> 4) % CU_PLANS;
+    cu_plan *p = NULL;
+    for (int w = 0; w < CU_PLAN_WAYS; w++) {
+        cu_plan *q = &ex->plans[(base + (size_t)w) % CU_PLANS];
+        if (q->valid && q->lin == l && q->bias == l->b && q->n_in == l->n_in && q->n_out == l->n_out &&
+            q->prec == (int)l->prec && q->m == m && q->ldx == ldb && q->ldy == ldy && q->epi == key_epi)
+            return q->ok ? q : NULL;
+        if (!p && !q->valid)
+            p = q;
+    }
+    if (!p)
+        p = &ex->plans[(base + (size_t)(ex->plan_evict++ % CU_PLAN_WAYS)) % CU_PLANS];
+    plan_release(p);
+    p->lin = l;
+    p->bias = l->b;
+    p->n_in = l->n_in;
+    p->n_out = l->n_out;
+    p->prec = (int)l->prec;
+    p->m = m;
+    p->ldx = ldb;
+    p->ldy = ldy;
+    p->epi = key_epi;
+    p->ok = false;
+    cudaDataType_t wt = weight_type(l->prec);
+    bool made = cublasLtMatmulDescCreate(&p->desc, linear_compute(ex, l->prec), CUDA_R_32F) == CUBLAS_STATUS_SUCCESS;
+    if (!made)
+        return NULL;
+    p->valid = true;
+    if (cublasLtMatrixLayoutCreate(&p->la, wt, (uint64_t)l->n_in, (uint64_t)l->n_out, l->n_in) != CUBLAS_STATUS_SUCCESS)
+        p->la = NULL;
+    if (cublasLtMatrixLayoutCreate(&p->lb, wt, (uint64_t)l->n_in, (uint64_t)m, ldb) != CUBLAS_STATUS_SUCCESS)
+        p->lb = NULL;
+    if (cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_32F, (uint64_t)l->n_out, (uint64_t)m, ldy) != CUBLAS_STATUS_SUCCESS)
+        p->lc = NULL;
+    if (!p->la || !p->lb || !p->lc)
+        return NULL;
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtEpilogue_t e = (cublasLtEpilogue_t)epi;
+    cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e);
+    if (epi == CUBLASLT_EPILOGUE_BIAS || epi == CUBLASLT_EPILOGUE_RELU_BIAS) {
+        const float *bias = l->b;
+        cudaDataType_t bt = CUDA_R_32F;
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt);
+    }
+    cublasLtMatmulPreference_t pref = NULL;
+    if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS)
+        return NULL;
+    uint64_t ws = ex->lt_work_size;
+    int we = l->prec == CN_PREC_BF16 || l->prec == CN_PREC_F16 ? 2 : 4;
+    uint32_t aa = (uint32_t)ptr_align(l->w, l->n_in, we), ab = (uint32_t)align_b, ac = (uint32_t)align_c;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof aa);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof ab);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof ac);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof ac);
+    cublasLtMatmulHeuristicResult_t res;
+    int n_res = 0;
+    cublasStatus_t s =
+        cublasLtMatmulAlgoGetHeuristic(ex->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &res, &n_res);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (s != CUBLAS_STATUS_SUCCESS || n_res < 1)
+        return NULL;
+    p->algo = res.algo;
+    p->ok = true;
+    return p;
+}
+
+// y = act(x·Wᵀ + b) or y += alpha·(x·Wᵀ + b). Row-major y[m, n_out] is column-major yᵀ = W·xᵀ with
+// W read transposed from its row-major [n_out, n_in] storage.
+static void cu_linear(cn_exec *ex, const cn_linear *l, const float *x, int ldx, int m, float *y, int ldy, cn_act act,
+                      bool accumulate, float alpha) {
+    if (m <= 0)
+        return;
+    bind(ex);
+    const void *xb = x;
+    int ldb = ldx;
+    bool half = l->prec == CN_PREC_BF16 || l->prec == CN_PREC_F16;
+    if (half) { // inputs converted on the fly; fp32 accumulation and output
+        void *s = scratch(ex, (size_t)m * (size_t)l->n_in * 2);
+        if (!s)
+            return;
+        cu_f32_to_half(ex->stream, x, ldx, m, l->n_in, s, l->prec == CN_PREC_BF16);
+        xb = s;
+        ldb = l->n_in;
+    }
+    float a = accumulate ? alpha : 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    // Epilogue fused into the GEMM where cuBLASLt has it (bias, ReLU); SiLU and the scaled bias of
+    // accumulating layers run as one element-wise pass after it.
+    int epi = CUBLASLT_EPILOGUE_DEFAULT;
+    bool fused = false;
+    if (!accumulate && act != CN_ACT_SILU) {
+        if (act == CN_ACT_RELU)
+            epi = l->b ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+        else if (l->b)
+            epi = CUBLASLT_EPILOGUE_BIAS;
+        fused = true;
+    }
+    bool done = false;
+    if (ex->be->use_lt) {
+        int elem = half ? 2 : 4;
+        const cu_plan *p = lt_plan(ex, l, m, ldb, ldy, epi, ptr_align(xb, ldb, elem), ptr_align(y, ldy, 4));
+        if (p) {
+            cublasStatus_t s = cublasLtMatmul(ex->lt, p->desc, &a, l->w, p->la, xb, p->lb, &beta, y, p->lc, y, p->lc,
+                                              &p->algo, ex->lt_work, ex->lt_work_size, ex->stream);
+            done = s == CUBLAS_STATUS_SUCCESS;
+        }
+        if (!done)
+            ex->lt_fallbacks++;
+    }
+    if (!done) {
+        cudaDataType_t wt = weight_type(l->prec);
+        cublasStatus_t s = cublasGemmEx(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, l->n_out, m, l->n_in, &a, l->w, wt,
+                                        l->n_in, xb, wt, ldb, &beta, y, CUDA_R_32F, ldy, linear_compute(ex, l->prec),
+                                        CUBLAS_GEMM_DEFAULT);
+        if (s != CUBLAS_STATUS_SUCCESS)
+            CU_NOTE(ex, cudaErrorLaunchFailure, "cublasGemmEx");
+        fused = false;
+    }
+    if (!fused)
+        cu_bias_act(ex->stream, y, ldy, m, l->n_out, l->b, act, accumulate, alpha);
+    CU_NOTE(ex, cudaGetLastError(), "linear");
+}
+
+// ---- element-wise and normalisation ---------------------------------------------------------------
+
+static void cu_op_layer_norm(cn_exec *ex, const float *x, float *y, int rows, int d, const float *g, const float *b,
+                             float eps) {
+    bind(ex);
+    cu_layer_norm(ex->stream, x, y, rows, d, g, b, eps);
+    CU_NOTE(ex, cudaGetLastError(), "layer_norm");
+}
+
+static void cu_op_glu_mask(cn_exec *ex, const float *x, float *y, int n_seq, int t, int d, const int *valid) {
+    bind(ex);
+    cu_glu_mask(ex->stream, x, y, n_seq, t, d, stage_ints(ex, 0, valid, (size_t)n_seq));
+    CU_NOTE(ex, cudaGetLastError(), "glu_mask");
+}
+
+static void cu_op_dwconv1d(cn_exec *ex, const float *x, float *y, int n_seq, int t, int d, const float *w,
+                           const float *b, int k, cn_act act) {
+    bind(ex);
+    cu_dwconv1d(ex->stream, x, y, n_seq, t, d, w, b, k, act);
+    CU_NOTE(ex, cudaGetLastError(), "dwconv1d");
+}
+
+static void cu_op_conv2d_s2(cn_exec *ex, const float *x, float *y, int n_seq, int t, int f, int c_in, int c,
+                            const float *w, const float *b, const int *valid_in, cn_act act) {
+    bind(ex);
+    cu_conv2d_s2(ex->stream, x, y, n_seq, t, f, c_in, c, w, b, stage_ints(ex, 0, valid_in, (size_t)n_seq), act);
+    CU_NOTE(ex, cudaGetLastError(), "conv2d_s2");
+}
+
+static void cu_op_mask_time(cn_exec *ex, float *x, int n_seq, int t, size_t row, const int *valid) {
+    bind(ex);
+    const int *dv = stage_ints(ex, 0, valid, (size_t)n_seq);
+    if (dv) // NULL only when staging failed (recorded for sync)
+        cu_mask_time(ex->stream, x, n_seq, t, row, dv);
+    CU_NOTE(ex, cudaGetLastError(), "mask_time");
+}
+
+// ---- attention ------------------------------------------------------------------------------------
+
+static cublasComputeType_t internal_compute(const cn_exec *ex) {
+    return ex->be->tf32_internal ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+}
+
+// Rel-pos attention as three batched GEMMs around one fused kernel: q, k, v split per head (with
+// the u/v biases), AC = (q+u)·kᵀ per (head, sequence), BD = (q+v)·posᵀ per head over all
+// sequences at once, then rel_shift + scale + mask + softmax in place of AC, then P·v written
+// straight into the [s, t, d] output.
+static void cu_op_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
+    bind(ex);
+    int S = a->n_seq, t = a->t, H = a->n_heads, dk = a->head_dim, d = H * dk, np = 2 * t - 1;
+    if (S <= 0 || t <= 0)
+        return;
+    size_t part = (size_t)S * t * d;
+    size_t n_ac = (size_t)H * S * t * t, n_bd = (size_t)H * S * t * np;
+    float *base = (float *)scratch(ex, sizeof(float) * (4 * part + n_ac + n_bd));
+    if (!base)
+        return;
+    float *qu = base, *qv = qu + part, *k = qv + part, *v = k + part, *ac = v + part, *bd = ac + n_ac;
+    const int *valid = stage_ints(ex, 0, a->valid, (size_t)S);
+    cu_rel_split(ex->stream, a->qkv, a->bias_u, a->bias_v, S, t, H, dk, qu, qv, k, v);
+    const float one = 1.0f, zero = 0.0f;
+    cublasComputeType_t ct = internal_compute(ex);
+    cublasStatus_t s = cublasGemmStridedBatchedEx(
+        ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, t, t, dk, &one, k, CUDA_R_32F, dk, (long long)t * dk, qu, CUDA_R_32F, dk,
+        (long long)t * dk, &zero, ac, CUDA_R_32F, t, (long long)t * t, H * S, ct, CUBLAS_GEMM_DEFAULT);
+    if (s == CUBLAS_STATUS_SUCCESS) // the positional table is shared by all sequences: head h at column h*dk
+        s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, np, S * t, dk, &one, a->pos, CUDA_R_32F, d,
+                                       dk, qv, CUDA_R_32F, dk, (long long)S * t * dk, &zero, bd, CUDA_R_32F, np,
+                                       (long long)S * t * np, H, ct, CUBLAS_GEMM_DEFAULT);
+    cu_rel_softmax(ex->stream, ac, bd, S, t, H, 1.0f / sqrtf((float)dk), valid);
+    for (int h = 0; h < H && s == CUBLAS_STATUS_SUCCESS; h++)
+        s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, dk, t, t, &one, v + (size_t)h * S * t * dk,
+                                       CUDA_R_32F, dk, (long long)t * dk, ac + (size_t)h * S * t * t, CUDA_R_32F, t,
+                                       (long long)t * t, &zero, a->out + (size_t)h * dk, CUDA_R_32F, d,
+                                       (long long)t * d, S, ct, CUBLAS_GEMM_DEFAULT);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        CU_NOTE(ex, cudaErrorLaunchFailure, "rel_attention GEMM");
+    CU_NOTE(ex, cudaGetLastError(), "rel_attention");
+}
+
+static void cu_op_attention(cn_exec *ex, const cn_attn_args *a) {
+    bind(ex);
+    if (a->n_seq <= 0 || a->lq <= 0)
+        return;
+    int n_blocks = a->n_seq;
+    if (a->kv_block) {
+        n_blocks = 0;
+        for (int s = 0; s < a->n_seq; s++)
+            if (a->kv_block[s] + 1 > n_blocks)
+                n_blocks = a->kv_block[s] + 1;
+    }
+    if (!ints_reserve(ex, (size_t)(n_blocks > a->n_seq ? n_blocks : a->n_seq)))
+        return;
+    const int *kvb = stage_ints(ex, 0, a->kv_block, (size_t)a->n_seq);
+    const int *kvv = stage_ints(ex, 1, a->kv_valid, (size_t)n_blocks);
+    float *glob = NULL;
+    if (a->lk > cu_attention_smem_keys()) {
+        glob = (float *)scratch(ex, sizeof(float) * (size_t)a->n_seq * a->n_heads * a->lq * a->lk);
+        if (!glob)
+            return;
+    }
+    cu_attention(ex->stream, a, kvb, kvv, glob);
+    CU_NOTE(ex, cudaGetLastError(), "attention");
+}
+
+// ---- decoder helpers ----------------------------------------------------------------------------
+
+static void cu_op_embed(cn_exec *ex, const float *table, const float *pos, const int *ids, const int *positions, int n,
+                        int d, float *out) {
+    bind(ex);
+    if (n > 0 && !ints_reserve(ex, (size_t)n))
+        return;
+    const int *di = stage_ints(ex, 0, ids, (size_t)n), *dp = stage_ints(ex, 1, positions, (size_t)n);
+    if (n > 0 && (!di || !dp))
+        return;
+    cu_embed(ex->stream, table, pos, di, dp, n, d, out);
+    CU_NOTE(ex, cudaGetLastError(), "embed");
+}
+
+static void cu_op_log_softmax(cn_exec *ex, float *x, int rows, int n) {
+    bind(ex);
+    cu_log_softmax(ex->stream, x, rows, n);
+    CU_NOTE(ex, cudaGetLastError(), "log_softmax");
+}
+
+// The CPU algorithm, for candidate lists the model builds in host memory (beam re-ranking).
+static void topk_host(const float *x, int rows, int n, int k, float *vals, int *idx) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * n;
+        float *v = vals + (size_t)r * k;
+        int *ix = idx + (size_t)r * k;
+        int have = 0;
+        for (int i = 0; i < n; i++) {
+            float val = xr[i];
+            if (have == k && !(val > v[k - 1]))
+                continue;
+            int pos = have < k ? have : k - 1;
+            while (pos > 0 && val > v[pos - 1]) {
+                v[pos] = v[pos - 1];
+                ix[pos] = ix[pos - 1];
+                pos--;
+            }
+            v[pos] = val;
+            ix[pos] = i;
+            if (have < k)
+                have++;
+        }
+    }
+}
+
+static void cu_op_topk(cn_exec *ex, const float *x, int rows, int n, int k, float *vals, int *idx) {
+    bind(ex);
+    if (rows <= 0 || k <= 0)
+        return;
+    cudaPointerAttributes at;
+    if (cudaPointerGetAttributes(&at, x) != cudaSuccess || (at.type != cudaMemoryTypeDevice &&
+                                                            at.type != cudaMemoryTypeManaged)) {
+        cudaGetLastError();
+        topk_host(x, rows, n, k, vals, idx);
+        return;
+    }
+    size_t cnt = (size_t)rows * k;
+    float *dv = (float *)scratch(ex, cnt * (sizeof(float) + sizeof(int)));
+    if (!dv)
+        return;
+    int *di = (int *)(dv + cnt);
+    cu_topk(ex->stream, x, rows, n, k, dv, di);
+    CU_NOTE(ex, cudaGetLastError(), "topk");
+    CU_NOTE(ex, cudaMemcpyAsync(vals, dv, cnt * sizeof(float), cudaMemcpyDeviceToHost, ex->stream), "topk results");
+    CU_NOTE(ex, cudaMemcpyAsync(idx, di, cnt * sizeof(int), cudaMemcpyDeviceToHost, ex->stream), "topk results");
+    CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "topk");
+}
+
+// ---- the backend object ---------------------------------------------------------------------------
+
+static void cu_destroy(cn_backend *be_) {
+    cu_backend *be = cub(be_);
+    cudaSetDevice(be->device);
+    for (cu_const *c = be->consts, *n; c; c = n) {
+        n = c->next;
+        cudaFree(c->p);
+        free(c);
+    }
+    if (be->stream)
+        cudaStreamDestroy(be->stream);
+    pthread_mutex_destroy(&be->lock);
+    free(be);
+}
+
+static const cn_backend_ops cuda_ops = {
+    /* name */ "cuda",
+    /* destroy */ cu_destroy,
+    /* exec_create */ cu_exec_create,
+    /* exec_destroy */ cu_exec_destroy,
+    /* alloc */ cu_alloc,
+    /* free */ cu_free,
+    /* upload */ cu_upload,
+    /* download */ cu_download,
+    /* copy */ cu_copy,
+    /* linear_create */ cu_linear_create,
+    /* linear_destroy */ cu_linear_destroy,
+    /* linear */ cu_linear,
+    /* layer_norm */ cu_op_layer_norm,
+    /* glu_mask */ cu_op_glu_mask,
+    /* dwconv1d */ cu_op_dwconv1d,
+    /* conv2d_s2 */ cu_op_conv2d_s2,
+    /* mask_time */ cu_op_mask_time,
+    /* rel_attention */ cu_op_rel_attention,
+    /* attention */ cu_op_attention,
+    /* embed */ cu_op_embed,
+    /* log_softmax */ cu_op_log_softmax,
+    /* topk */ cu_op_topk,
+    /* constant */ cu_constant,
+    /* sync */ cu_sync,
+    /* copy_2d */ cu_copy_2d,
+};
+
+CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out, cn_error *err) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        int drv = 0;
+        cudaDriverGetVersion(&drv);
+        if (drv == 0)
+            return cn_error_set(err, CANARY_EDEVICE, "no usable CUDA device: no NVIDIA driver found (libcuda.so.1)");
+        return cn_error_set(err, CANARY_EDEVICE, "no usable CUDA device: %s (driver %d.%d)", cudaGetErrorString(e),
+                            drv / 1000, drv % 1000 / 10);
+    }
+    if (device < 0 || device >= n)
+        return cn_error_set(err, CANARY_EINVAL, "CUDA device %d does not exist (this machine has %d)", device, n);
+    cudaDeviceProp p;
+    e = cudaSetDevice(device);
+    if (e == cudaSuccess)
+        e = cudaGetDeviceProperties(&p, device);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: %s", device, cudaGetErrorString(e));
+    }
+    if (p.major * 10 + p.minor < 75)
+        return cn_error_set(err, CANARY_EUNSUPPORTED,
+                            "CUDA device %d (%s) has compute capability %d.%d; the CUDA backend needs 7.5 or newer",
+                            device, p.name, p.major, p.minor);
+    cu_backend *be = (cu_backend *)calloc(1, sizeof *be);
+    if (!be)
+        return cn_error_set(err, CANARY_ENOMEM, "out of memory creating the CUDA backend");
+    be->base.ops = &cuda_ops;
+    be->device = device;
+    be->cc_major = p.major;
+    be->cc_minor = p.minor;
+    be->tf32_internal = prec != CN_PREC_F32 && p.major >= 8;
+    const char *no_lt = getenv("CANARY_CUDA_NO_LT");
+    be->use_lt = !(no_lt && *no_lt && strcmp(no_lt, "0") != 0);
+    pthread_mutex_init(&be->lock, NULL);
+    e = cudaStreamCreateWithFlags(&be->stream, cudaStreamNonBlocking);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        cu_destroy(&be->base);
+        return cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: creating a stream: %s", device,
+                            cudaGetErrorString(e));
+    }
+    *out = &be->base;
+    return CANARY_OK;
+}
+
+// How many GEMMs of this exec fell back from cuBLASLt to cublasGemmEx (for the check program).
+CN_CUDA_EXPORT long cn_cuda_exec_lt_fallbacks(cn_exec *ex) { return ex ? ex->lt_fallbacks : 0; }

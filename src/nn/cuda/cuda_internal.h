@@ -1,0 +1,127 @@
+// Private to the CUDA backend plugin: the backend, exec and linear objects and the kernel launchers
+// (kernels.cu) that backend.cu calls. Everything runs on the exec's stream.
+#ifndef CN_NN_CUDA_INTERNAL_H
+#define CN_NN_CUDA_INTERNAL_H
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <pthread.h>
+#include <stdint.h>
+
+extern "C" {
+#include "nn/backend.h"
+}
+
+#define CN_CUDA_EXPORT extern "C" __attribute__((visibility("default")))
+
+typedef struct cu_const {
+    void *p;
+    struct cu_const *next;
+} cu_const;
+
+typedef struct cu_backend {
+    cn_backend base;
+    int device;
+    int cc_major, cc_minor;
+    bool tf32_internal;   // attention GEMMs may use TF32 (backend prec != F32 and sm80+)
+    bool use_lt;          // cuBLASLt epilogues (CANARY_CUDA_NO_LT=1 forces the plain path)
+    cudaStream_t stream;  // weight uploads and conversions
+    pthread_mutex_t lock; // guards `consts`
+    cu_const *consts;
+} cu_backend;
+
+// A block of the exec's device arena: [base, base+size) inside one chunk (one cudaMalloc).
+typedef struct cu_block {
+    const void *chunk; // blocks merge only within a chunk, even when two chunks happen to be adjacent
+    char *base;
+    size_t size;
+    bool used;
+    struct cu_block *next;
+} cu_block;
+
+typedef struct cu_chunk {
+    char *mem;
+    size_t size;
+    struct cu_chunk *next;
+} cu_chunk;
+
+// A cuBLASLt plan for one (layer, shape, epilogue): descriptors and the chosen algorithm.
+typedef struct cu_plan {
+    // the key: a layer freed and another created at the same address must not hit a stale plan
+    const cn_linear *lin;
+    const float *bias;
+    int n_in, n_out, prec;
+    int m, ldx, ldy, epi;
+    bool valid, ok;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+} cu_plan;
+
+#define CU_PLANS 4096
+#define CU_PLAN_WAYS 8
+
+struct cn_exec {
+    cn_exec_base base;
+    cu_backend *be;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    cublasLtHandle_t lt;
+    void *lt_work;
+    size_t lt_work_size;
+    cu_chunk *chunks;
+    cu_block *blocks;
+    // Scratch: ints staged from the host, half-precision inputs, attention intermediates.
+    int *ints;
+    size_t ints_cap;
+    void *scratch;
+    size_t scratch_cap;
+    float *host_topk; // pinned results of topk
+    size_t host_topk_cap;
+    cudaError_t first_error; // sticky until sync() reports it
+    char first_error_where[96];
+    cu_plan plans[CU_PLANS];
+    unsigned plan_evict;
+    long lt_fallbacks;       // GEMMs that cuBLASLt refused and the plain path ran
+};
+
+struct cn_linear {
+    int n_out, n_in;
+    cn_precision prec;
+    void *w;  // [n_out, n_in] fp32, bf16 or fp16 on the device
+    float *b; // [n_out] device or NULL
+};
+
+// Records the first failure of an operation (ops return void; sync() reports it).
+void cu_note(cn_exec *ex, cudaError_t e, const char *where);
+#define CU_NOTE(ex, expr, where) cu_note((ex), (expr), (where))
+
+// ---- kernel launchers (kernels.cu); all on stream `st` ---------------------------------------
+void cu_f32_to_half(cudaStream_t st, const float *x, int ldx, int rows, int cols, void *out, bool bf16);
+void cu_bias_act(cudaStream_t st, float *y, int ldy, int rows, int cols, const float *b, cn_act act, bool accumulate,
+                 float alpha);
+void cu_layer_norm(cudaStream_t st, const float *x, float *y, int rows, int d, const float *g, const float *b,
+                   float eps);
+void cu_glu_mask(cudaStream_t st, const float *x, float *y, int n_seq, int t, int d, const int *valid);
+void cu_dwconv1d(cudaStream_t st, const float *x, float *y, int n_seq, int t, int d, const float *w, const float *b,
+                 int k, cn_act act);
+void cu_conv2d_s2(cudaStream_t st, const float *x, float *y, int n_seq, int t, int f, int c_in, int c, const float *w,
+                  const float *b, const int *valid, cn_act act);
+void cu_mask_time(cudaStream_t st, float *x, int n_seq, int t, size_t row, const int *valid);
+// Rel-pos attention pieces: qkv [s, t, 3d] -> qu, qv, k, v [h, s, t, dk] (u/v biases added).
+void cu_rel_split(cudaStream_t st, const float *qkv, const float *bu, const float *bv, int n_seq, int t, int h,
+                  int dk, float *qu, float *qv, float *k, float *v);
+// In place over ac [h*s, t, t]: add rel-shifted bd [h, s*t, 2t-1], scale, mask, softmax.
+void cu_rel_softmax(cudaStream_t st, float *ac, const float *bd, int n_seq, int t, int h, float scale,
+                    const int *valid);
+void cu_attention(cudaStream_t st, const cn_attn_args *a, const int *kv_block, const int *kv_valid,
+                  float *scores_global);
+int cu_attention_smem_keys(void); // the largest lk the shared-memory variant takes
+void cu_embed(cudaStream_t st, const float *table, const float *pos, const int *ids, const int *positions, int n,
+              int d, float *out);
+void cu_log_softmax(cudaStream_t st, float *x, int rows, int n);
+void cu_topk(cudaStream_t st, const float *x, int rows, int n, int k, float *vals, int *idx);
+void cu_convert_weights(cudaStream_t st, const float *w, size_t n, void *out, cn_precision prec);
+
+#endif

@@ -1,0 +1,37 @@
+// The plugin entry points of src/nn/cuda/plugin.cu for the emulated device (one "GPU", sm90).
+#include <stdio.h>
+#include <string.h>
+
+#include "emu_cuda.h"
+extern "C" {
+#include "nn/cuda_plugin_abi.h"
+}
+
+#define EXPORT extern "C" __attribute__((visibility("default")))
+
+EXPORT int cn_cuda_abi_version(void) { return CN_CUDA_PLUGIN_ABI; }
+EXPORT void cn_cuda_versions(int *runtime, int *driver) { *runtime = *driver = 13000; }
+EXPORT int cn_cuda_enumerate(cn_cuda_device_info *out, int cap, char *msg, size_t msg_len) {
+    (void)msg, (void)msg_len;
+    if (cap < 1)
+        return 0;
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "CPU emulation of the CUDA backend");
+    out->cc_major = 9;
+    out->total_mem = out->free_mem = (size_t)16 << 30;
+    snprintf(out->uuid, sizeof out->uuid, "GPU-00000000-0000-0000-0000-00000000e1e1");
+    return 1;
+}
+// hwinfo --check on the emulation: no memory to test; the GEMM computed directly.
+EXPORT int cn_cuda_selftest(int device, size_t mem_bytes, const float *a, const float *b, float *c, int m, int n, int k,
+                            char *msg, size_t msg_len) {
+    (void)device, (void)mem_bytes, (void)msg, (void)msg_len;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float s = 0;
+            for (int p = 0; p < k; p++)
+                s += a[(size_t)i * k + p] * b[(size_t)p * n + j];
+            c[(size_t)i * n + j] = s;
+        }
+    return 0;
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# One-shot GPU verification for a machine with an NVIDIA GPU but none of our Debian libraries:
+# builds the CUDA plugin and the standalone check with only nvcc/gcc, runs the parity checks of
+# every backend operation in every precision (with cuBLASLt and with the plain cuBLAS fallback),
+# the canary-1b-flash benchmark at batch 1/64/128, and the PyTorch eager baseline when present.
+#
+#   OUT=/some/dir bash tests/cuda/gpu-check.sh          (from the repository root; <= BUDGET=330 s)
+#
+# Every step's output goes to $OUT/<step>.* and its status to $OUT/summary.txt; a failing step is
+# recorded and the later ones still run. Knobs: ARCH=90 (compute capability digits, default: the
+# GPU's), SKIP_BASELINE=1, BATCHES=1,64,128, BENCH_PREC=bf16,f16,tf32, BUDGET=330 (seconds).
+set -u
+set -x
+OUT=${OUT:-/tmp/canary-gpu-check}
+mkdir -p "$OUT"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+B="$OUT/build"
+mkdir -p "$B"
+SUMMARY="$OUT/summary.txt"
+: >"$SUMMARY"
+t_start=$(date +%s)
+
+step() { # step NAME TIMEOUT_S COMMAND...: runs, logs, records "NAME rc=N Ns"
+    local name=$1 limit=$2
+    shift 2
+    local t0 rc
+    t0=$(date +%s)
+    timeout -k 10 "$limit" bash -c '"$@"' _ "$@" >"$OUT/$name.log" 2>&1 # bash -c: steps may be functions
+    rc=$?
+    echo "$name rc=$rc $(($(date +%s) - t0))s" >>"$SUMMARY"
+    tail -n 5 "$OUT/$name.log"
+    return $rc
+}
+
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$(readlink -f "$NVCC")")")}
+if [ -z "${ARCH:-}" ]; then
+    ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' .')
+    ARCH=${ARCH:-90}
+fi
+
+{
+    date -u
+    nvidia-smi
+    "$NVCC" --version
+    gcc --version | head -n1
+    ldd --version | head -n1
+    echo "CUDA_HOME=$CUDA_HOME ARCH=$ARCH"
+    git -C "$ROOT" log -1 --oneline 2>/dev/null
+} >"$OUT/env.txt" 2>&1
+
+# --- build: the plugin (three .cu files in parallel + base/error.c) and the check program ------
+build_plugin() {
+    gcc -std=gnu11 -O2 -fPIC -fvisibility=hidden -Iinclude -Isrc -c src/base/error.c -o "$B/error.o" || return 1
+    local pids=() f rc=0
+    for f in plugin backend kernels; do
+        "$NVCC" -std=c++17 -O3 -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Isrc \
+            -gencode "arch=compute_$ARCH,code=sm_$ARCH" -c "src/nn/cuda/$f.cu" -o "$B/$f.o" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || rc=1; done
+    [ $rc = 0 ] || return 1
+    "$NVCC" -shared -o "$B/libcanary_cuda.so" "$B/plugin.o" "$B/backend.o" "$B/kernels.o" "$B/error.o" \
+        -lcublasLt -lcublas -Xlinker -rpath -Xlinker "$CUDA_HOME/lib64"
+}
+build_check() {
+    gcc -std=gnu11 -O2 -Wall -Wextra -Iinclude -Isrc tests/cuda/gpu_ops_check.c -o "$B/gpu_ops_check" -ldl -lm
+}
+export -f build_plugin build_check
+export B NVCC ARCH CUDA_HOME
+step build_plugin 150 build_plugin
+step build_check 60 build_check
+PLUGIN="$B/libcanary_cuda.so"
+export LD_LIBRARY_PATH="$CUDA_HOME/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+# --- parity: every op, each precision in its own process (a faulting kernel kills only its own
+# CUDA context), first through cuBLASLt, then the cublasGemmEx fallback ----------------------------
+for prec in f32 tf32 bf16 f16; do
+    step "check_$prec" 60 "$B/gpu_ops_check" "$PLUGIN" --prec "$prec"
+done
+CANARY_CUDA_NO_LT=1 step check_fallback 60 "$B/gpu_ops_check" "$PLUGIN" --quick
+cat "$OUT"/check_*.log | grep '^{' >"$OUT/checks.jsonl"
+grep -h '"ok":false' "$OUT/checks.jsonl" >"$OUT/failures.jsonl"
+echo "cases: $(grep -c '"ok":true' "$OUT/checks.jsonl") passed, $(wc -l <"$OUT/failures.jsonl") failed" >>"$SUMMARY"
+
+# --- benchmark: canary-1b-flash shapes, batch 1/64/128 ------------------------------------------
+step bench 150 "$B/gpu_ops_check" "$PLUGIN" --prec none --bench --bench-prec "${BENCH_PREC:-bf16,f16,tf32}" \
+    --batches "${BATCHES:-1,64,128}"
+grep -h '"bench"' "$OUT/bench.log" >"$OUT/bench.jsonl"
+
+# --- the PyTorch eager baseline, same machine, same run ------------------------------------------
+BUDGET=${BUDGET:-330} # seconds for the whole script
+if [ -z "${SKIP_BASELINE:-}" ]; then
+    ANCHOR=""
+    for a in shared/bench/anchor_pytorch.py ../shared/bench/anchor_pytorch.py /work/shared/bench/anchor_pytorch.py; do
+        [ -f "$a" ] && ANCHOR=$a && break
+    done
+    left=$((BUDGET - 40 - ($(date +%s) - t_start)))
+    if [ -n "$ANCHOR" ] && [ $left -gt 45 ]; then
+        step baseline_pytorch "$left" python3 "$ANCHOR"
+    else
+        echo "baseline_pytorch skipped (anchor: '${ANCHOR:-not found}', ${left}s left)" >>"$SUMMARY"
+    fi
+fi
+
+# --- last, if time is left: the quick f32 cases under compute-sanitizer (exact fault locations) ----
+SAN="$CUDA_HOME/bin/compute-sanitizer"
+left=$((BUDGET - ($(date +%s) - t_start)))
+if [ -x "$SAN" ] && [ $left -gt 25 ]; then
+    step sanitizer $((left - 5)) "$SAN" --tool memcheck --print-limit 20 "$B/gpu_ops_check" "$PLUGIN" --quick --prec f32
+else
+    echo "sanitizer skipped (${left}s left, $SAN)" >>"$SUMMARY"
+fi
+
+echo "total $(($(date +%s) - t_start))s" >>"$SUMMARY"
+cat "$SUMMARY"
+grep -q 'rc=[^0]' "$SUMMARY" && exit 1
+exit 0
