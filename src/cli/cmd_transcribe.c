@@ -193,8 +193,10 @@ int cmd_transcribe(int argc, char **argv) {
         {"format", true, "text | json | verbose_json | srt | vtt (default text)"},
         {"output-dir", true, "write <name>.<txt|json|srt|vtt> per input there instead of printing"},
         {"overlap", true, "seconds of overlap where a chunk must be cut inside speech (default 1)"},
+        {"vad", true, "on (default: silence is skipped) | off (every sample is speech; a clip within the "
+                      "model's limit is decoded whole, as NeMo's transcribe() does)"},
         {0}};
-    enum { O_FORMAT = 4, O_OUTDIR = 5, O_OVERLAP = 6 };
+    enum { O_FORMAT = 4, O_OUTDIR = 5, O_OVERLAP = 6, O_VAD = 7 };
     cn_config cfg;
     cn_error err;
     cn_error_clear(&err);
@@ -212,7 +214,7 @@ int cmd_transcribe(int argc, char **argv) {
         FILE *o = p.help ? stdout : stderr;
         fprintf(o, "Usage: canary-stt transcribe --model M.nemo [--lang en] [--target-lang de] [--pnc yes|no]\n"
                    "         [--beam N] [--search beam|greedy] [--precision fp32|bf16] [--threads N]\n"
-                   "         [--format text|json|verbose_json|srt|vtt] [--output-dir DIR] FILE...\n\n"
+                   "         [--format text|json|verbose_json|srt|vtt] [--output-dir DIR] [--vad on|off] FILE...\n\n"
                    "Transcribes (or translates) audio/video files of any length: silence is skipped, speech\n"
                    "is cut into chunks of at most the model's limit (40 s) at pauses, chunks of all files are\n"
                    "batched together, and each file gets one transcript with timestamps.\n\n");
@@ -249,6 +251,14 @@ int cmd_transcribe(int argc, char **argv) {
         }
     } else {
         pp.overlap_s = 1.0;
+    }
+    if (p.values[O_VAD]) {
+        if (strcmp(p.values[O_VAD], "on") != 0 && strcmp(p.values[O_VAD], "off") != 0) {
+            fprintf(stderr, "canary-stt transcribe: --vad %s: expected on or off\n", p.values[O_VAD]);
+            cn_config_free(&cfg);
+            return 2;
+        }
+        pp.vad.disabled = strcmp(p.values[O_VAD], "off") == 0;
     }
     char msg[1024];
     canary_model *model = NULL;

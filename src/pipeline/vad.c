@@ -68,6 +68,7 @@ struct cn_vad {
     cn_span *regions;
     size_t n_regions, cap_regions, head;
     int64_t min_speech_frames, min_silence_frames, pad, max_region_frames;
+    int64_t tiled; /* VAD off: samples already emitted as regions */
 };
 
 void cn_vad_params_default(cn_vad_params *p) {
@@ -81,6 +82,7 @@ void cn_vad_params_default(cn_vad_params *p) {
     p->max_region_s = 30.0;
     p->floor_window_s = 3.0;
     p->lookahead_s = 1.0;
+    p->disabled = false;
 }
 
 cn_status cn_vad_create(const cn_vad_params *p, cn_vad **out, cn_error *err) {
@@ -343,9 +345,27 @@ static bool analyse_frame(cn_vad *v) {
     return true;
 }
 
+/* VAD off: regions tile [0, samples_fed) exactly; full max_region pieces are final as soon as fed. */
+static bool emit_tiles(cn_vad *v, bool finishing) {
+    int64_t piece = (int64_t)(v->p.max_region_s * v->p.sample_rate);
+    while (v->samples_fed - v->tiled >= piece || (finishing && v->samples_fed > v->tiled)) {
+        int64_t e = v->samples_fed - v->tiled >= piece ? v->tiled + piece : v->samples_fed;
+        if (!push_region(v, v->tiled, e))
+            return false;
+        v->tiled = e;
+    }
+    return true;
+}
+
 cn_status cn_vad_feed(cn_vad *v, const float *pcm, size_t n, cn_error *err) {
     if (v->finished)
         return cn_error_set(err, CANARY_EINVAL, "vad: audio fed after cn_vad_finish");
+    if (v->p.disabled) {
+        v->samples_fed += (int64_t)n;
+        if (!emit_tiles(v, false))
+            return cn_error_set(err, CANARY_ENOMEM, "vad: out of memory");
+        return CANARY_OK;
+    }
     for (size_t i = 0; i < n; i++) {
         v->win_buf[v->fill++] = pcm[i];
         if (v->fill == WIN) {
@@ -363,6 +383,12 @@ cn_status cn_vad_feed(cn_vad *v, const float *pcm, size_t n, cn_error *err) {
 cn_status cn_vad_finish(cn_vad *v, cn_error *err) {
     if (v->finished)
         return CANARY_OK;
+    if (v->p.disabled) {
+        if (!emit_tiles(v, true))
+            return cn_error_set(err, CANARY_ENOMEM, "vad: out of memory");
+        v->finished = true;
+        return CANARY_OK;
+    }
     /* the tail shorter than a window: analyse it zero-padded so that speech at the very end counts */
     if (v->fill > WIN - HOP || (v->n_frames == 0 && v->fill > 0)) {
         memset(v->win_buf + v->fill, 0, (WIN - v->fill) * sizeof(float));
@@ -393,6 +419,8 @@ size_t cn_vad_take(cn_vad *v, cn_span *out, size_t max) {
 int64_t cn_vad_watermark(const cn_vad *v) {
     if (v->finished)
         return v->samples_fed;
+    if (v->p.disabled)
+        return v->tiled;
     int64_t frame = v->in_run ? v->run_start : v->next_decide;
     int64_t w = frame * HOP + FRAME_OFF;
     if (!(v->in_run && v->run_is_continuation))

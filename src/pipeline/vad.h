@@ -24,6 +24,7 @@
 #define CN_PIPELINE_VAD_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/error.h"
@@ -44,6 +45,9 @@ typedef struct cn_vad_params {
     double max_region_s;
     double floor_window_s;
     double lookahead_s;
+    bool disabled;         /* every sample is speech: regions tile the input exactly, in pieces of
+                              max_region_s (for audio known to be speech, or to match whole-clip
+                              reference decoding) */
 } cn_vad_params;
 
 void cn_vad_params_default(cn_vad_params *p);

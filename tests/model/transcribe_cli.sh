@@ -1,27 +1,29 @@
 #!/usr/bin/env bash
 # canary-stt transcribe end to end: a real recording through the decoder, the front end and the
 # engine must give the reference's text (goldens: librivox case, beam 1 = the default decoding).
+# --vad off makes the pipeline hand the whole clip to the engine, as the reference decodes it; token
+# ids are compared at the API level by test_model_parity and test_api.
 . "$CANARY_SOURCE_DIR/tests/integration/lib.sh"
 WAV=/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav
 for layout in canary-180m-flash canary-1b-v2; do
   M="$CANARY_BINARY_DIR/models/$layout-tiny.nemo"
   G="$CANARY_BINARY_DIR/golden/$layout/librivox/manifest.json"
-  expect_rc 0 "$layout: transcribe --format json" "$CANARY_BIN" transcribe --model "$M" --threads 2 --format json "$WAV"
+  expect_rc 0 "$layout: transcribe --format json" "$CANARY_BIN" transcribe --model "$M" --threads 2 --vad off --format json "$WAV"
   cp "$TMP/out" "$TMP/$layout.json"
   if /usr/bin/python3 - "$TMP/$layout.json" "$G" <<'PY'
 import json, sys
 got = json.load(open(sys.argv[1]))
 want = json.load(open(sys.argv[2]))
-ids = [t["id"] for t in got["tokens"]]
-assert ids == want["beam1_ids"], (ids[:20], want["beam1_ids"][:20])
+assert set(got) == {"text"}, got
 assert got["text"] == want["beam1_text"], (got["text"], want["beam1_text"])
 PY
-  then ok "$layout: ids and text equal the reference's"; else bad "$layout: ids or text differ"; fi
+  then ok "$layout: text equals the reference's"; else bad "$layout: text differs"; fi
   expect_rc 0 "$layout: text output" "$CANARY_BIN" transcribe --model "$M" --threads 1 --format text "$WAV"
 done
 M="$CANARY_BINARY_DIR/models/canary-180m-flash-tiny.nemo"
 expect_rc 1 "unknown language is refused" "$CANARY_BIN" transcribe --model "$M" --lang xx "$WAV"
 expect_grep "the error names the language and the supported ones" "xx" "$TMP/err"
+expect_rc 2 "bad --vad is a usage error" "$CANARY_BIN" transcribe --model "$M" --vad maybe "$WAV"
 expect_rc 2 "bad --beam is a usage error" "$CANARY_BIN" transcribe --model "$M" --beam 0 "$WAV"
 expect_rc 1 "a missing file fails with a message" "$CANARY_BIN" transcribe --model "$M" /nonexistent.wav
 expect_grep "the message names the file" "nonexistent" "$TMP/err"

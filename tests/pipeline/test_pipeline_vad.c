@@ -310,6 +310,40 @@ static void test_long_speech_is_split_and_params_checked(void **state) {
     cn_vad_destroy(v);
 }
 
+/* VAD off: regions tile the input exactly (no padding, no gaps), in max_region_s pieces that become
+ * final as soon as they are fed, and the watermark follows them. */
+static void test_disabled_tiles_input_exactly(void **state) {
+    cn_vad_params p;
+    cn_vad_params_default(&p);
+    p.disabled = true;
+    p.max_region_s = 2.0;
+    cn_vad *v;
+    cn_error err;
+    assert_int_equal(cn_vad_create(&p, &v, &err), CANARY_OK);
+    static float zeros[7001];
+    int64_t fed = 0;
+    cn_span r[64];
+    size_t n = 0;
+    for (int i = 0; i < 11; i++) { /* 77011 samples, 4.81 s, fed in odd blocks */
+        assert_int_equal(cn_vad_feed(v, zeros, 7001, &err), CANARY_OK);
+        fed += 7001;
+        n += cn_vad_take(v, r + n, 64 - n);
+        assert_true(cn_vad_watermark(v) <= fed);
+        assert_int_equal(cn_vad_watermark(v), (fed / 32000) * 32000);
+    }
+    assert_int_equal(cn_vad_finish(v, &err), CANARY_OK);
+    n += cn_vad_take(v, r + n, 64 - n);
+    assert_int_equal(n, 3);
+    assert_int_equal(r[0].start, 0);
+    assert_int_equal(r[0].end, 32000);
+    assert_int_equal(r[1].start, 32000);
+    assert_int_equal(r[1].end, 64000);
+    assert_int_equal(r[2].start, 64000);
+    assert_int_equal(r[2].end, 77011);
+    assert_int_equal(cn_vad_watermark(v), 77011);
+    cn_vad_destroy(v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recordings_digital_silence),
@@ -319,6 +353,7 @@ int main(void) {
         cmocka_unit_test(test_espeak_synthetic_speech),
         cmocka_unit_test(test_block_size_does_not_matter),
         cmocka_unit_test(test_long_speech_is_split_and_params_checked),
+        cmocka_unit_test(test_disabled_tiles_input_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
