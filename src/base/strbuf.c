@@ -76,7 +76,7 @@ void cn_sb_printf(cn_strbuf *sb, const char *fmt, ...) {
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *s) {
+size_t cn_utf8_seq_len(const unsigned char *s) {
     unsigned c = s[0];
     if (c < 0x80)
         return 1;
@@ -100,7 +100,7 @@ static size_t utf8_seq_len(const unsigned char *s) {
 void cn_sb_put_utf8(cn_strbuf *sb, const char *s) {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        size_t n = utf8_seq_len(p);
+        size_t n = cn_utf8_seq_len(p);
         if (n == 0) {
             cn_sb_puts(sb, "\xEF\xBF\xBD");
             p++;
@@ -132,7 +132,7 @@ void cn_sb_json_string(cn_strbuf *sb, const char *s) {
             cn_sb_putc(sb, (char)c);
             p++;
         } else {
-            size_t n = utf8_seq_len(p);
+            size_t n = cn_utf8_seq_len(p);
             if (n == 0) {
                 cn_sb_puts(sb, "\xEF\xBF\xBD");
                 p++;

@@ -24,6 +24,9 @@ void cn_sb_printf(cn_strbuf *sb, const char *fmt, ...) __attribute__((format(pri
 /* Appends `s` as valid UTF-8: each byte that does not start a valid sequence (stray continuation
  * byte, truncated or overlong sequence, surrogate, above U+10FFFF) becomes U+FFFD. */
 void cn_sb_put_utf8(cn_strbuf *sb, const char *s);
+/* Length (1-4) of the valid UTF-8 sequence at s, or 0 when it is invalid (truncated, overlong,
+ * surrogate, above U+10FFFF). s must be NUL-terminated. */
+size_t cn_utf8_seq_len(const unsigned char *s);
 /* Appends `s` as a quoted JSON string with escapes (invalid UTF-8 bytes become U+FFFD). */
 void cn_sb_json_string(cn_strbuf *sb, const char *s);
 const char *cn_sb_str(const cn_strbuf *sb);

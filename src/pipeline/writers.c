@@ -43,28 +43,6 @@ const char *canary_output_format_ext(canary_output_format f) {
     return (unsigned)f < N_FORMATS ? formats[f].ext : "txt";
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid (overlong, surrogate, > U+10FFFF). */
-static size_t utf8_len(const unsigned char *p) {
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; }
-    else return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* A sanitised copy of s: valid UTF-8, no control characters, spaces collapsed, trimmed. */
 static char *clean_text(const char *s) {
     cn_strbuf sb;
@@ -72,7 +50,7 @@ static char *clean_text(const char *s) {
     bool space = false;
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     while (*p) {
-        size_t n = utf8_len(p);
+        size_t n = cn_utf8_seq_len(p);
         if (n == 0 || *p < 0x20 || *p == 0x7F || *p == ' ') {
             if (n == 0) {
                 if (space && sb.len)
