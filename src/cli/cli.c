@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "nn/cuda_plugin.h"
 #include "hub/hub.h"
 
 static int find_opt(const cn_opt *opts, const char *name) {
@@ -130,6 +131,34 @@ cn_status cn_cli_resolve_model(cn_config *cfg, const char *cmd) {
     /* swapped in place so that the setting keeps the source it came from */
     free(cfg->model);
     cfg->model = path;
+    return CANARY_OK;
+}
+
+cn_status cn_cli_check_device(const cn_config *cfg, const char *cmd) {
+    const char *d = cfg->device;
+    if (strcmp(d, "cpu") == 0)
+        return CANARY_OK;
+    if (strcmp(d, "auto") != 0) {
+        /* an explicit device the engine cannot run on is an error, never a silent CPU run */
+        fprintf(stderr,
+                "canary-stt %s: engine.device=%s: the engine runs on the CPU only in this build (the CUDA "
+                "backend passes its operation checks but the model does not run on it yet); use "
+                "engine.device=cpu or auto\n",
+                cmd, d);
+        return CANARY_EUNSUPPORTED;
+    }
+    /* auto: say so when a GPU is present but will not be used */
+    const cn_cuda_plugin *plugin;
+    cn_error err;
+    cn_error_clear(&err);
+    if (cn_cuda_plugin_get(&plugin, &err) == CANARY_OK) {
+        cn_cuda_device_info dev[8];
+        char msg[256] = "";
+        int n = plugin->enumerate(dev, 8, msg, sizeof msg);
+        if (n > 0)
+            CN_WARN("engine", "%d NVIDIA GPU(s) found (%s), but the model runs on the CPU in this build: the "
+                    "CUDA backend is not yet wired to the model", n, dev[0].name);
+    }
     return CANARY_OK;
 }
 

@@ -131,7 +131,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = 1;
     canary_model_params mp = canary_model_default_params();
     mp.cache_dir = cfg.cache_dir[0] ? cfg.cache_dir : NULL;
-    if (cn_cli_resolve_model(&cfg, "bench") != CANARY_OK) {
+    if (cn_cli_check_device(&cfg, "bench") != CANARY_OK || cn_cli_resolve_model(&cfg, "bench") != CANARY_OK) {
         cn_config_free(&cfg);
         return 1;
     }

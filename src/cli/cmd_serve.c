@@ -127,6 +127,10 @@ int cmd_serve(int argc, char **argv) {
     /* A model that cannot be found fails here, before any port opens: a hub name with neither
      * network nor cache gets the hub module's paragraph on how to go on. */
     char *path = NULL;
+    if (cn_cli_check_device(&cfg, "serve") != CANARY_OK) {
+        cn_config_free(&cfg);
+        return 1;
+    }
     if (cn_cli_model_path(&cfg, NULL, &path, &err) != CANARY_OK) {
         fprintf(stderr, "canary-stt serve: %s\n", err.msg);
         cn_config_free(&cfg);

@@ -269,7 +269,7 @@ int cmd_transcribe(int argc, char **argv) {
     file_source *fs = NULL;
     cn_pcm_source *src = NULL;
     canary_transcript *tr = NULL;
-    if (cn_cli_resolve_model(&cfg, "transcribe") != CANARY_OK) {
+    if (cn_cli_check_device(&cfg, "transcribe") != CANARY_OK || cn_cli_resolve_model(&cfg, "transcribe") != CANARY_OK) {
         cn_config_free(&cfg);
         return 1;
     }
