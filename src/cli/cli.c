@@ -91,6 +91,21 @@ cn_status cn_cli_parse(int argc, char **argv, const cn_opt *opts, cn_config *cfg
     return CANARY_OK;
 }
 
+int cn_cli_start(const char *cmd, int argc, char **argv, const cn_opt *opts, cn_config *cfg, cn_cli_parsed *out) {
+    cn_error err;
+    cn_error_clear(&err);
+    if (cn_config_init(cfg, &err)) {
+        fprintf(stderr, "canary-stt %s: %s\n", cmd, err.msg);
+        return 1;
+    }
+    if (cn_cli_parse(argc, argv, opts, cfg, out, &err)) {
+        fprintf(stderr, "canary-stt %s: %s\n", cmd, err.msg);
+        cn_config_free(cfg);
+        return 2;
+    }
+    return 0;
+}
+
 cn_status cn_cli_setup_logging(const cn_config *cfg, cn_error *err) {
     int lvl = cn_log_level_parse(cfg->log_level);
     if (lvl < 0)

@@ -30,6 +30,11 @@ typedef struct cn_cli_parsed {
 cn_status cn_cli_parse(int argc, char **argv, const cn_opt *opts, cn_config *cfg, cn_cli_parsed *out,
                        cn_error *err);
 
+/* The common start of every subcommand: builds the configuration (cn_config_init) and parses
+ * argv (cn_cli_parse). Returns 0, or the exit status after printing "canary-stt <cmd>: <message>"
+ * (1 when the configuration cannot be built, 2 for a usage error); on failure `cfg` is freed. */
+int cn_cli_start(const char *cmd, int argc, char **argv, const cn_opt *opts, cn_config *cfg, cn_cli_parsed *out);
+
 /* Applies log.level / log.format from the configuration. */
 cn_status cn_cli_setup_logging(const cn_config *cfg, cn_error *err);
 

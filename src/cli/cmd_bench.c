@@ -96,18 +96,12 @@ int cmd_bench(int argc, char **argv) {
         {"search", true, "beam | greedy"},
         {0}};
     cn_config cfg;
+    cn_cli_parsed p;
+    int start_rc = cn_cli_start("bench", argc, argv, opts, &cfg, &p);
+    if (start_rc)
+        return start_rc;
     cn_error err;
     cn_error_clear(&err);
-    if (cn_config_init(&cfg, &err)) {
-        fprintf(stderr, "canary-stt bench: %s\n", err.msg);
-        return 1;
-    }
-    cn_cli_parsed p;
-    if (cn_cli_parse(argc, argv, opts, &cfg, &p, &err)) {
-        fprintf(stderr, "canary-stt bench: %s\n", err.msg);
-        cn_config_free(&cfg);
-        return 2;
-    }
     if (p.help) {
         printf("Usage: canary-stt bench --model M.nemo [--batch 8] [--seconds 10] [--tokens 40] [--runs 3]\n"
                "         [--precision fp32|bf16] [--threads N] [--format text|json]\n\n"

@@ -6,18 +6,12 @@
 int cmd_config(int argc, char **argv) {
     static const cn_opt opts[] = {{"json", false, "print JSON instead of text"}, {0}};
     cn_config cfg;
+    cn_cli_parsed p;
+    int start_rc = cn_cli_start("config", argc, argv, opts, &cfg, &p);
+    if (start_rc)
+        return start_rc;
     cn_error err;
     cn_error_clear(&err);
-    if (cn_config_init(&cfg, &err)) {
-        fprintf(stderr, "canary-stt config: %s\n", err.msg);
-        return 1;
-    }
-    cn_cli_parsed p;
-    if (cn_cli_parse(argc, argv, opts, &cfg, &p, &err)) {
-        fprintf(stderr, "canary-stt config: %s\n", err.msg);
-        cn_config_free(&cfg);
-        return 2;
-    }
     if (p.help) {
         printf("Usage: canary-stt config [--json] [--config FILE] [--SETTING VALUE ...]\n\n"
                "Prints the effective configuration: built-in defaults, overridden by the config file\n"

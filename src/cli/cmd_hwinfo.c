@@ -67,18 +67,12 @@ int cmd_hwinfo(int argc, char **argv) {
         {"root", true, "read /proc, /sys and /etc under this directory instead (for tests)"},
         {0}};
     cn_config cfg;
+    cn_cli_parsed p;
+    int start_rc = cn_cli_start("hwinfo", argc, argv, opts, &cfg, &p);
+    if (start_rc)
+        return start_rc;
     cn_error err;
     cn_error_clear(&err);
-    if (cn_config_init(&cfg, &err)) {
-        fprintf(stderr, "canary-stt hwinfo: %s\n", err.msg);
-        return 1;
-    }
-    cn_cli_parsed p;
-    if (cn_cli_parse(argc, argv, opts, &cfg, &p, &err)) {
-        fprintf(stderr, "canary-stt hwinfo: %s\n", err.msg);
-        cn_config_free(&cfg);
-        return 2;
-    }
     int rc = 0;
     if (p.help) {
         printf("Usage: canary-stt hwinfo [--json] [--check] [--for-model NAME]\n\n"

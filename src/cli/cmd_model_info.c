@@ -216,18 +216,12 @@ static char *to_json(const char *path, const cn_nemo *m) {
 int cmd_model_info(int argc, char **argv) {
     static const cn_opt opts[] = {{"json", false, "print JSON instead of text"}, {0}};
     cn_config cfg;
+    cn_cli_parsed p;
+    int start_rc = cn_cli_start("model-info", argc, argv, opts, &cfg, &p);
+    if (start_rc)
+        return start_rc;
     cn_error err;
     cn_error_clear(&err);
-    if (cn_config_init(&cfg, &err)) {
-        fprintf(stderr, "canary-stt model-info: %s\n", err.msg);
-        return 1;
-    }
-    cn_cli_parsed p;
-    if (cn_cli_parse(argc, argv, opts, &cfg, &p, &err)) {
-        fprintf(stderr, "canary-stt model-info: %s\n", err.msg);
-        cn_config_free(&cfg);
-        return 2;
-    }
     if (p.help) {
         printf("Usage: canary-stt model-info [MODEL.nemo | DIR | ORG/NAME] [--json]\n\n"
                "Describes a NeMo Canary checkpoint (.nemo file, gzip'd .nemo or unpacked directory):\n"

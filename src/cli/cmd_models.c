@@ -29,18 +29,12 @@ int cmd_models(int argc, char **argv) {
         {"quiet", false, "pull: no progress bar"},
         {0}};
     cn_config cfg;
+    cn_cli_parsed p;
+    int start_rc = cn_cli_start("models", argc, argv, opts, &cfg, &p);
+    if (start_rc)
+        return start_rc;
     cn_error err;
     cn_error_clear(&err);
-    if (cn_config_init(&cfg, &err)) {
-        fprintf(stderr, "canary-stt models: %s\n", err.msg);
-        return 1;
-    }
-    cn_cli_parsed p;
-    if (cn_cli_parse(argc, argv, opts, &cfg, &p, &err)) {
-        fprintf(stderr, "canary-stt models: %s\n", err.msg);
-        cn_config_free(&cfg);
-        return 2;
-    }
     int rc = 0;
     if (p.help || p.n_pos == 0) {
         usage();

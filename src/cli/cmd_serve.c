@@ -92,18 +92,12 @@ int cmd_serve(int argc, char **argv) {
         {0},
     };
     cn_config cfg;
+    cn_cli_parsed p;
+    int start_rc = cn_cli_start("serve", argc, argv, opts, &cfg, &p);
+    if (start_rc)
+        return start_rc;
     cn_error err;
     cn_error_clear(&err);
-    if (cn_config_init(&cfg, &err)) {
-        fprintf(stderr, "canary-stt serve: %s\n", err.msg);
-        return 1;
-    }
-    cn_cli_parsed p;
-    if (cn_cli_parse(argc, argv, opts, &cfg, &p, &err)) {
-        fprintf(stderr, "canary-stt serve: %s\n", err.msg);
-        cn_config_free(&cfg);
-        return 2;
-    }
     if (p.help) {
         printf("Usage: canary-stt serve [--model M.nemo|DIR|ORG/NAME] [--port N] [--host ADDR] [--data-dir DIR] [--api-keys K1,K2]\n\n"
                "Runs the HTTP API: OpenAI-compatible /v1/audio/transcriptions and /v1/audio/translations,\n"

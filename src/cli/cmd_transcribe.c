@@ -198,18 +198,12 @@ int cmd_transcribe(int argc, char **argv) {
         {0}};
     enum { O_FORMAT = 4, O_OUTDIR = 5, O_OVERLAP = 6, O_VAD = 7 };
     cn_config cfg;
+    cn_cli_parsed p;
+    int start_rc = cn_cli_start("transcribe", argc, argv, opts, &cfg, &p);
+    if (start_rc)
+        return start_rc;
     cn_error err;
     cn_error_clear(&err);
-    if (cn_config_init(&cfg, &err)) {
-        fprintf(stderr, "canary-stt transcribe: %s\n", err.msg);
-        return 1;
-    }
-    cn_cli_parsed p;
-    if (cn_cli_parse(argc, argv, opts, &cfg, &p, &err)) {
-        fprintf(stderr, "canary-stt transcribe: %s\n", err.msg);
-        cn_config_free(&cfg);
-        return 2;
-    }
     if (p.help || p.n_pos == 0) {
         FILE *o = p.help ? stdout : stderr;
         fprintf(o, "Usage: canary-stt transcribe --model M.nemo [--lang en] [--target-lang de] [--pnc yes|no]\n"
