@@ -38,7 +38,9 @@ typedef struct canary_context canary_context;
 
 typedef enum canary_precision {
     CANARY_PRECISION_FP32 = 0, /* exact (parity with the reference) */
-    CANARY_PRECISION_BF16 = 1  /* bf16 weights and activations, fp32 accumulation */
+    CANARY_PRECISION_BF16 = 1, /* bf16 weights and activations, fp32 accumulation */
+    CANARY_PRECISION_FP16 = 2, /* fp16 weights and activations, fp32 accumulation (GPU only) */
+    CANARY_PRECISION_TF32 = 3  /* fp32 weights, TF32 tensor-core GEMMs on sm80+ GPUs (fp32 on the CPU) */
 } canary_precision;
 
 typedef enum canary_search {
@@ -53,6 +55,11 @@ typedef enum canary_features {
 
 typedef struct canary_model_params {
     const char *cache_dir; /* where gzip'd .nemo files are unpacked (NULL: default) */
+    /* Where the network runs: "cpu" (default, NULL), "cuda" / "cuda:N" (that GPU; loading fails with
+     * CANARY_EDEVICE and the reason when it cannot be used) or "auto" (GPU 0 when usable, else the
+     * CPU; the reason a GPU was passed over is logged and kept, see canary_model_device_note). One
+     * model = one device: load one model per GPU for several GPUs. */
+    const char *device;
 } canary_model_params;
 
 canary_model_params canary_model_default_params(void);
@@ -60,6 +67,11 @@ canary_model_params canary_model_default_params(void);
 canary_status canary_model_load(const char *path, const canary_model_params *params, canary_model **out,
                                 char *msg, size_t msg_size);
 void canary_model_free(canary_model *model);
+
+/* The device the model runs on ("cpu", "cuda:0", ...) and, when "auto" fell back to the CPU, why
+ * ("" otherwise). */
+const char *canary_model_device(const canary_model *model);
+const char *canary_model_device_note(const canary_model *model);
 
 /* "canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v2" or "canary-custom". */
 const char *canary_model_variant(const canary_model *model);

@@ -16,6 +16,8 @@ struct canary_model {
     cn_features *feat[2]; /* by canary_features */
     pthread_mutex_t mu;   /* guards the lazy creation of the bf16 weights */
     cn_canary *net[2];    /* by canary_precision */
+    char device[32];      /* "cpu", "cuda:0", ... */
+    char device_note[256];
 };
 
 typedef struct result {
@@ -93,10 +95,20 @@ canary_status canary_model_load(const char *path, const canary_model_params *par
     cn_error_clear(&err);
     if (!path || !out)
         return fail_text(msg, msg_size, CANARY_EINVAL, "canary_model_load: path and out are required");
+    const char *device = params && params->device && params->device[0] ? params->device : "cpu";
+    if (strncmp(device, "cuda", 4) == 0) {
+        return fail_text(msg, msg_size, CANARY_EDEVICE,
+                         "device \"cuda\": the model does not run on the CUDA backend yet (GPU operations exist, "
+                         "the network is not wired to them); use device \"cpu\" or \"auto\"");
+    }
+    if (strcmp(device, "cpu") != 0 && strcmp(device, "auto") != 0) {
+        return fail_text(msg, msg_size, CANARY_EINVAL, "device must be \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"");
+    }
     canary_model *m = calloc(1, sizeof *m);
     if (!m)
         return fail_text(msg, msg_size, CANARY_ENOMEM, "out of memory");
     pthread_mutex_init(&m->mu, NULL);
+    snprintf(m->device, sizeof m->device, "cpu");
     cn_status st = cn_nemo_open(path, params ? params->cache_dir : NULL, &m->nemo, &err);
     if (st == CANARY_OK)
         st = cn_cpu_backend_create(&m->be, &err);
@@ -125,6 +137,9 @@ void canary_model_free(canary_model *m) {
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
+
+const char *canary_model_device(const canary_model *m) { return m->device; }
+const char *canary_model_device_note(const canary_model *m) { return m->device_note; }
 
 const char *canary_model_variant(const canary_model *m) { return cn_nemo_desc(m->nemo)->variant; }
 size_t canary_model_language_count(const canary_model *m) { return cn_tok_language_count(cn_nemo_tokenizer(m->nemo)); }
@@ -198,7 +213,9 @@ void canary_context_free(canary_context *c) {
 /* The network for a precision, preparing the bf16 copy of the weights on first use. */
 static cn_status get_net(canary_context *c, canary_precision prec, cn_canary_ctx **out, cn_error *err) {
     if (prec != CANARY_PRECISION_FP32 && prec != CANARY_PRECISION_BF16)
-        return cn_error_set(err, CANARY_EINVAL, "precision %d is not fp32 (0) or bf16 (1)", (int)prec);
+        return cn_error_set(err, CANARY_EUNSUPPORTED,
+                            "precision %d: the CPU runs fp32 (0) and bf16 (1); fp16 and tf32 are GPU precisions",
+                            (int)prec);
     canary_model *m = (canary_model *)c->model; /* only the mutex-guarded lazy slot is written */
     pthread_mutex_lock(&m->mu);
     cn_status st = CANARY_OK;
