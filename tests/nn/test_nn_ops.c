@@ -93,6 +93,12 @@ static void test_linear(void **state) {
         check_linear(th, 9, 100, 31, CN_ACT_NONE, true, CN_PREC_F32, 1e-4f);
         check_linear(th, 5, 45, 70, CN_ACT_SILU, false, CN_PREC_BF16, 1e-3f);
         check_linear(th, 67, 21, 33, CN_ACT_NONE, true, CN_PREC_BF16, 1e-3f);
+        /* the packed kernel's edges: row groups of 1-4, column blocks of 1-4 with partial last blocks,
+         * several k passes (256 per pass) with and without accumulation */
+        for (int m = 1; m <= 9; m++)
+            check_linear(th, m, 16 * m + m % 3, 96, m % 2 ? CN_ACT_NONE : CN_ACT_RELU, m % 3 == 0, CN_PREC_BF16, 1e-3f);
+        check_linear(th, 13, 130, 700, CN_ACT_NONE, false, CN_PREC_BF16, 2e-3f);
+        check_linear(th, 6, 64, 520, CN_ACT_NONE, true, CN_PREC_BF16, 2e-3f);
     }
 }
 

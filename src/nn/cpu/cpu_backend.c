@@ -110,11 +110,9 @@ static cn_status cpu_linear_create(cn_backend *be, const float *w, const float *
     size_t nw = (size_t)n_out * (size_t)n_in;
     if (prec == CN_PREC_BF16) {
         l->k_pad = (n_in + 31) / 32 * 32;
-        l->w_bf16 = cpu_alloc(NULL, (size_t)n_out * (size_t)l->k_pad * sizeof(uint16_t));
+        l->w_bf16 = cpu_alloc(NULL, cn_cpu_bf16_packed_elems(n_out, l->k_pad) * sizeof(uint16_t));
         if (l->w_bf16)
-            for (int o = 0; o < n_out; o++)
-                for (int i = 0; i < n_in; i++)
-                    l->w_bf16[(size_t)o * l->k_pad + i] = cn_f32_to_bf16(w[(size_t)o * n_in + i]);
+            cn_cpu_bf16_pack(w, n_out, n_in, l->k_pad, l->w_bf16);
     } else if (persistent) {
         l->w = w; /* read in place: a mapped checkpoint stays shared, clean page cache */
     } else {
@@ -185,6 +183,7 @@ CN_CPU_CLONES static void linear_task(void *ctx, size_t task, int thread) {
         return;
     float *y = j->y + (size_t)i0 * j->ldy + n0;
     if (l->prec == CN_PREC_BF16)
+        /* n0 is a multiple of 16 (the split below), i.e. a packed block boundary */
         cn_cpu_gemm_bf16(mi, ni, l->k_pad, j->xb + (size_t)i0 * l->k_pad, l->w_bf16 + (size_t)n0 * l->k_pad, y,
                          j->ldy, j->alpha, j->accumulate);
     else
@@ -210,15 +209,10 @@ typedef struct {
     uint16_t *xb;
 } tobf16_job;
 
-CN_CPU_CLONES static void tobf16_task(void *ctx, size_t row, int thread) {
+static void tobf16_task(void *ctx, size_t row, int thread) {
     (void)thread;
     const tobf16_job *j = ctx;
-    const float *xr = j->x + row * (size_t)j->ldx;
-    uint16_t *o = j->xb + row * (size_t)j->k_pad;
-    for (int i = 0; i < j->k; i++)
-        o[i] = cn_f32_to_bf16(xr[i]);
-    for (int i = j->k; i < j->k_pad; i++)
-        o[i] = 0;
+    cn_cpu_to_bf16(j->x + row * (size_t)j->ldx, j->k, j->k_pad, j->xb + row * (size_t)j->k_pad);
 }
 
 static void cpu_linear(cn_exec *ex, const cn_linear *l, const float *x, int ldx, int m, float *y, int ldy,

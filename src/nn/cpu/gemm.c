@@ -215,64 +215,147 @@ float cn_bf16_to_f32(uint16_t h) {
     return f;
 }
 
-static void gemm_bf16_scalar(int m, int n, int k_pad, const uint16_t *a, const uint16_t *w, float *c, int ldc,
+/* Packed bf16 weights (see cpu_internal.h): column blocks of 16 outputs, k in pairs, so that one
+ * 64-byte vector holds 16 outputs x 2 consecutive k, exactly the operand _mm512_dpbf16_ps pairs
+ * with a broadcast pair of activations. Outputs land in vector lanes: no horizontal sums. */
+size_t cn_cpu_bf16_packed_elems(int n, int k_pad) { return (size_t)((n + 15) / 16) * 16 * (size_t)k_pad; }
+
+void cn_cpu_bf16_pack(const float *w, int n, int k, int k_pad, uint16_t *out) {
+    size_t cbs = (size_t)k_pad * 16;
+    for (int cb = 0; cb < (n + 15) / 16; cb++)
+        for (int p2 = 0; p2 < k_pad / 2; p2++)
+            for (int c = 0; c < 16; c++)
+                for (int e = 0; e < 2; e++) {
+                    int row = cb * 16 + c, col = 2 * p2 + e;
+                    out[(size_t)cb * cbs + (size_t)p2 * 32 + (size_t)c * 2 + (size_t)e] =
+                        row < n && col < k ? cn_f32_to_bf16(w[(size_t)row * k + col]) : 0;
+                }
+}
+
+/* k elements per pass: four column blocks of weights for one pass are 4 x 16 x 256 x 2 B = 32 KiB. */
+#define BF16_KC 256
+
+static void gemm_bf16_scalar(int m, int n, int k_pad, const uint16_t *a, const uint16_t *wp, float *c, int ldc,
                              float alpha, bool accumulate) {
+    size_t cbs = (size_t)k_pad * 16;
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
-            const uint16_t *ar = a + (size_t)i * k_pad, *wr = w + (size_t)j * k_pad;
+            const uint16_t *ar = a + (size_t)i * k_pad, *wc = wp + (size_t)(j / 16) * cbs + (size_t)(j % 16) * 2;
             float s = 0;
             for (int p = 0; p < k_pad; p++)
-                s += cn_bf16_to_f32(ar[p]) * cn_bf16_to_f32(wr[p]);
+                s += cn_bf16_to_f32(ar[p]) * cn_bf16_to_f32(wc[(size_t)(p / 2) * 32 + (size_t)(p % 2)]);
             float *cp = c + (size_t)i * ldc + j;
             *cp = accumulate ? *cp + alpha * s : s;
         }
 }
 
-/* 4 rows of A x 4 rows of W per tile: 16 zmm accumulators, 8 loads per 16 dot-product
- * instructions (each 32 bf16 pairs -> 16 fp32 lanes). */
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
-gemm_bf16_avx512(int m, int n, int k_pad, const uint16_t *a, const uint16_t *w, float *c, int ldc, float alpha,
-                 bool accumulate) {
-    int i = 0;
-    for (; i < m; i += 4) {
-        int mi = m - i < 4 ? m - i : 4;
-        const uint16_t *ar[4];
-        for (int r = 0; r < 4; r++)
-            ar[r] = a + (size_t)(i + (r < mi ? r : mi - 1)) * k_pad;
-        for (int j = 0; j < n; j += 4) {
-            int nj = n - j < 4 ? n - j : 4;
-            const uint16_t *wr[4];
-            for (int r = 0; r < 4; r++)
-                wr[r] = w + (size_t)(j + (r < nj ? r : nj - 1)) * k_pad;
-            __m512 acc[4][4];
-            for (int r = 0; r < 4; r++)
-                for (int s = 0; s < 4; s++)
-                    acc[r][s] = _mm512_setzero_ps();
-            for (int p = 0; p < k_pad; p += 32) {
-                __m512bh wv[4];
-                for (int s = 0; s < 4; s++)
-                    wv[s] = (__m512bh)_mm512_loadu_si512((const void *)(wr[s] + p));
-                for (int r = 0; r < 4; r++) {
-                    __m512bh av = (__m512bh)_mm512_loadu_si512((const void *)(ar[r] + p));
-                    for (int s = 0; s < 4; s++)
-                        acc[r][s] = _mm512_dpbf16_ps(acc[r][s], av, wv[s]);
-                }
-            }
-            for (int r = 0; r < mi; r++)
-                for (int s = 0; s < nj; s++) {
-                    float v = _mm512_reduce_add_ps(acc[r][s]);
-                    float *cp = c + (size_t)(i + r) * ldc + j + s;
-                    *cp = accumulate ? *cp + alpha * v : v;
-                }
+/* One register tile: R rows of A x NB column blocks (NB*16 outputs) over np2 pairs of k.
+ * R and NB are constants at every call site, so the accumulators live in registers. */
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+BF16_TARGET static inline __attribute__((always_inline)) void
+bf16_tile(const int R, const int NB, int np2, const uint16_t *a, size_t lda, const uint16_t *w, size_t cbs, float *c,
+          size_t ldc, int nvalid, bool store, float scale) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; b++)
+            acc[r][b] = _mm512_setzero_ps();
+    for (int p = 0; p < np2; p++) {
+        __m512bh wv[4];
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; b++)
+            wv[b] = (__m512bh)_mm512_loadu_si512((const void *)(w + (size_t)b * cbs + (size_t)p * 32));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            int pair;
+            memcpy(&pair, a + (size_t)r * lda + (size_t)p * 2, sizeof pair);
+            __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+            for (int b = 0; b < NB; b++)
+                acc[r][b] = _mm512_dpbf16_ps(acc[r][b], av, wv[b]);
+        }
+    }
+    __m512 sv = _mm512_set1_ps(scale);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; b++) {
+            int cols = nvalid - b * 16;
+            __mmask16 mask = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1u);
+            float *cp = c + (size_t)r * ldc + (size_t)b * 16;
+            if (store)
+                _mm512_mask_storeu_ps(cp, mask, acc[r][b]);
+            else
+                _mm512_mask_storeu_ps(cp, mask, _mm512_fmadd_ps(acc[r][b], sv, _mm512_maskz_loadu_ps(mask, cp)));
+        }
+}
+
+#define BF16_TILE_CASE(R, NB)                                                                                          \
+    case (R) * 8 + (NB):                                                                                               \
+        bf16_tile(R, NB, np2, a, lda, w, cbs, c, ldc, nvalid, store, scale);                                           \
+        break;
+#define BF16_TILE_ROW(R) BF16_TILE_CASE(R, 1) BF16_TILE_CASE(R, 2) BF16_TILE_CASE(R, 3) BF16_TILE_CASE(R, 4)
+
+BF16_TARGET static void bf16_tile_any(int rows, int nb, int np2, const uint16_t *a, size_t lda, const uint16_t *w,
+                                      size_t cbs, float *c, size_t ldc, int nvalid, bool store, float scale) {
+    switch (rows * 8 + nb) {
+        BF16_TILE_ROW(1)
+        BF16_TILE_ROW(2)
+        BF16_TILE_ROW(3)
+        BF16_TILE_ROW(4)
+    default:
+        break;
+    }
+}
+
+/* Loop order: a 64-column panel of C (m x 64 fp32, L2-resident) is finished across all k passes
+ * before the next; within a pass its 32 KiB weight block stays in L1 while A's rows stream by. */
+BF16_TARGET static void gemm_bf16_avx512(int m, int n, int k_pad, const uint16_t *a, const uint16_t *wp, float *c,
+                                         int ldc, float alpha, bool accumulate) {
+    size_t cbs = (size_t)k_pad * 16;
+    float scale = accumulate ? alpha : 1.0f;
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        int nvalid = n - j0 < 64 ? n - j0 : 64;
+        for (int k0 = 0; k0 < k_pad; k0 += BF16_KC) {
+            int kc = k_pad - k0 < BF16_KC ? k_pad - k0 : BF16_KC;
+            bool store = k0 == 0 && !accumulate;
+            const uint16_t *w = wp + (size_t)(j0 / 16) * cbs + (size_t)k0 * 16;
+            for (int i0 = 0; i0 < m; i0 += 4)
+                bf16_tile_any(m - i0 < 4 ? m - i0 : 4, (nvalid + 15) / 16, kc / 2, a + (size_t)i0 * k_pad + k0,
+                              (size_t)k_pad, w, cbs, c + (size_t)i0 * ldc + j0, (size_t)ldc, nvalid, store, scale);
         }
     }
 }
 
-void cn_cpu_gemm_bf16(int m, int n, int k_pad, const uint16_t *a, const uint16_t *w, float *c, int ldc,
+void cn_cpu_gemm_bf16(int m, int n, int k_pad, const uint16_t *a, const uint16_t *wp, float *c, int ldc,
                       float alpha, bool accumulate) {
     cn_cpu_gemm_init();
     if (have_bf16)
-        gemm_bf16_avx512(m, n, k_pad, a, w, c, ldc, alpha, accumulate);
+        gemm_bf16_avx512(m, n, k_pad, a, wp, c, ldc, alpha, accumulate);
     else
-        gemm_bf16_scalar(m, n, k_pad, a, w, c, ldc, alpha, accumulate);
+        gemm_bf16_scalar(m, n, k_pad, a, wp, c, ldc, alpha, accumulate);
+}
+
+/* fp32 -> bf16 rows (round to nearest even), zero-padded to k_pad. */
+BF16_TARGET static void to_bf16_avx512(const float *x, int k, int k_pad, uint16_t *o) {
+    int i = 0;
+    for (; i + 16 <= k; i += 16)
+        _mm256_storeu_si256((__m256i *)(void *)(o + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+    for (; i < k; i++)
+        o[i] = cn_f32_to_bf16(x[i]);
+    for (; i < k_pad; i++)
+        o[i] = 0;
+}
+
+void cn_cpu_to_bf16(const float *x, int k, int k_pad, uint16_t *o) {
+    if (have_bf16) {
+        to_bf16_avx512(x, k, k_pad, o);
+        return;
+    }
+    int i = 0;
+    for (; i < k; i++)
+        o[i] = cn_f32_to_bf16(x[i]);
+    for (; i < k_pad; i++)
+        o[i] = 0;
 }
