@@ -353,6 +353,7 @@ typedef struct {
     const float *w, *b;
     const int *valid;
     cn_act act;
+    const float *wt; /* w transposed to [9 taps][c] */
 } c2_job;
 
 CN_CPU_CLONES static void c2_task(void *ctx, size_t r, int thread) {
@@ -375,14 +376,15 @@ CN_CPU_CLONES static void c2_task(void *ctx, size_t r, int thread) {
                 if (fi < 0 || fi >= j->f)
                     continue;
                 int tap = dt * 3 + df;
+                const float *wt = j->wt + (size_t)tap * j->c; /* contiguous over channels */
                 if (j->c_in == 1) {
                     float xv = xs[(size_t)ti * j->f + fi];
                     for (int ch = 0; ch < j->c; ch++)
-                        y[ch] += j->w[(size_t)ch * 9 + tap] * xv;
+                        y[ch] += wt[ch] * xv;
                 } else {
                     const float *xv = xs + ((size_t)ti * j->f + fi) * j->c;
                     for (int ch = 0; ch < j->c; ch++)
-                        y[ch] += j->w[(size_t)ch * 9 + tap] * xv[ch];
+                        y[ch] += wt[ch] * xv[ch];
                 }
             }
         }
@@ -393,7 +395,14 @@ CN_CPU_CLONES static void c2_task(void *ctx, size_t r, int thread) {
 
 static void cpu_conv2d_s2(cn_exec *ex, const float *x, float *y, int n_seq, int t, int f, int c_in, int c,
                           const float *w, const float *b, const int *valid_in, cn_act act) {
-    c2_job j = {x, y, t, f, c_in, c, (t + 1) / 2, (f + 1) / 2, w, b, valid_in, act};
+    /* Tap-major weights let the channel loop vectorise; 9·c floats per call, reused per shape. */
+    if (!cn_cpu_scratch_reserve(ex, (size_t)9 * (size_t)c + 16))
+        return;
+    float *wt = ex->scratch[0];
+    for (int ch = 0; ch < c; ch++)
+        for (int tap = 0; tap < 9; tap++)
+            wt[(size_t)tap * c + ch] = w[(size_t)ch * 9 + tap];
+    c2_job j = {x, y, t, f, c_in, c, (t + 1) / 2, (f + 1) / 2, w, b, valid_in, act, wt};
     cn_pool_run(ex->pool, (size_t)n_seq * (size_t)j.t_out, c2_task, &j);
 }
 
@@ -487,6 +496,26 @@ typedef struct {
     cn_exec *ex;
 } att_job;
 
+/* q·k over 16 lanes (a fixed summation order: results do not depend on the ISA clone). */
+typedef float v16f __attribute__((vector_size(64)));
+static inline __attribute__((always_inline)) float dot_f32(const float *x, const float *y, int n) {
+    int c = 0;
+    float dot = 0;
+    if (n >= 16) {
+        v16f acc = {0}, xv, yv;
+        for (; c + 16 <= n; c += 16) {
+            memcpy(&xv, x + c, sizeof xv);
+            memcpy(&yv, y + c, sizeof yv);
+            acc += xv * yv;
+        }
+        for (int l = 0; l < 16; l++)
+            dot += acc[l];
+    }
+    for (; c < n; c++)
+        dot += x[c] * y[c];
+    return dot;
+}
+
 CN_CPU_CLONES static void att_task(void *ctx, size_t task, int thread) {
     const att_job *j = ctx;
     const cn_attn_args *a = j->a;
@@ -506,10 +535,7 @@ CN_CPU_CLONES static void att_task(void *ctx, size_t task, int thread) {
             n = i + a->causal_offset + 1;
         float mx = -FLT_MAX;
         for (int jj = 0; jj < n; jj++) {
-            const float *kr = k + (size_t)jj * a->ldk;
-            float dot = 0;
-            for (int c = 0; c < a->head_dim; c++)
-                dot += q[c] * kr[c];
+            float dot = dot_f32(q, k + (size_t)jj * a->ldk, a->head_dim);
             p[jj] = dot * a->scale;
             if (p[jj] > mx)
                 mx = p[jj];
