@@ -183,7 +183,7 @@ CN_CPU_CLONES static void linear_task(void *ctx, size_t task, int thread) {
         return;
     float *y = j->y + (size_t)i0 * j->ldy + n0;
     if (l->prec == CN_PREC_BF16)
-        /* n0 is a multiple of 16 (the split below), i.e. a packed block boundary */
+        /* n0 is a multiple of 64 (the split below), i.e. a packed group boundary */
         cn_cpu_gemm_bf16(mi, ni, l->k_pad, j->xb + (size_t)i0 * l->k_pad, l->w_bf16 + (size_t)n0 * l->k_pad, y,
                          j->ldy, j->alpha, j->accumulate);
     else
@@ -237,7 +237,7 @@ static void cpu_linear(cn_exec *ex, const cn_linear *l, const float *x, int ldx,
         j.nb = l->n_out;
     } else if (l->n_out >= m || m < 64) {
         j.mb = m;
-        j.nb = ((l->n_out + target - 1) / target + 15) / 16 * 16;
+        j.nb = ((l->n_out + target - 1) / target + 63) / 64 * 64; /* whole packed bf16 groups */
     } else {
         j.nb = l->n_out;
         j.mb = ((m + target - 1) / target + 7) / 8 * 8;

@@ -52,14 +52,14 @@ void cn_cpu_gemm_init(void);
 /* bf16 helpers (gemm.c) */
 uint16_t cn_f32_to_bf16(float x); /* round to nearest even */
 float cn_bf16_to_f32(uint16_t h);
-/* Packed bf16 weight layout for W[n, k]: blocks of 16 output rows; block cb holds, for each pair
- * p of k, 16 x 2 values: packed[cb*16*k_pad + p*32 + c*2 + e] = W[cb*16 + c, 2p + e] (zero outside
- * W). cn_cpu_bf16_packed_elems gives the element count (n rounded up to 16, times k_pad). */
+/* Packed bf16 weight layout for W[n, k]: groups of 64 output rows; group g holds, for each pair p
+ * of k, 64 x 2 values: packed[g*64*k_pad + p*128 + c*2 + e] = W[g*64 + c, 2p + e] (zero outside W).
+ * cn_cpu_bf16_packed_elems gives the element count (n rounded up to 64, times k_pad). */
 size_t cn_cpu_bf16_packed_elems(int n, int k_pad);
 void cn_cpu_bf16_pack(const float *w, int n, int k, int k_pad, uint16_t *out);
 /* fp32 row -> bf16 (nearest even), zero-padded to k_pad. */
 void cn_cpu_to_bf16(const float *x, int k, int k_pad, uint16_t *o);
-/* C[m, n] (+)= A[m, k_pad] (bf16) · Wᵀ with W packed (starting at a 16-row block), fp32 accumulate,
+/* C[m, n] (+)= A[m, k_pad] (bf16) · Wᵀ with W packed (starting at a 64-row group), fp32 accumulate,
  * single-threaded. */
 void cn_cpu_gemm_bf16(int m, int n, int k_pad, const uint16_t *a, const uint16_t *w, float *c, int ldc,
                       float alpha, bool accumulate);

@@ -285,19 +285,20 @@ float cn_bf16_to_f32(uint16_t h) {
     return f;
 }
 
-/* Packed bf16 weights (see cpu_internal.h): column blocks of 16 outputs, k in pairs, so that one
- * 64-byte vector holds 16 outputs x 2 consecutive k, exactly the operand _mm512_dpbf16_ps pairs
- * with a broadcast pair of activations. Outputs land in vector lanes: no horizontal sums. */
-size_t cn_cpu_bf16_packed_elems(int n, int k_pad) { return (size_t)((n + 15) / 16) * 16 * (size_t)k_pad; }
+/* Packed bf16 weights (see cpu_internal.h): groups of 64 outputs, k in pairs, so that one 64-byte
+ * vector holds 16 outputs x 2 consecutive k, exactly the operand _mm512_dpbf16_ps pairs with a
+ * broadcast pair of activations, and a tile's four vectors for one k pair are adjacent (one
+ * sequential stream through memory). Outputs land in vector lanes: no horizontal sums. */
+size_t cn_cpu_bf16_packed_elems(int n, int k_pad) { return (size_t)((n + 63) / 64) * 64 * (size_t)k_pad; }
 
 void cn_cpu_bf16_pack(const float *w, int n, int k, int k_pad, uint16_t *out) {
-    size_t cbs = (size_t)k_pad * 16;
-    for (int cb = 0; cb < (n + 15) / 16; cb++)
+    size_t gs = (size_t)k_pad * 64;
+    for (int g = 0; g < (n + 63) / 64; g++)
         for (int p2 = 0; p2 < k_pad / 2; p2++)
-            for (int c = 0; c < 16; c++)
+            for (int c = 0; c < 64; c++)
                 for (int e = 0; e < 2; e++) {
-                    int row = cb * 16 + c, col = 2 * p2 + e;
-                    out[(size_t)cb * cbs + (size_t)p2 * 32 + (size_t)c * 2 + (size_t)e] =
+                    int row = g * 64 + c, col = 2 * p2 + e;
+                    out[(size_t)g * gs + (size_t)p2 * 128 + (size_t)c * 2 + (size_t)e] =
                         row < n && col < k ? cn_f32_to_bf16(w[(size_t)row * k + col]) : 0;
                 }
 }
@@ -307,13 +308,13 @@ void cn_cpu_bf16_pack(const float *w, int n, int k, int k_pad, uint16_t *out) {
 
 static void gemm_bf16_scalar(int m, int n, int k_pad, const uint16_t *a, const uint16_t *wp, float *c, int ldc,
                              float alpha, bool accumulate) {
-    size_t cbs = (size_t)k_pad * 16;
+    size_t gs = (size_t)k_pad * 64;
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
-            const uint16_t *ar = a + (size_t)i * k_pad, *wc = wp + (size_t)(j / 16) * cbs + (size_t)(j % 16) * 2;
+            const uint16_t *ar = a + (size_t)i * k_pad, *wc = wp + (size_t)(j / 64) * gs + (size_t)(j % 64) * 2;
             float s = 0;
             for (int p = 0; p < k_pad; p++)
-                s += cn_bf16_to_f32(ar[p]) * cn_bf16_to_f32(wc[(size_t)(p / 2) * 32 + (size_t)(p % 2)]);
+                s += cn_bf16_to_f32(ar[p]) * cn_bf16_to_f32(wc[(size_t)(p / 2) * 128 + (size_t)(p % 2)]);
             float *cp = c + (size_t)i * ldc + j;
             *cp = accumulate ? *cp + alpha * s : s;
         }
@@ -323,7 +324,7 @@ static void gemm_bf16_scalar(int m, int n, int k_pad, const uint16_t *a, const u
  * R and NB are constants at every call site, so the accumulators live in registers. */
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 BF16_TARGET static inline __attribute__((always_inline)) void
-bf16_tile(const int R, const int NB, int np2, const uint16_t *a, size_t lda, const uint16_t *w, size_t cbs, float *c,
+bf16_tile(const int R, const int NB, int np2, const uint16_t *a, size_t lda, const uint16_t *w, float *c,
           size_t ldc, int nvalid, bool store, float scale) {
     __m512 acc[4][4];
 #pragma GCC unroll 4
@@ -331,11 +332,40 @@ bf16_tile(const int R, const int NB, int np2, const uint16_t *a, size_t lda, con
 #pragma GCC unroll 4
         for (int b = 0; b < NB; b++)
             acc[r][b] = _mm512_setzero_ps();
-    for (int p = 0; p < np2; p++) {
+    /* With few rows a second set of accumulators (odd k pairs) keeps more dot products in flight. */
+    const bool dual = R * NB <= 8;
+    __m512 acc2[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; b++)
+            acc2[r][b] = _mm512_setzero_ps();
+    int p = 0;
+    if (dual)
+        for (; p + 2 <= np2; p += 2) {
+            __m512bh wv[4], wv2[4];
+#pragma GCC unroll 4
+            for (int b = 0; b < NB; b++) {
+                wv[b] = (__m512bh)_mm512_loadu_si512((const void *)(w + (size_t)p * 128 + (size_t)b * 32));
+                wv2[b] = (__m512bh)_mm512_loadu_si512((const void *)(w + (size_t)(p + 1) * 128 + (size_t)b * 32));
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                int pair[2];
+                memcpy(pair, a + (size_t)r * lda + (size_t)p * 2, sizeof pair);
+                __m512bh av = (__m512bh)_mm512_set1_epi32(pair[0]), av2 = (__m512bh)_mm512_set1_epi32(pair[1]);
+#pragma GCC unroll 4
+                for (int b = 0; b < NB; b++) {
+                    acc[r][b] = _mm512_dpbf16_ps(acc[r][b], av, wv[b]);
+                    acc2[r][b] = _mm512_dpbf16_ps(acc2[r][b], av2, wv2[b]);
+                }
+            }
+        }
+    for (; p < np2; p++) {
         __m512bh wv[4];
 #pragma GCC unroll 4
         for (int b = 0; b < NB; b++)
-            wv[b] = (__m512bh)_mm512_loadu_si512((const void *)(w + (size_t)b * cbs + (size_t)p * 32));
+            wv[b] = (__m512bh)_mm512_loadu_si512((const void *)(w + (size_t)p * 128 + (size_t)b * 32));
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             int pair;
@@ -346,6 +376,12 @@ bf16_tile(const int R, const int NB, int np2, const uint16_t *a, size_t lda, con
                 acc[r][b] = _mm512_dpbf16_ps(acc[r][b], av, wv[b]);
         }
     }
+    if (dual)
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int b = 0; b < NB; b++)
+                acc[r][b] = _mm512_add_ps(acc[r][b], acc2[r][b]);
     __m512 sv = _mm512_set1_ps(scale);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -362,14 +398,14 @@ bf16_tile(const int R, const int NB, int np2, const uint16_t *a, size_t lda, con
 }
 
 #define BF16_TILE_CASE(R, NB)                                                                                          \
-    case (R) * 8 + (NB):                                                                                               \
-        bf16_tile(R, NB, np2, a, lda, w, cbs, c, ldc, nvalid, store, scale);                                           \
+    case (R) * 16 + (NB):                                                                                               \
+        bf16_tile(R, NB, np2, a, lda, w, c, ldc, nvalid, store, scale);                                           \
         break;
 #define BF16_TILE_ROW(R) BF16_TILE_CASE(R, 1) BF16_TILE_CASE(R, 2) BF16_TILE_CASE(R, 3) BF16_TILE_CASE(R, 4)
 
 BF16_TARGET static void bf16_tile_any(int rows, int nb, int np2, const uint16_t *a, size_t lda, const uint16_t *w,
-                                      size_t cbs, float *c, size_t ldc, int nvalid, bool store, float scale) {
-    switch (rows * 8 + nb) {
+                                      float *c, size_t ldc, int nvalid, bool store, float scale) {
+    switch (rows * 16 + nb) {
         BF16_TILE_ROW(1)
         BF16_TILE_ROW(2)
         BF16_TILE_ROW(3)
@@ -383,17 +419,17 @@ BF16_TARGET static void bf16_tile_any(int rows, int nb, int np2, const uint16_t 
  * before the next; within a pass its 32 KiB weight block stays in L1 while A's rows stream by. */
 BF16_TARGET static void gemm_bf16_avx512(int m, int n, int k_pad, const uint16_t *a, const uint16_t *wp, float *c,
                                          int ldc, float alpha, bool accumulate) {
-    size_t cbs = (size_t)k_pad * 16;
+    size_t gs = (size_t)k_pad * 64;
     float scale = accumulate ? alpha : 1.0f;
     for (int j0 = 0; j0 < n; j0 += 64) {
         int nvalid = n - j0 < 64 ? n - j0 : 64;
         for (int k0 = 0; k0 < k_pad; k0 += BF16_KC) {
             int kc = k_pad - k0 < BF16_KC ? k_pad - k0 : BF16_KC;
             bool store = k0 == 0 && !accumulate;
-            const uint16_t *w = wp + (size_t)(j0 / 16) * cbs + (size_t)k0 * 16;
+            const uint16_t *w = wp + (size_t)(j0 / 64) * gs + (size_t)k0 * 64;
             for (int i0 = 0; i0 < m; i0 += 4)
                 bf16_tile_any(m - i0 < 4 ? m - i0 : 4, (nvalid + 15) / 16, kc / 2, a + (size_t)i0 * k_pad + k0,
-                              (size_t)k_pad, w, cbs, c + (size_t)i0 * ldc + j0, (size_t)ldc, nvalid, store, scale);
+                              (size_t)k_pad, w, c + (size_t)i0 * ldc + j0, (size_t)ldc, nvalid, store, scale);
         }
     }
 }
