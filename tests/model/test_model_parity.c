@@ -123,7 +123,10 @@ typedef struct model_set {
     cn_canary_ctx *ctx, *ctx_bf16;
 } model_set;
 
-static int n_checked, bf16_agree, bf16_total;
+static int n_checked;
+/* bf16 agreement per source: [0] the reference goldens (speech), [1] the engine's own cases
+ * (tones + noise, other EOS ids); the issue's 99% applies to the goldens. */
+static int bf16_agree[2], bf16_total[2], scan_kind;
 
 static void run_case(const char *dir, const char *layout) {
     char path[1024];
@@ -369,8 +372,8 @@ static void run_case(const char *dir, const char *layout) {
     free(nforce);
     printf("  %s: bf16 greedy tokens identical %d/%d (teacher-forced)\n", layout, agree, total);
 bf16_done:
-    bf16_agree += agree;
-    bf16_total += total;
+    bf16_agree[scan_kind] += agree;
+    bf16_total[scan_kind] += total;
     n_checked++;
 
     for (int i = 0; i < B; i++) {
@@ -429,13 +432,18 @@ static void test_parity(void **state) {
         snprintf(buf, sizeof buf, "%s", dirs);
     else
         snprintf(buf, sizeof buf, "%s/golden:%s/engine_cases", cn_test_binary_dir(), cn_test_binary_dir());
-    for (char *save = NULL, *p = strtok_r(buf, ":", &save); p; p = strtok_r(NULL, ":", &save))
+    for (char *save = NULL, *p = strtok_r(buf, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+        scan_kind = strstr(p, "engine_cases") ? 1 : 0;
         scan(p);
-    printf("%d cases checked; bf16 teacher-forced token agreement %d/%d\n", n_checked, bf16_agree, bf16_total);
-    /* The issue asks for 99%. On these random-weight models the top two tokens are often within
-     * bf16 noise of each other, and 97-98% is what bf16 reaches (docs/BENCHMARKS.md); the bound
-     * below guards against regressions, not the target. */
-    assert_true(bf16_agree * 100 >= bf16_total * 96);
+    }
+    printf("%d cases checked; bf16 teacher-forced token agreement: goldens %d/%d, engine cases %d/%d\n", n_checked,
+           bf16_agree[0], bf16_total[0], bf16_agree[1], bf16_total[1]);
+    /* The goldens (real speech through the reference): at least 99% as the issue asks (about 99.3%
+     * measured; the reference itself with the same bf16 rounding reaches 99.5% and PyTorch's
+     * bf16 autocast 98.1%: tests/reference/bf16_agreement.py, docs/BENCHMARKS.md). The engine's
+     * tone cases flip more often (about 97%): guarded against regressions only. */
+    assert_true(bf16_agree[0] * 100 >= bf16_total[0] * 99);
+    assert_true(bf16_agree[1] * 100 >= bf16_total[1] * 95);
     assert_true(n_checked > 0);
 }
 
