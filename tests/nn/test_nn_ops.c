@@ -102,6 +102,44 @@ static void test_linear(void **state) {
     }
 }
 
+/* vmath.c: exp against double-precision exp over the whole clamped range, every length tail. */
+static void test_vexp(void **state) {
+    (void)state;
+    enum { N = 20001 };
+    float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++)
+        x[i] = -87.0f + 175.0f * (float)i / (N - 1);
+    memcpy(y, x, sizeof(float) * N);
+    cn_cpu_vexp(y, N);
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        double e = exp((double)x[i]), rel = fabs(y[i] - e) / e;
+        worst = rel > worst ? rel : worst;
+    }
+    assert_true(worst < 2.5e-7);
+    float edge[5] = {NAN, -1e4f, 1e4f, 0.0f, -0.0f};
+    cn_cpu_vexp(edge, 5);
+    assert_true(isnan(edge[0]));
+    assert_true(edge[1] >= 0 && edge[1] < 1e-37f);  /* clamped, not exactly 0 */
+    assert_true(isfinite(edge[2]) && edge[2] > 1e38f);
+    assert_true(edge[3] == 1.0f && edge[4] == 1.0f);
+    for (int n = 1; n <= 33; n++) { /* tails: vector and partial lanes agree */
+        float a[33], b[33], g[33], out[33];
+        for (int i = 0; i < n; i++) {
+            a[i] = b[i] = (float)(i - 16) * 0.37f;
+            g[i] = (float)(16 - i) * 0.29f;
+        }
+        cn_cpu_vsilu(b, n);
+        cn_cpu_vglu(a, g, out, n);
+        for (int i = 0; i < n; i++) {
+            double sil = a[i] / (1.0 + exp(-(double)a[i])), glu = a[i] / (1.0 + exp(-(double)g[i]));
+            assert_true(fabs(b[i] - sil) <= 1e-6 * (1 + fabs(sil)));
+            assert_true(fabs(out[i] - glu) <= 1e-6 * (1 + fabs(glu)));
+        }
+    }
+    free(x), free(y);
+}
+
 static void test_bf16_rounding(void **state) {
     (void)state;
     assert_int_equal(cn_f32_to_bf16(1.0f), 0x3f80);
@@ -366,6 +404,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_bf16_rounding),
+        cmocka_unit_test(test_vexp),
         cmocka_unit_test(test_layer_norm_glu_dwconv),
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_rel_attention),

@@ -158,6 +158,14 @@ static inline float act_apply(cn_act act, float v) {
     }
 }
 
+static inline void act_row(cn_act act, float *y, int n) {
+    if (act == CN_ACT_SILU)
+        cn_cpu_vsilu(y, n);
+    else if (act == CN_ACT_RELU)
+        for (int c = 0; c < n; c++)
+            y[c] = y[c] > 0 ? y[c] : 0;
+}
+
 typedef struct {
     const cn_linear *l;
     const float *x;
@@ -197,8 +205,10 @@ CN_CPU_CLONES static void linear_task(void *ctx, size_t task, int thread) {
                 for (int c = 0; c < ni; c++)
                     yr[c] += j->alpha * l->b[n0 + c];
         } else {
-            for (int c = 0; c < ni; c++)
-                yr[c] = act_apply(j->act, yr[c] + (l->b ? l->b[n0 + c] : 0.0f));
+            if (l->b)
+                for (int c = 0; c < ni; c++)
+                    yr[c] += l->b[n0 + c];
+            act_row(j->act, yr, ni);
         }
     }
 }
@@ -302,8 +312,7 @@ CN_CPU_CLONES static void glu_task(void *ctx, size_t r, int thread) {
         return;
     }
     const float *x = j->x + r * (size_t)j->d * 2;
-    for (int i = 0; i < j->d; i++)
-        y[i] = x[i] * (1.0f / (1.0f + expf(-x[j->d + i])));
+    cn_cpu_vglu(x, x + j->d, y, j->d);
 }
 
 static void cpu_glu_mask(cn_exec *ex, const float *x, float *y, int n_seq, int t, int d, const int *valid) {
@@ -336,8 +345,7 @@ CN_CPU_CLONES static void dw1_task(void *ctx, size_t r, int thread) {
         for (int c = 0; c < j->d; c++)
             y[c] += j->w[(size_t)c * j->k + q] * xr[c];
     }
-    for (int c = 0; c < j->d; c++)
-        y[c] = act_apply(j->act, y[c]);
+    act_row(j->act, y, j->d);
 }
 
 static void cpu_dwconv1d(cn_exec *ex, const float *x, float *y, int n_seq, int t, int d, const float *w,
@@ -471,10 +479,11 @@ CN_CPU_CLONES static void rel_task(void *ctx, size_t task, int thread) {
                 mx = row[jj];
         }
         float sum = 0;
-        for (int jj = 0; jj < valid; jj++) {
-            row[jj] = expf(row[jj] - mx);
+        for (int jj = 0; jj < valid; jj++)
+            row[jj] -= mx;
+        cn_cpu_vexp(row, valid);
+        for (int jj = 0; jj < valid; jj++)
             sum += row[jj];
-        }
         float inv = 1.0f / sum;
         for (int jj = 0; jj < valid; jj++)
             row[jj] *= inv;
@@ -541,10 +550,11 @@ CN_CPU_CLONES static void att_task(void *ctx, size_t task, int thread) {
                 mx = p[jj];
         }
         float sum = 0;
-        for (int jj = 0; jj < n; jj++) {
-            p[jj] = expf(p[jj] - mx);
+        for (int jj = 0; jj < n; jj++)
+            p[jj] -= mx;
+        cn_cpu_vexp(p, n);
+        for (int jj = 0; jj < n; jj++)
             sum += p[jj];
-        }
         float inv = 1.0f / sum;
         for (int c = 0; c < a->head_dim; c++)
             o[c] = 0;

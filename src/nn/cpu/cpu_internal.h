@@ -49,6 +49,12 @@ void cn_cpu_sgemm_nn(int m, int n, int k, float alpha, const float *a, int lda, 
 /* Loads the BLAS once (thread-safe). */
 void cn_cpu_gemm_init(void);
 
+/* Vectorised exp (vmath.c; relative error < 2.5e-7, inputs clamped to [-87.3, 88]) and the
+ * activations built on it, in place or y = a · sigmoid(g). */
+void cn_cpu_vexp(float *x, int n);
+void cn_cpu_vsilu(float *x, int n);
+void cn_cpu_vglu(const float *a, const float *g, float *y, int n);
+
 /* bf16 helpers (gemm.c) */
 uint16_t cn_f32_to_bf16(float x); /* round to nearest even */
 float cn_bf16_to_f32(uint16_t h);
