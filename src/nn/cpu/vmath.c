@@ -36,7 +36,7 @@ static inline __attribute__((always_inline)) void vexp16(v16f *v) {
 #define LOAD(v, p) memcpy(&(v), (p), sizeof(v))
 #define STORE(p, v) memcpy((p), &(v), sizeof(v))
 
-CN_CPU_CLONES void cn_cpu_vexp(float *x, int n) {
+CN_CPU_CLONES static void vexp_impl(float *x, int n) {
     int i = 0;
     for (; i + 16 <= n; i += 16) {
         v16f v;
@@ -52,7 +52,7 @@ CN_CPU_CLONES void cn_cpu_vexp(float *x, int n) {
     }
 }
 
-CN_CPU_CLONES void cn_cpu_vsilu(float *x, int n) {
+CN_CPU_CLONES static void vsilu_impl(float *x, int n) {
     int i = 0;
     for (; i + 16 <= n; i += 16) {
         v16f v;
@@ -72,7 +72,7 @@ CN_CPU_CLONES void cn_cpu_vsilu(float *x, int n) {
     }
 }
 
-CN_CPU_CLONES void cn_cpu_vglu(const float *a, const float *g, float *y, int n) {
+CN_CPU_CLONES static void vglu_impl(const float *a, const float *g, float *y, int n) {
     int i = 0;
     for (; i + 16 <= n; i += 16) {
         v16f av, gv;
@@ -90,3 +90,9 @@ CN_CPU_CLONES void cn_cpu_vglu(const float *a, const float *g, float *y, int n) 
         y[i] = a[i] * (1.0f / (1.0f + e[0]));
     }
 }
+
+/* Public entry points are plain functions over static clones: clang 14 emits the ifunc of an
+ * exported target_clones function only in translation units that call it. */
+void cn_cpu_vexp(float *x, int n) { vexp_impl(x, n); }
+void cn_cpu_vsilu(float *x, int n) { vsilu_impl(x, n); }
+void cn_cpu_vglu(const float *a, const float *g, float *y, int n) { vglu_impl(a, g, y, n); }
