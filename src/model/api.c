@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "canary/canary.h"
 #include "features/features.h"
 #include "model/model.h"
@@ -219,8 +220,12 @@ static cn_status get_net(canary_context *c, canary_precision prec, cn_canary_ctx
     canary_model *m = (canary_model *)c->model; /* only the mutex-guarded lazy slot is written */
     pthread_mutex_lock(&m->mu);
     cn_status st = CANARY_OK;
-    if (!m->net[prec])
+    if (!m->net[prec]) {
+        if (!cn_cpu_has_bf16()) /* no silent slowdown: say what bf16 costs here */
+            CN_WARN("model", "bf16 on this CPU (no AVX512-BF16) runs a portable emulation that is slower than "
+                             "fp32; use precision fp32 here");
         st = cn_canary_load(m->nemo, m->be, CN_PREC_BF16, &m->net[prec], err);
+    }
     pthread_mutex_unlock(&m->mu);
     CN_TRY(st);
     if (!c->cc[prec])
