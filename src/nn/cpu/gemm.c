@@ -35,6 +35,10 @@ static void gemm_load(void) {
     __builtin_cpu_init();
     have_bf16 = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
     have_avx512 = __builtin_cpu_supports("avx512f");
+    /* CANARY_CPU_KERNELS=portable: the kernels other CPUs get (tests run them on this one) */
+    const char *kernels = getenv("CANARY_CPU_KERNELS");
+    if (kernels && strcmp(kernels, "portable") == 0)
+        have_bf16 = have_avx512 = false;
     const char *core = NULL;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl"))
