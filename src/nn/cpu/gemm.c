@@ -296,15 +296,22 @@ float cn_bf16_to_f32(uint16_t h) {
 size_t cn_cpu_bf16_packed_elems(int n, int k_pad) { return (size_t)((n + 63) / 64) * 64 * (size_t)k_pad; }
 
 void cn_cpu_bf16_pack(const float *w, int n, int k, int k_pad, uint16_t *out) {
+    cn_cpu_gemm_init(); /* picks the conversion kernel */
     size_t gs = (size_t)k_pad * 64;
-    for (int g = 0; g < (n + 63) / 64; g++)
-        for (int p2 = 0; p2 < k_pad / 2; p2++)
-            for (int c = 0; c < 64; c++)
-                for (int e = 0; e < 2; e++) {
-                    int row = g * 64 + c, col = 2 * p2 + e;
-                    out[(size_t)g * gs + (size_t)p2 * 128 + (size_t)c * 2 + (size_t)e] =
-                        row < n && col < k ? cn_f32_to_bf16(w[(size_t)row * k + col]) : 0;
-                }
+    memset(out, 0, cn_cpu_bf16_packed_elems(n, k_pad) * sizeof(uint16_t));
+    uint16_t *row = malloc(sizeof(uint16_t) * (size_t)k_pad);
+    for (int r = 0; r < n; r++) {
+        uint16_t *g = out + (size_t)(r / 64) * gs + (size_t)(r % 64) * 2;
+        if (row) { /* one row converted at once (vectorised), then its k pairs spread out */
+            cn_cpu_to_bf16(w + (size_t)r * k, k, k_pad, row);
+            for (int p2 = 0; p2 < k_pad / 2; p2++)
+                memcpy(g + (size_t)p2 * 128, row + 2 * p2, 2 * sizeof(uint16_t));
+        } else {
+            for (int col = 0; col < k; col++)
+                g[(size_t)(col / 2) * 128 + (size_t)(col % 2)] = cn_f32_to_bf16(w[(size_t)r * k + col]);
+        }
+    }
+    free(row);
 }
 
 /* k elements per pass: four column blocks of weights for one pass are 4 x 16 x 256 x 2 B = 32 KiB. */
