@@ -8,29 +8,20 @@
 #include <stdlib.h>
 
 #include "base/clock.h"
+#include "gemm_shapes.h"
 #include "nn/cpu/cpu_internal.h"
-
-static float *rnd(size_t n) {
-    float *p = malloc(n * sizeof *p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = (float)rand() / RAND_MAX - 0.5f;
-    return p;
-}
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 5;
     /* m, n, k: 180m-flash encoder at batch 8 x 10 s (1000 frames, d 512, ff 2048),
      * 1b-flash encoder (d 1024, ff 4096), decoder steps at batch 1 and 8 (d 1024, ff 4096, vocab). */
-    static const int shapes[][3] = {{1000, 2048, 512}, {1000, 512, 2048}, {1000, 1536, 512}, {1000, 4096, 1024},
-                                    {1000, 1024, 4096}, {1, 4096, 1024},  {8, 4096, 1024},  {8, 1024, 4096},
-                                    {8, 5248, 1024}};
     cn_cpu_gemm_init();
     printf("GEMM %s, bf16 kernel %s, 1 thread, best of %d\n", cn_cpu_gemm_name(),
            cn_cpu_has_bf16() ? "avx512bf16" : "portable", reps);
     printf("%6s %6s %6s  %12s %12s  %s\n", "m", "n", "k", "fp32 GFLOP/s", "bf16 GFLOP/s", "bf16/fp32");
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], kp = (k + 31) / 32 * 32;
-        float *a = rnd((size_t)m * k), *w = rnd((size_t)n * k), *c = rnd((size_t)m * n);
+    for (size_t s = 0; s < N_GEMM_SHAPES; s++) {
+        int m = gemm_shapes[s][0], n = gemm_shapes[s][1], k = gemm_shapes[s][2], kp = (k + 31) / 32 * 32;
+        float *a = gemm_random((size_t)m * k), *w = gemm_random((size_t)n * k), *c = gemm_random((size_t)m * n);
         uint16_t *ab = malloc((size_t)m * kp * 2), *wb = malloc(cn_cpu_bf16_packed_elems(n, kp) * 2);
         for (int i = 0; i < m; i++)
             cn_cpu_to_bf16(a + (size_t)i * k, k, kp, ab + (size_t)i * kp);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "base/clock.h"
+#include "gemm_shapes.h"
 #include "nn/cpu/cpu_internal.h"
 
 #define CHECK(x)                                                                                                       \
@@ -22,12 +23,6 @@
         }                                                                                                              \
     } while (0)
 
-static float *rnd(size_t n) {
-    float *p = malloc(n * sizeof *p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = (float)rand() / RAND_MAX - 0.5f;
-    return p;
-}
 
 /* C[m,n] = A[m,k] (bf16) x W[n,k]^T (bf16) with a matmul primitive; returns the best time. */
 static double onednn_bf16(dnnl_engine_t eng, dnnl_stream_t strm, int m, int n, int k, const uint16_t *a,
@@ -76,9 +71,6 @@ static double onednn_bf16(dnnl_engine_t eng, dnnl_stream_t strm, int m, int n, i
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 5;
-    static const int shapes[][3] = {{1000, 2048, 512}, {1000, 512, 2048}, {1000, 1536, 512}, {1000, 4096, 1024},
-                                    {1000, 1024, 4096}, {1, 4096, 1024},  {8, 4096, 1024},  {8, 1024, 4096},
-                                    {8, 5248, 1024}};
     cn_cpu_gemm_init();
     const dnnl_version_t *v = dnnl_version();
     dnnl_engine_t eng;
@@ -89,9 +81,9 @@ int main(int argc, char **argv) {
            cn_cpu_gemm_name(), cn_cpu_has_bf16() ? "avx512bf16" : "portable", v->major, v->minor, v->patch,
            v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other runtime");
     printf("%6s %6s %6s  %10s %10s  %10s %10s\n", "m", "n", "k", "fp32 ours", "fp32 dnnl", "bf16 ours", "bf16 dnnl");
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], kp = (k + 31) / 32 * 32;
-        float *a = rnd((size_t)m * k), *w = rnd((size_t)n * k), *c = rnd((size_t)m * n);
+    for (size_t s = 0; s < N_GEMM_SHAPES; s++) {
+        int m = gemm_shapes[s][0], n = gemm_shapes[s][1], k = gemm_shapes[s][2], kp = (k + 31) / 32 * 32;
+        float *a = gemm_random((size_t)m * k), *w = gemm_random((size_t)n * k), *c = gemm_random((size_t)m * n);
         uint16_t *ab = malloc((size_t)m * kp * 2), *wb = malloc(cn_cpu_bf16_packed_elems(n, kp) * 2);
         uint16_t *a16 = malloc((size_t)m * k * 2), *w16 = malloc((size_t)n * k * 2);
         for (int i = 0; i < m; i++)

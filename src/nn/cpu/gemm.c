@@ -125,6 +125,21 @@ static void portable_nn(int m, int n, int k, float alpha, const float *a, int ld
 typedef float v16f __attribute__((vector_size(64)));
 
 
+/* The end of a small-M tile: sums[r*J + q] (the vector part of row r · weight row q) plus the k
+ * tail, written to C with alpha/beta. Shared by the portable and AVX-512 kernels. */
+static inline void small_nt_finish(int R, int J, int nj, const float *sums, const float *a, int lda,
+                                   const float *const *br, int k16, int k, float alpha, float beta, float *c,
+                                   int ldc) {
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < nj; q++) {
+            float sum = sums[r * J + q];
+            for (int p = k16; p < k; p++)
+                sum += a[(size_t)r * lda + p] * br[q][p];
+            float *cp = c + (size_t)r * ldc + q;
+            *cp = beta == 0.0f ? alpha * sum : *cp * beta + alpha * sum;
+        }
+}
+
 /* R activation rows against J weight rows at a time (R x J vector accumulators, R + J loads per
  * R·J FMAs), then one horizontal sum per output. R and J are constants in each instance so the
  * accumulators stay in registers and no work is done for absent rows. */
@@ -149,16 +164,14 @@ typedef float v16f __attribute__((vector_size(64)));
                         acc[r][q] += x * w[q];                                                                         \
                 }                                                                                                      \
             }                                                                                                          \
+            float sums[R * J];                                                                                         \
             for (int r = 0; r < R; r++)                                                                                \
-                for (int q = 0; q < nj; q++) {                                                                         \
-                    float sum = 0;                                                                                     \
+                for (int q = 0; q < J; q++) {                                                                          \
+                    sums[r * J + q] = 0;                                                                               \
                     for (int l = 0; l < 16; l++)                                                                       \
-                        sum += acc[r][q][l];                                                                           \
-                    for (int p = k16; p < k; p++)                                                                      \
-                        sum += a[(size_t)r * lda + p] * br[q][p];                                                      \
-                    float *cp = c + (size_t)r * ldc + j0 + q;                                                          \
-                    *cp = beta == 0.0f ? alpha * sum : *cp * beta + alpha * sum;                                       \
+                        sums[r * J + q] += acc[r][q][l];                                                               \
                 }                                                                                                      \
+            small_nt_finish(R, J, nj, sums, a, lda, br, k16, k, alpha, beta, c + j0, ldc);                             \
         }                                                                                                              \
     }
 SMALL_NT(8, 2)
@@ -206,14 +219,7 @@ AVX512_TARGET static inline __m512 sum16(const __m512 v[16]) {
             }                                                                                                          \
             float sums[16];                                                                                            \
             _mm512_storeu_ps(sums, sum16(acc));                                                                        \
-            for (int r = 0; r < R; r++)                                                                                \
-                for (int q = 0; q < nj; q++) {                                                                         \
-                    float sum = sums[r * J + q];                                                                       \
-                    for (int p = k16; p < k; p++)                                                                      \
-                        sum += a[(size_t)r * lda + p] * br[q][p];                                                      \
-                    float *cp = c + (size_t)r * ldc + j0 + q;                                                          \
-                    *cp = beta == 0.0f ? alpha * sum : *cp * beta + alpha * sum;                                       \
-                }                                                                                                      \
+            small_nt_finish(R, J, nj, sums, a, lda, br, k16, k, alpha, beta, c + j0, ldc);                             \
         }                                                                                                              \
     }
 SMALL_NT512(8, 2)
