@@ -10,7 +10,8 @@
  *
  * Overlap: a reader thread decodes the inputs, runs the VAD and plans chunks (copying their PCM)
  * while the calling thread runs inference on the previous set of batches; the two meet in a
- * bounded queue (at most two batch budgets of PCM: the reader waits when it is full). The reader
+ * bounded queue (at most two batch budgets of PCM: the reader waits when it is full; so chunk PCM
+ * held peaks at four budgets, against two when `sequential`). The reader
  * marks the points where the sequential path would run its batches, so the batches, and thus the
  * results, are identical to `sequential` runs (reading and inference in turn on the calling
  * thread). Features are computed inside the recognizer's batch call (the engine's threads).
