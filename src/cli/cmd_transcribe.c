@@ -236,7 +236,8 @@ int cmd_transcribe(int argc, char **argv) {
         {"vad", true, "on (default: silence is skipped) | off (every sample is speech; a clip within the "
                       "model's limit is decoded whole, as NeMo's transcribe() does)"},
         {"timestamps", false, "word times from the model's own timestamp tokens (canary-1b-flash, "
-                              "canary-180m-flash; without it word times are approximate)"},
+                              "canary-180m-flash; chunks of at most 10 s unless engine.chunk_seconds is set, "
+                              "as NeMo does; without it word times are approximate)"},
         {"read-ahead", true, "on (default: decoding and chunk planning run on their own thread, ahead of "
                              "inference) | off (in turn with inference; same results)"},
         {0}};
@@ -351,6 +352,8 @@ int cmd_transcribe(int argc, char **argv) {
     cn_recognizer rec;
     cn_engine_recognizer_bind(&er, &rec);
     pp.chunk_max_s = cfg.chunk_seconds;
+    if (er.params.timestamps && !(pp.chunk_max_s > 0))
+        pp.chunk_max_s = CN_CANARY_TIMESTAMP_CHUNK_S; /* unless engine.chunk_seconds says otherwise */
     pp.max_batch = cfg.max_batch > 0 ? (size_t)cfg.max_batch : 8;
     pp.max_batch_s = (double)pp.max_batch * rec.max_chunk_s;
     bool translate = er.params.target_lang && strcmp(er.params.target_lang, er.params.source_lang) != 0;

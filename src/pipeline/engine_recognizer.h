@@ -9,6 +9,9 @@
 
 /* NeMo trains Canary on utterances of up to 40 s and cuts long audio at 40 s (spec §7.6). */
 #define CN_CANARY_CHUNK_LIMIT_S 40.0
+/* NeMo's chunked inference uses 10-s chunks when timestamps are requested (spec §7.6 (b), §7.7: the
+ * model card calls timestamps experimental on longer input); our default chunk length then. */
+#define CN_CANARY_TIMESTAMP_CHUNK_S 10.0
 
 typedef struct cn_engine_recognizer {
     const canary_model *model;

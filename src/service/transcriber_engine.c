@@ -139,6 +139,8 @@ static void *pipeline_thread(void *arg) {
      * is the granularity at which the scheduler interleaves jobs and notices a cancel. */
     p.max_batch = s->e->max_batch > 0 ? s->e->max_batch : 1;
     p.chunk_max_s = chunk_seconds(s->e);
+    if (s->prm.timestamps && !(s->e->chunk_max_s > 0)) /* NeMo's chunk length for timestamps */
+        p.chunk_max_s = CN_CANARY_TIMESTAMP_CHUNK_S;
     if (p.max_batch_s < (double)p.max_batch * p.chunk_max_s)
         p.max_batch_s = (double)p.max_batch * p.chunk_max_s;
     p.task = s->task == CN_TASK_TRANSLATE ? "translate" : "transcribe";
