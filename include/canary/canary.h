@@ -79,6 +79,12 @@ size_t canary_model_language_count(const canary_model *model);
 const char *canary_model_language(const canary_model *model, size_t i);
 /* Longest audio one pass accepts, in seconds (the decoder's position limit bounds the output). */
 double canary_model_max_duration(const canary_model *model);
+/* Whether the model emits timestamp tokens when canary_params.timestamps asks for them
+ * (canary-1b-flash, canary-180m-flash; spec §7.7). canary-1b has no timestamp slot; canary-1b-v2
+ * times words with a bundled CTC aligner, which is not implemented. */
+bool canary_model_has_timestamps(const canary_model *model);
+/* Duration of one timestamp unit <|N|> in seconds: window stride x encoder subsampling (0.08). */
+double canary_model_frame_seconds(const canary_model *model);
 
 /* Floating-point operations of one encoder pass producing `encoder_frames` frames (for GFLOP/s). */
 double canary_model_encoder_flops(const canary_model *model, int encoder_frames);
@@ -95,6 +101,11 @@ typedef struct canary_params {
     bool ignore_eos;          /* benchmarking only: generate exactly max_new_tokens */
     canary_precision precision; /* default FP32 */
     canary_features features;   /* default: NEMO_2_4 for checkpoints saved by NeMo < 2.5, else NEMO_2_5 */
+    /* Ask the model for timestamp tokens (the prompt's <|timestamp|> slot; default false). Only
+     * models where canary_model_has_timestamps() is true accept it (else CANARY_EUNSUPPORTED). The
+     * tokens then hold <|S|> word <|E|> groups (canary_token.frame), and the result text is NeMo's:
+     * the words of those groups joined by single spaces. */
+    bool timestamps;
 } canary_params;
 
 canary_params canary_default_params(const canary_model *model);
@@ -121,6 +132,7 @@ typedef struct canary_token {
     float logprob;   /* log-probability the token was chosen with */
     int position;    /* its position in the decoder sequence (after the prompt) */
     const char *piece; /* SentencePiece piece text */
+    int frame;       /* timestamp tokens <|N|>: N, in units of canary_model_frame_seconds(); else -1 */
 } canary_token;
 
 int canary_result_token_count(const canary_context *ctx, int i);

@@ -184,6 +184,46 @@ static char *output_path(const char *dir, const char *input, const char *ext) {
     return cn_sb_steal(&sb);
 }
 
+/* Writes each transcript as soon as the pipeline has it (while later files are still running). */
+typedef struct output_ctx {
+    const char *outdir;
+    canary_output_format fmt;
+    char **names;
+    size_t n;
+    bool progress_bar; /* a bar is on the terminal: clear its line before printing */
+    int rc;
+} output_ctx;
+
+static void write_transcript(size_t i, const canary_transcript *t, void *user) {
+    output_ctx *o = user;
+    char *doc = NULL;
+    cn_error err;
+    if (canary_transcript_render(t, o->fmt, &doc) != CANARY_OK) {
+        fprintf(stderr, "canary-stt transcribe: %s: out of memory rendering the output\n", o->names[i]);
+        o->rc = 1;
+        return;
+    }
+    if (o->outdir) {
+        char *path = output_path(o->outdir, o->names[i], canary_output_format_ext(o->fmt));
+        if (!path || cn_write_file_atomic(path, doc, strlen(doc), &err) != CANARY_OK) {
+            fprintf(stderr, "canary-stt transcribe: %s\n", path ? err.msg : "out of memory");
+            o->rc = 1;
+        }
+        free(path);
+        free(doc);
+        return;
+    }
+    if (o->progress_bar)
+        fprintf(stderr, "\r%100s\r", "");
+    if (o->fmt == CANARY_FORMAT_TEXT && o->n > 1) {
+        printf("%s: %s\n", o->names[i], t->text);
+    } else {
+        fputs(doc, stdout);
+    }
+    fflush(stdout);
+    free(doc);
+}
+
 int cmd_transcribe(int argc, char **argv) {
     static const cn_opt opts[] = {
         {"lang", true, "source language (default: the `language` setting, en)"},
@@ -195,8 +235,13 @@ int cmd_transcribe(int argc, char **argv) {
         {"overlap", true, "seconds of overlap where a chunk must be cut inside speech (default 1)"},
         {"vad", true, "on (default: silence is skipped) | off (every sample is speech; a clip within the "
                       "model's limit is decoded whole, as NeMo's transcribe() does)"},
+        {"timestamps", false, "word times from the model's own timestamp tokens (canary-1b-flash, "
+                              "canary-180m-flash; chunks of at most 10 s unless engine.chunk_seconds is set, "
+                              "as NeMo does; without it word times are approximate)"},
+        {"read-ahead", true, "on (default: decoding and chunk planning run on their own thread, ahead of "
+                             "inference) | off (in turn with inference; same results)"},
         {0}};
-    enum { O_FORMAT = 4, O_OUTDIR = 5, O_OVERLAP = 6, O_VAD = 7 };
+    enum { O_FORMAT = 4, O_OUTDIR = 5, O_OVERLAP = 6, O_VAD = 7, O_TIMESTAMPS = 8, O_READ_AHEAD = 9 };
     cn_config cfg;
     cn_cli_parsed p;
     int start_rc = cn_cli_start("transcribe", argc, argv, opts, &cfg, &p);
@@ -208,7 +253,8 @@ int cmd_transcribe(int argc, char **argv) {
         FILE *o = p.help ? stdout : stderr;
         fprintf(o, "Usage: canary-stt transcribe --model M.nemo [--lang en] [--target-lang de] [--pnc yes|no]\n"
                    "         [--beam N] [--search beam|greedy] [--precision fp32|bf16] [--threads N]\n"
-                   "         [--format text|json|verbose_json|srt|vtt] [--output-dir DIR] [--vad on|off] FILE...\n\n"
+                   "         [--format text|json|verbose_json|srt|vtt] [--output-dir DIR] [--vad on|off]\n"
+                   "         [--timestamps] [--read-ahead on|off] FILE...\n\n"
                    "Transcribes (or translates) audio/video files of any length: silence is skipped, speech\n"
                    "is cut into chunks of at most the model's limit (40 s) at pauses, chunks of all files are\n"
                    "batched together, and each file gets one transcript with timestamps.\n\n");
@@ -254,6 +300,14 @@ int cmd_transcribe(int argc, char **argv) {
         }
         pp.vad.disabled = strcmp(p.values[O_VAD], "off") == 0;
     }
+    if (p.values[O_READ_AHEAD]) {
+        if (strcmp(p.values[O_READ_AHEAD], "on") != 0 && strcmp(p.values[O_READ_AHEAD], "off") != 0) {
+            fprintf(stderr, "canary-stt transcribe: --read-ahead %s: expected on or off\n", p.values[O_READ_AHEAD]);
+            cn_config_free(&cfg);
+            return 2;
+        }
+        pp.sequential = strcmp(p.values[O_READ_AHEAD], "off") == 0;
+    }
     char msg[1024];
     canary_model *model = NULL;
     canary_context *ctx = NULL;
@@ -278,6 +332,17 @@ int cmd_transcribe(int argc, char **argv) {
         rc = 2;
         goto out;
     }
+    if (p.values[O_TIMESTAMPS]) {
+        if (!canary_model_has_timestamps(model)) {
+            fprintf(stderr,
+                    "canary-stt transcribe: --timestamps: %s has no timestamp tokens (canary-1b-flash and "
+                    "canary-180m-flash have them; canary-1b-v2's CTC aligner is not implemented)\n",
+                    canary_model_variant(model));
+            rc = 2;
+            goto out;
+        }
+        er.params.timestamps = true;
+    }
     if (canary_context_create(model, cfg.threads, &ctx, msg, sizeof msg) != CANARY_OK) {
         fprintf(stderr, "canary-stt transcribe: %s\n", msg);
         rc = 1;
@@ -287,6 +352,8 @@ int cmd_transcribe(int argc, char **argv) {
     cn_recognizer rec;
     cn_engine_recognizer_bind(&er, &rec);
     pp.chunk_max_s = cfg.chunk_seconds;
+    if (er.params.timestamps && !(pp.chunk_max_s > 0))
+        pp.chunk_max_s = CN_CANARY_TIMESTAMP_CHUNK_S; /* unless engine.chunk_seconds says otherwise */
     pp.max_batch = cfg.max_batch > 0 ? (size_t)cfg.max_batch : 8;
     pp.max_batch_s = (double)pp.max_batch * rec.max_chunk_s;
     bool translate = er.params.target_lang && strcmp(er.params.target_lang, er.params.source_lang) != 0;
@@ -314,6 +381,9 @@ int cmd_transcribe(int argc, char **argv) {
         rc = 1;
         goto out;
     }
+    output_ctx oc = {.outdir = outdir, .fmt = fmt, .names = p.pos, .n = n, .progress_bar = pp.progress != NULL};
+    pp.on_transcript = write_transcript;
+    pp.transcript_user = &oc;
     cn_status st = cn_pipeline_run(&rec, &pp, src, n, tr, &err);
     if (pp.progress)
         fputc('\n', stderr);
@@ -322,28 +392,7 @@ int cmd_transcribe(int argc, char **argv) {
         rc = 1;
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        char *doc = NULL;
-        if (canary_transcript_render(&tr[i], fmt, &doc) != CANARY_OK) {
-            fprintf(stderr, "canary-stt transcribe: %s: out of memory rendering the output\n", p.pos[i]);
-            rc = 1;
-            continue;
-        }
-        if (outdir) {
-            char *path = output_path(outdir, p.pos[i], canary_output_format_ext(fmt));
-            if (!path || cn_write_file_atomic(path, doc, strlen(doc), &err) != CANARY_OK) {
-                fprintf(stderr, "canary-stt transcribe: %s\n", path ? err.msg : "out of memory");
-                rc = 1;
-            }
-            free(path);
-        } else if (fmt == CANARY_FORMAT_TEXT && n > 1) {
-            printf("%s: %s\n", p.pos[i], tr[i].text);
-        } else {
-            fputs(doc, stdout);
-        }
-        free(doc);
-    }
-    fflush(stdout);
+    rc = oc.rc;
 out:
     for (size_t i = 0; tr && i < (size_t)p.n_pos; i++)
         canary_transcript_free(&tr[i]);

@@ -9,6 +9,7 @@
 #include "canary/canary.h"
 #include "features/features.h"
 #include "model/model.h"
+#include "model/timestamps.h"
 #include "nemo/tokenizer.h"
 
 struct canary_model {
@@ -153,6 +154,41 @@ double canary_model_max_duration(const canary_model *m) {
     return (n > 0 ? n : 5000) * 0.08;
 }
 
+bool canary_model_has_timestamps(const canary_model *m) {
+    /* The flash models: canary2 prompt (a timestamp slot) with the aggregate tokenizer, whose
+     * special block holds <|0|>..<|899|>. canary-1b-v2's slot exists too, but NeMo leaves it at
+     * <|notimestamp|> and aligns with the bundled CTC model instead (spec §7.7). */
+    const cn_model_desc *d = cn_nemo_desc(m->nemo);
+    const cn_tokenizer *tk = cn_nemo_tokenizer(m->nemo);
+    return d->prompt_format == CN_PROMPT_CANARY2 && !d->has_timestamps_model && cn_tok_is_aggregate(tk) &&
+           cn_tok_special(tk, "<|0|>") >= 0;
+}
+
+double canary_model_frame_seconds(const canary_model *m) {
+    const cn_model_desc *d = cn_nemo_desc(m->nemo);
+    if (d->pre.sample_rate <= 0 || d->pre.hop_length <= 0 || d->enc.subsampling_factor <= 0)
+        return 0.08;
+    return (double)d->pre.hop_length / d->pre.sample_rate * d->enc.subsampling_factor;
+}
+
+static cn_status check_timestamps(const canary_model *m, cn_error *err) {
+    if (canary_model_has_timestamps(m))
+        return CANARY_OK;
+    const cn_model_desc *d = cn_nemo_desc(m->nemo);
+    if (d->prompt_format == CN_PROMPT_CANARY)
+        return cn_error_set(err, CANARY_EUNSUPPORTED,
+                            "params.timestamps: %s has no timestamp tokens (its 'canary' prompt has no timestamp "
+                            "slot); canary-1b-flash and canary-180m-flash have them",
+                            d->variant);
+    if (d->has_timestamps_model || !cn_tok_is_aggregate(cn_nemo_tokenizer(m->nemo)))
+        return cn_error_set(err, CANARY_EUNSUPPORTED,
+                            "params.timestamps: %s times words with its bundled CTC aligner (forced alignment), "
+                            "which is not implemented; canary-1b-flash and canary-180m-flash emit timestamp tokens",
+                            d->variant);
+    return cn_error_set(err, CANARY_EUNSUPPORTED,
+                        "params.timestamps: %s has no timestamp tokens (<|0|> is not in its tokenizer)", d->variant);
+}
+
 double canary_model_encoder_flops(const canary_model *m, int encoder_frames) {
     return cn_canary_encoder_flops(m->net[0], encoder_frames * 8);
 }
@@ -213,6 +249,8 @@ void canary_context_free(canary_context *c) {
 
 /* The network for a precision, preparing the bf16 copy of the weights on first use. */
 static cn_status get_net(canary_context *c, canary_precision prec, cn_canary_ctx **out, cn_error *err) {
+    if ((int)prec < CANARY_PRECISION_FP32 || prec > CANARY_PRECISION_TF32)
+        return cn_error_set(err, CANARY_EINVAL, "precision %d is not a canary_precision value", (int)prec);
     if (prec != CANARY_PRECISION_FP32 && prec != CANARY_PRECISION_BF16)
         return cn_error_set(err, CANARY_EUNSUPPORTED,
                             "precision %d: the CPU runs fp32 (0) and bf16 (1); fp16 and tf32 are GPU precisions",
@@ -243,6 +281,8 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
         return cn_error_set(err, CANARY_EINVAL, "no audio given");
     if (p->features != CANARY_FEATURES_NEMO_2_4 && p->features != CANARY_FEATURES_NEMO_2_5)
         return cn_error_set(err, CANARY_EINVAL, "params.features %d is not a known front end", (int)p->features);
+    if (p->timestamps)
+        CN_TRY(check_timestamps(m, err));
     double max_s = canary_model_max_duration(m);
     for (int i = 0; i < n; i++) {
         if (!pcm[i] && n_samples[i])
@@ -314,7 +354,8 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
     c->timings.encoder_frames = cn_canary_encoded_frames(cc);
     /* prompt */
     const cn_tokenizer *tk = cn_nemo_tokenizer(m->nemo);
-    cn_prompt_opts po = {.source_lang = p->source_lang, .target_lang = p->target_lang, .pnc = p->pnc, .itn = p->itn};
+    cn_prompt_opts po = {.source_lang = p->source_lang, .target_lang = p->target_lang, .pnc = p->pnc, .itn = p->itn,
+                         .timestamps = p->timestamps};
     int prompt[256];
     size_t plen = 0;
     st = cn_tok_build_prompt(tk, cn_nemo_desc(m->nemo)->prompt_format, &po, prompt, 256, &plen, err);
@@ -348,7 +389,8 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
     for (int i = 0; i < n; i++) {
         c->res[i].hyp = hyps[i];
         if (st == CANARY_OK)
-            st = cn_tok_decode(tk, hyps[i].ids, (size_t)hyps[i].n, &c->res[i].text, err);
+            st = p->timestamps ? cn_timestamp_text(tk, hyps[i].ids, (size_t)hyps[i].n, &c->res[i].text, err)
+                               : cn_tok_decode(tk, hyps[i].ids, (size_t)hyps[i].n, &c->res[i].text, err);
     }
     free(hyps);
 out:
@@ -396,7 +438,7 @@ int canary_result_token_count(const canary_context *c, int i) {
 }
 
 canary_token canary_result_token(const canary_context *c, int i, int j) {
-    canary_token t = {-1, 0, -1, ""};
+    canary_token t = {-1, 0, -1, "", -1};
     if (!c || i < 0 || i >= c->n_res || j < 0 || j >= c->res[i].hyp.n)
         return t;
     const cn_hypothesis *h = &c->res[i].hyp;
@@ -405,6 +447,7 @@ canary_token canary_result_token(const canary_context *c, int i, int j) {
     t.position = h->positions[j];
     const char *piece = cn_tok_piece(cn_nemo_tokenizer(c->model->nemo), t.id);
     t.piece = piece ? piece : "";
+    t.frame = cn_tok_timestamp_value(cn_nemo_tokenizer(c->model->nemo), t.id);
     return t;
 }
 

@@ -1,6 +1,7 @@
 #include "pipeline/engine_recognizer.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,28 +37,31 @@ int cn_piece_timestamp(const char *p) {
     return v;
 }
 
-/* Converts result i of the last engine run. Timestamp models write "<|s|> word <|e|>" (spec
- * §7.7): tokens between a start and an end stamp get those frames; other tokens get -1. Other
- * special tokens ("<|...|>") are dropped, as NeMo's output post-processing does. */
-static cn_status convert(const canary_context *ctx, int i, cn_rec_result *out, cn_error *err) {
-    int n = canary_result_token_count(ctx, i);
+cn_status cn_rec_result_from_tokens(const canary_token *toks, int n, bool timestamps, int shift_frames,
+                                    cn_rec_result *out, cn_error *err) {
+    *out = (cn_rec_result){0};
     out->tokens = calloc(n > 0 ? (size_t)n : 1, sizeof *out->tokens);
     if (!out->tokens)
         return cn_error_set(err, CANARY_ENOMEM, "engine adapter: out of memory");
+    int stamps = 0;
+    for (int j = 0; j < n; j++)
+        stamps += toks[j].frame >= 0;
+    /* NeMo keeps only the words inside groups once there is one (process_aed_timestamp_outputs) */
+    bool grouped = timestamps && stamps >= 2;
     int open_start = -1;
     size_t open_from = 0;
     for (int j = 0; j < n; j++) {
-        canary_token t = canary_result_token(ctx, i, j);
-        const char *piece = t.piece ? t.piece : "";
-        int ts = cn_piece_timestamp(piece);
-        if (ts >= 0) {
+        const canary_token *t = &toks[j];
+        const char *piece = t->piece ? t->piece : "";
+        if (t->frame >= 0) {
+            int f = t->frame - shift_frames > 0 ? t->frame - shift_frames : 0;
             if (open_start < 0) {
-                open_start = ts;
+                open_start = f;
                 open_from = out->n_tokens;
             } else {
                 for (size_t k = open_from; k < out->n_tokens; k++) {
                     out->tokens[k].start_frame = open_start;
-                    out->tokens[k].end_frame = ts < open_start ? open_start : ts;
+                    out->tokens[k].end_frame = f < open_start ? open_start : f;
                 }
                 open_start = -1;
             }
@@ -65,15 +69,41 @@ static cn_status convert(const canary_context *ctx, int i, cn_rec_result *out, c
         }
         if (piece[0] == '<' && piece[1] == '|')
             continue;
+        if (grouped && open_start < 0)
+            continue;
         char *text = malloc(strlen(piece) + 1);
         if (!text) {
             cn_rec_result_free(out);
             return cn_error_set(err, CANARY_ENOMEM, "engine adapter: out of memory");
         }
         cn_piece_to_text(piece, text);
-        out->tokens[out->n_tokens++] = (cn_rec_token){t.id, t.logprob, text, -1, -1};
+        out->tokens[out->n_tokens++] = (cn_rec_token){t->id, t->logprob, text, -1, -1};
+    }
+    /* an unclosed group at the end: its words are outside every group */
+    if (grouped && open_start >= 0) {
+        for (size_t k = open_from; k < out->n_tokens; k++)
+            free(out->tokens[k].text);
+        out->n_tokens = open_from;
     }
     return CANARY_OK;
+}
+
+cn_status cn_engine_result_convert(const canary_context *ctx, int i, size_t n_samples, bool timestamps,
+                                   double frame_s, cn_rec_result *out, cn_error *err) {
+    int n = canary_result_token_count(ctx, i);
+    canary_token *toks = calloc(n > 0 ? (size_t)n : 1, sizeof *toks);
+    if (!toks)
+        return cn_error_set(err, CANARY_ENOMEM, "engine adapter: out of memory");
+    for (int j = 0; j < n; j++)
+        toks[j] = canary_result_token(ctx, i, j);
+    /* The engine pads clips under 1 s to 1 s, (1 s - n) / 2 samples on the left (as NeMo does);
+     * the model's frames count from the padded start. */
+    int shift = 0;
+    if (n_samples < CANARY_SAMPLE_RATE && frame_s > 0)
+        shift = (int)lround((double)((CANARY_SAMPLE_RATE - n_samples) / 2) / (frame_s * CANARY_SAMPLE_RATE));
+    cn_status st = cn_rec_result_from_tokens(toks, n, timestamps, shift, out, err);
+    free(toks);
+    return st;
 }
 
 static cn_status engine_transcribe(void *self, const float *const *pcm, const size_t *lens, size_t n,
@@ -84,7 +114,8 @@ static cn_status engine_transcribe(void *self, const float *const *pcm, const si
     if (st != CANARY_OK)
         return cn_error_set(err, st, "%s", msg);
     for (size_t i = 0; i < n; i++) {
-        cn_status cs = convert(er->ctx, (int)i, &out[i], err);
+        cn_status cs = cn_engine_result_convert(er->ctx, (int)i, lens[i], er->params.timestamps,
+                                                canary_model_frame_seconds(er->model), &out[i], err);
         if (cs != CANARY_OK) {
             for (size_t k = 0; k < i; k++)
                 cn_rec_result_free(&out[k]);
@@ -99,6 +130,6 @@ void cn_engine_recognizer_bind(cn_engine_recognizer *er, cn_recognizer *out) {
     *out = (cn_recognizer){.self = er,
                            .sample_rate = CANARY_SAMPLE_RATE,
                            .max_chunk_s = limit < CN_CANARY_CHUNK_LIMIT_S ? limit : CN_CANARY_CHUNK_LIMIT_S,
-                           .frame_s = 0.08,
+                           .frame_s = canary_model_frame_seconds(er->model),
                            .transcribe = engine_transcribe};
 }

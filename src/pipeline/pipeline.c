@@ -1,6 +1,7 @@
 #include "pipeline/pipeline.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,35 @@ typedef struct input_state {
     int64_t pos;            /* audio before this is chunked or silence */
     int64_t committed;      /* audio before this has been transcribed (progress) */
     bool ended;
+    bool finished;          /* transcript built (and handed to on_transcript) */
 } input_state;
+
+/* What the reader hands the inference side, in reading order: a chunk (with its PCM), a "flush"
+ * (the pending chunks form the next set of batches), an input's end, or the end of all input.
+ * Every item carries the reading position of its input at that moment, for progress. */
+typedef enum item_kind { ITEM_CHUNK, ITEM_FLUSH, ITEM_END_INPUT, ITEM_DONE } item_kind;
+
+typedef struct item {
+    item_kind kind;
+    size_t input;
+    int64_t fed, pos;
+    cn_chunk ch;
+    float *pcm;
+    size_t len;
+    struct item *next;
+} item;
+
+/* The bounded hand-over between the reader thread and the inference side. */
+typedef struct handover {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    item *head, *tail;
+    int64_t samples;     /* PCM samples queued */
+    int64_t cap_samples; /* the reader waits while the queue holds more than this */
+    bool stop;           /* the inference side gave up (error, cancel): the reader ends */
+    bool reader_failed;
+    cn_error reader_err;
+} handover;
 
 typedef struct run {
     const cn_recognizer *rec;
@@ -73,6 +102,11 @@ typedef struct run {
     int64_t max_batch_samples;
     size_t chunks_done, chunks_total;
     uint64_t t0;
+    canary_transcript *out;
+    /* the reader's side: its own view of the inputs (the same array when reading runs inline) */
+    input_state *rd;
+    int64_t since_flush; /* samples of chunks planned since the last flush */
+    handover *ho;        /* NULL: reading runs inline on the calling thread */
 } run;
 
 static void pending_clear(run *r) {
@@ -219,35 +253,120 @@ static void window_trim(pcm_window *w, int64_t keep_from) {
     w->start += (int64_t)drop;
 }
 
-static cn_status add_pending(run *r, size_t input, const cn_chunk *ch, const pcm_window *w, cn_error *err) {
-    if (ch->start < w->start || ch->end > w->start + (int64_t)w->len || ch->end <= ch->start)
-        return cn_error_set(err, CANARY_EINTERNAL,
-                            "pipeline: chunk [%lld, %lld) is outside the kept audio [%lld, %lld)",
-                            (long long)ch->start, (long long)ch->end, (long long)w->start,
-                            (long long)(w->start + (int64_t)w->len));
+static cn_status pending_append(run *r, size_t input, const cn_chunk *ch, float *pcm, size_t len, cn_error *err) {
     if (r->n_pend == r->cap_pend) {
         size_t cap = r->cap_pend ? r->cap_pend * 2 : 32;
         pending *np = realloc(r->pend, cap * sizeof *np);
-        if (!np)
+        if (!np) {
+            free(pcm);
             return cn_error_set(err, CANARY_ENOMEM, "pipeline: out of memory");
+        }
         r->pend = np;
         r->cap_pend = cap;
     }
-    size_t len = (size_t)(ch->end - ch->start);
-    float *pcm = malloc(len * sizeof *pcm);
-    if (!pcm)
-        return cn_error_set(err, CANARY_ENOMEM, "pipeline: out of memory for a %zu-sample chunk", len);
-    memcpy(pcm, w->buf + (ch->start - w->start), len * sizeof *pcm);
     r->pend[r->n_pend++] = (pending){.input = input, .ch = *ch, .pcm = pcm, .len = len};
     r->pend_samples += (int64_t)len;
     r->chunks_total++;
     return CANARY_OK;
 }
 
+/* Builds the transcripts of inputs whose every chunk has been merged, and hands them over. */
+static cn_status finish_ready(run *r, cn_error *err) {
+    for (size_t i = 0; i < r->n_inputs; i++) {
+        input_state *is = &r->st[i];
+        if (!is->ended || is->finished)
+            continue;
+        cn_status st = cn_merger_finish(is->merger, (double)is->fed / r->rec->sample_rate, r->p->task,
+                                        r->p->language, &r->out[i], err);
+        if (st != CANARY_OK) {
+            cn_error_prefix(err, "%s", r->inputs[i].name ? r->inputs[i].name : "input");
+            return st;
+        }
+        is->finished = true;
+        if (r->p->on_transcript)
+            r->p->on_transcript(i, &r->out[i], r->p->transcript_user);
+    }
+    return CANARY_OK;
+}
+
+static cn_status flush(run *r, cn_error *err) {
+    CN_TRY(run_pending(r, err));
+    return finish_ready(r, err);
+}
+
+/* ---- the reader's outputs: inline (sequential) or into the hand-over queue ---- */
+
+static cn_status handover_push(run *r, item it, cn_error *err) {
+    handover *h = r->ho;
+    item *n = malloc(sizeof *n);
+    if (!n) {
+        free(it.pcm);
+        return cn_error_set(err, CANARY_ENOMEM, "pipeline: out of memory");
+    }
+    *n = it;
+    n->next = NULL;
+    pthread_mutex_lock(&h->mu);
+    /* bounded: wait while the queue is full (an empty queue always takes one item) */
+    while (!h->stop && h->head && h->samples + (int64_t)it.len > h->cap_samples &&
+           !canary_cancel_requested(r->p->cancel))
+        pthread_cond_wait(&h->cv, &h->mu);
+    bool stop = h->stop;
+    if (!stop) {
+        if (h->tail)
+            h->tail->next = n;
+        else
+            h->head = n;
+        h->tail = n;
+        h->samples += (int64_t)it.len;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (stop) {
+        free(n->pcm);
+        free(n);
+        return cn_error_set(err, CANARY_ECANCELED, "transcription canceled");
+    }
+    return CANARY_OK;
+}
+
+static cn_status emit_chunk(run *r, size_t input, const cn_chunk *ch, const pcm_window *w, cn_error *err) {
+    if (ch->start < w->start || ch->end > w->start + (int64_t)w->len || ch->end <= ch->start)
+        return cn_error_set(err, CANARY_EINTERNAL,
+                            "pipeline: chunk [%lld, %lld) is outside the kept audio [%lld, %lld)",
+                            (long long)ch->start, (long long)ch->end, (long long)w->start,
+                            (long long)(w->start + (int64_t)w->len));
+    size_t len = (size_t)(ch->end - ch->start);
+    float *pcm = malloc(len * sizeof *pcm);
+    if (!pcm)
+        return cn_error_set(err, CANARY_ENOMEM, "pipeline: out of memory for a %zu-sample chunk", len);
+    memcpy(pcm, w->buf + (ch->start - w->start), len * sizeof *pcm);
+    r->since_flush += (int64_t)len;
+    if (!r->ho)
+        return pending_append(r, input, ch, pcm, len, err);
+    return handover_push(r, (item){.kind = ITEM_CHUNK, .input = input, .ch = *ch, .pcm = pcm, .len = len}, err);
+}
+
+/* The pending chunks are enough for a set of batches (the same points in the input whether or
+ * not reading runs ahead, so the batches, and thus the results, are the same). */
+static cn_status emit_flush(run *r, size_t input, cn_error *err) {
+    r->since_flush = 0;
+    if (!r->ho)
+        return flush(r, err);
+    const input_state *is = &r->rd[input];
+    return handover_push(r, (item){.kind = ITEM_FLUSH, .input = input, .fed = is->fed, .pos = is->pos}, err);
+}
+
+static cn_status emit_end_input(run *r, size_t input, cn_error *err) {
+    if (!r->ho)
+        return CANARY_OK; /* r->rd is r->st */
+    const input_state *is = &r->rd[input];
+    return handover_push(r, (item){.kind = ITEM_END_INPUT, .input = input, .fed = is->fed, .pos = is->pos}, err);
+}
+
 /* Reads, analyses and plans one input, running batches whenever enough chunks are pending. */
 static cn_status process_input(run *r, size_t idx, const cn_chunk_params *cp, cn_error *err) {
     cn_pcm_source *src = &r->inputs[idx];
-    input_state *is = &r->st[idx];
+    input_state *is = &r->rd[idx];
     cn_vad *vad = NULL;
     cn_chunker *chunker = NULL;
     pcm_window w = {0};
@@ -298,7 +417,7 @@ static cn_status process_input(run *r, size_t idx, const cn_chunk_params *cp, cn
             cn_chunker_finish(chunker, is->fed);
         cn_chunk ch;
         while (cn_chunker_next(chunker, &ch))
-            if ((st = add_pending(r, idx, &ch, &w, err)) != CANARY_OK)
+            if ((st = emit_chunk(r, idx, &ch, &w, err)) != CANARY_OK)
                 goto out;
         is->pos = cn_chunker_position(chunker);
         window_trim(&w, is->pos);
@@ -307,15 +426,145 @@ static cn_status process_input(run *r, size_t idx, const cn_chunk_params *cp, cn
             is->pos = is->fed;
             break;
         }
-        if (r->pend_samples >= window_limit && (st = run_pending(r, err)) != CANARY_OK)
+        if (r->since_flush >= window_limit && (st = emit_flush(r, idx, err)) != CANARY_OK)
             goto out;
     }
-    st = CANARY_OK;
+    st = emit_end_input(r, idx, err);
 out:
     free(block);
     free(w.buf);
     cn_vad_destroy(vad);
     cn_chunker_destroy(chunker);
+    return st;
+}
+
+typedef struct reader_args {
+    run *r;
+    const cn_chunk_params *cp;
+} reader_args;
+
+/* The reader thread: decodes, runs the VAD and plans chunks for every input in turn, ahead of
+ * inference by at most the hand-over's capacity. */
+static void *reader_main(void *arg) {
+    reader_args *a = arg;
+    run *r = a->r;
+    handover *h = r->ho;
+    cn_error err;
+    cn_error_clear(&err);
+    cn_status st = CANARY_OK;
+    for (size_t i = 0; i < r->n_inputs && st == CANARY_OK; i++)
+        st = process_input(r, i, a->cp, &err);
+    if (st == CANARY_OK)
+        st = handover_push(r, (item){.kind = ITEM_DONE}, &err);
+    if (st != CANARY_OK) {
+        pthread_mutex_lock(&h->mu);
+        h->reader_failed = true;
+        h->reader_err = err;
+        pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+    }
+    return NULL;
+}
+
+/* Takes the next item, waiting for the reader; NULL when the reader failed (err filled) or the
+ * run is canceled. */
+static item *handover_pop(run *r, cn_error *err) {
+    handover *h = r->ho;
+    pthread_mutex_lock(&h->mu);
+    while (!h->head && !h->reader_failed && !canary_cancel_requested(r->p->cancel)) {
+        /* a cancel request does not signal the condition: look again every 50 ms */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+    }
+    item *it = h->head;
+    if (it) {
+        h->head = it->next;
+        if (!h->head)
+            h->tail = NULL;
+        h->samples -= (int64_t)it->len;
+        pthread_cond_broadcast(&h->cv);
+    } else if (h->reader_failed) {
+        *err = h->reader_err;
+    } else {
+        cn_error_set(err, CANARY_ECANCELED, "transcription canceled");
+    }
+    pthread_mutex_unlock(&h->mu);
+    return it;
+}
+
+/* The inference side of an overlapped run: consumes what the reader planned. */
+static cn_status consume(run *r, cn_error *err) {
+    for (;;) {
+        item *it = handover_pop(r, err);
+        if (!it)
+            return err->code ? err->code : CANARY_ECANCELED;
+        item_kind kind = it->kind;
+        cn_status st = CANARY_OK;
+        if (kind == ITEM_CHUNK) {
+            st = pending_append(r, it->input, &it->ch, it->pcm, it->len, err);
+        } else if (kind == ITEM_FLUSH || kind == ITEM_END_INPUT) {
+            input_state *is = &r->st[it->input];
+            is->fed = it->fed;
+            is->pos = it->pos;
+            is->ended = kind == ITEM_END_INPUT;
+            if (kind == ITEM_FLUSH)
+                st = flush(r, err);
+        } else if (kind == ITEM_DONE) {
+            st = flush(r, err);
+        }
+        free(it);
+        if (st != CANARY_OK)
+            return st;
+        if (kind == ITEM_DONE)
+            return CANARY_OK;
+    }
+}
+
+static void handover_drain(handover *h) {
+    for (item *it = h->head, *next; it; it = next) {
+        next = it->next;
+        free(it->pcm);
+        free(it);
+    }
+    h->head = h->tail = NULL;
+    h->samples = 0;
+}
+
+/* Reading on a second thread, inference on this one (see pipeline.h). */
+static cn_status run_overlapped(run *r, const cn_chunk_params *cp, cn_error *err) {
+    handover h = {.cap_samples = 2 * r->max_batch_samples};
+    input_state *rd = calloc(r->n_inputs ? r->n_inputs : 1, sizeof *rd);
+    if (!rd)
+        return cn_error_set(err, CANARY_ENOMEM, "pipeline: out of memory");
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cv, NULL);
+    r->rd = rd;
+    r->ho = &h;
+    reader_args a = {r, cp};
+    pthread_t th;
+    cn_status st;
+    if (pthread_create(&th, NULL, reader_main, &a) != 0) {
+        st = cn_error_set(err, CANARY_ENOMEM, "pipeline: cannot start the reader thread");
+    } else {
+        st = consume(r, err);
+        pthread_mutex_lock(&h.mu);
+        h.stop = true;
+        pthread_cond_broadcast(&h.cv);
+        pthread_mutex_unlock(&h.mu);
+        pthread_join(th, NULL);
+    }
+    handover_drain(&h);
+    pthread_cond_destroy(&h.cv);
+    pthread_mutex_destroy(&h.mu);
+    free(rd);
+    r->rd = NULL;
+    r->ho = NULL;
     return st;
 }
 
@@ -358,21 +607,21 @@ cn_status cn_pipeline_run(const cn_recognizer *rec, const cn_pipeline_params *p,
         return cn_error_set(err, CANARY_ENOMEM, "pipeline: out of memory");
     cn_merge_params mp = {.sample_rate = rec->sample_rate, .frame_s = rec->frame_s, .overlap_s = cp.overlap_s,
                           .max_segment_chars = p->max_segment_chars};
+    r.out = out;
     cn_status st = CANARY_OK;
     for (size_t i = 0; i < n_inputs && st == CANARY_OK; i++)
         st = cn_merger_create(&mp, &r.st[i].merger, err);
-    for (size_t i = 0; i < n_inputs && st == CANARY_OK; i++)
-        st = process_input(&r, i, &cp, err);
-    if (st == CANARY_OK)
-        st = run_pending(&r, err);
+    if (st == CANARY_OK && p->sequential) {
+        r.rd = r.st;
+        for (size_t i = 0; i < n_inputs && st == CANARY_OK; i++)
+            st = process_input(&r, i, &cp, err);
+        if (st == CANARY_OK)
+            st = flush(&r, err);
+    } else if (st == CANARY_OK) {
+        st = run_overlapped(&r, &cp, err);
+    }
     if (st == CANARY_OK)
         report(&r, total_audio_s(&r));
-    for (size_t i = 0; i < n_inputs && st == CANARY_OK; i++) {
-        st = cn_merger_finish(r.st[i].merger, (double)r.st[i].fed / rec->sample_rate, p->task, p->language, &out[i],
-                              err);
-        if (st != CANARY_OK)
-            cn_error_prefix(err, "%s", inputs[i].name ? inputs[i].name : "input");
-    }
     if (st != CANARY_OK) {
         for (size_t i = 0; i < n_inputs; i++)
             canary_transcript_free(&out[i]);

@@ -6,15 +6,25 @@
  * It streams: each input is read block by block, its audio is dropped as soon as no future chunk
  * can need it, and batches run whenever enough chunks are pending (about two batches' worth), so
  * memory is bounded by the batch budget plus the planner's look-ahead, not by the audio length
- * (the transcripts themselves grow with the text). Reading, VAD and inference run in turn on the
- * calling thread; the recognizer parallelises inside a batch.
+ * (the transcripts themselves grow with the text).
+ *
+ * Overlap: a reader thread decodes the inputs, runs the VAD and plans chunks (copying their PCM)
+ * while the calling thread runs inference on the previous set of batches; the two meet in a
+ * bounded queue (at most two batch budgets of PCM: the reader waits when it is full; so chunk PCM
+ * held peaks at four budgets, against two when `sequential`). The reader
+ * marks the points where the sequential path would run its batches, so the batches, and thus the
+ * results, are identical to `sequential` runs (reading and inference in turn on the calling
+ * thread). Features are computed inside the recognizer's batch call (the engine's threads).
+ * A transcript is built, and handed to `on_transcript`, as soon as every chunk of its input has
+ * been merged, so outputs can be written while later inputs are still being transcribed.
  *
  * Progress is reported after every batch; cancellation is checked before every batch and after
- * every block read.
+ * every block read, and wakes a waiting run within 50 ms.
  */
 #ifndef CN_PIPELINE_PIPELINE_H
 #define CN_PIPELINE_PIPELINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/error.h"
@@ -46,6 +56,11 @@ typedef struct cn_pipeline_params {
     canary_progress_fn progress;
     void *progress_user;
     const canary_cancel *cancel; /* may be NULL */
+    /* Called on the calling thread with input `input`'s finished transcript (in input order),
+     * before cn_pipeline_run returns; `t` stays owned by the run's out[] (NULL: not called). */
+    void (*on_transcript)(size_t input, const canary_transcript *t, void *user);
+    void *transcript_user;
+    bool sequential; /* read and transcribe in turn on the calling thread (no reader thread) */
 } cn_pipeline_params;
 
 void cn_pipeline_params_default(cn_pipeline_params *p);

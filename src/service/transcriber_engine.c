@@ -20,6 +20,7 @@
 #include "canary/canary.h"
 #include "canary/canary_audio.h"
 #include "canary/canary_pipeline.h"
+#include "pipeline/engine_recognizer.h"
 #include "pipeline/pipeline.h"
 #include "service/transcriber.h"
 
@@ -65,36 +66,6 @@ static double chunk_seconds(const engine *e) {
     return limit > 0 && c > limit ? limit : c;
 }
 
-/* ---- SentencePiece piece -> text ---- */
-
-/* "▁" starts a word; "<0xNN>" is a byte; other "<...>" pieces are special tokens (no text). */
-static char *piece_text(const char *piece) {
-    size_t n = strlen(piece);
-    if (n == 6 && piece[0] == '<' && piece[1] == '0' && piece[2] == 'x' && piece[5] == '>') {
-        char *b = malloc(2);
-        if (b) {
-            b[0] = (char)strtol(piece + 3, NULL, 16);
-            b[1] = 0;
-        }
-        return b;
-    }
-    if (n >= 3 && piece[0] == '<' && piece[n - 1] == '>')
-        return NULL;
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (const char *p = piece; *p;) {
-        if ((unsigned char)p[0] == 0xE2 && (unsigned char)p[1] == 0x96 && (unsigned char)p[2] == 0x81) {
-            *o++ = ' ';
-            p += 3;
-        } else {
-            *o++ = *p++;
-        }
-    }
-    *o = 0;
-    return out;
-}
-
 /* ---- the recognizer the pipeline calls ---- */
 
 static cn_status rec_transcribe(void *self, const float *const *pcm, const size_t *lens, size_t n,
@@ -121,21 +92,9 @@ static cn_status rec_transcribe(void *self, const float *const *pcm, const size_
     if (st != CANARY_OK) {
         cn_error_set(err, st, "%s", msg);
     } else {
-        for (size_t i = 0; i < n && st == CANARY_OK; i++) {
-            int nt = canary_result_token_count(ctx, (int)i);
-            out[i].tokens = nt ? calloc((size_t)nt, sizeof *out[i].tokens) : NULL;
-            if (nt && !out[i].tokens) {
-                st = cn_error_set(err, CANARY_ENOMEM, "out of memory");
-                break;
-            }
-            for (int j = 0; j < nt; j++) {
-                canary_token tok = canary_result_token(ctx, (int)i, j);
-                char *text = piece_text(tok.piece);
-                if (!text)
-                    continue;
-                out[i].tokens[out[i].n_tokens++] = (cn_rec_token){tok.id, tok.logprob, text, -1, -1};
-            }
-        }
+        for (size_t i = 0; i < n && st == CANARY_OK; i++)
+            st = cn_engine_result_convert(ctx, (int)i, lens[i], s->prm.timestamps,
+                                          canary_model_frame_seconds(e->model), &out[i], err);
         if (st != CANARY_OK)
             for (size_t i = 0; i < n; i++)
                 cn_rec_result_free(&out[i]);
@@ -180,6 +139,8 @@ static void *pipeline_thread(void *arg) {
      * is the granularity at which the scheduler interleaves jobs and notices a cancel. */
     p.max_batch = s->e->max_batch > 0 ? s->e->max_batch : 1;
     p.chunk_max_s = chunk_seconds(s->e);
+    if (s->prm.timestamps && !(s->e->chunk_max_s > 0)) /* NeMo's chunk length for timestamps */
+        p.chunk_max_s = CN_CANARY_TIMESTAMP_CHUNK_S;
     if (p.max_batch_s < (double)p.max_batch * p.chunk_max_s)
         p.max_batch_s = (double)p.max_batch * p.chunk_max_s;
     p.task = s->task == CN_TASK_TRANSLATE ? "translate" : "transcribe";
@@ -190,7 +151,7 @@ static void *pipeline_thread(void *arg) {
     cn_recognizer rec = {.self = s,
                          .sample_rate = CANARY_SAMPLE_RATE,
                          .max_chunk_s = canary_model_max_duration(s->e->model),
-                         .frame_s = 0.08,
+                         .frame_s = canary_model_frame_seconds(s->e->model),
                          .transcribe = rec_transcribe};
     cn_error err;
     cn_error_clear(&err);
@@ -289,6 +250,8 @@ static cn_status eng_open(cn_transcriber *t, const char *path, const cn_transcri
     s->prm.source_lang = s->lang;
     s->prm.target_lang = strcmp(s->lang, s->target) ? s->target : NULL;
     s->prm.pnc = o->pnc;
+    /* word timings from the model's timestamp tokens where it has them (else approximate) */
+    s->prm.timestamps = o->word_timestamps && canary_model_has_timestamps(e->model);
     snprintf(s->name, sizeof s->name, "%s", path);
     cn_status st = s->cancel ? open_audio(path, &s->audio, err) : cn_error_set(err, CANARY_ENOMEM, "out of memory");
     if (st != CANARY_OK) {

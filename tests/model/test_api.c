@@ -114,6 +114,40 @@ static void test_errors(void **state) {
     canary_context_free(ctx);
 }
 
+/* params.timestamps: accepted by the flash models only; the others say why. */
+static void test_timestamps_support(void **state) {
+    (void)state;
+    static const struct { const char *layout; bool ok; const char *why; } cases[] = {
+        {"canary-180m-flash", true, NULL},
+        {"canary-1b-flash", true, NULL},
+        {"canary-1b", false, "no timestamp slot"},
+        {"canary-1b-v2", false, "CTC aligner"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char path[1024], msg[512];
+        snprintf(path, sizeof path, "%s/models/%s-tiny.nemo", cn_test_binary_dir(), cases[k].layout);
+        canary_model *m;
+        canary_context *ctx;
+        assert_int_equal(canary_model_load(path, NULL, &m, msg, sizeof msg), CANARY_OK);
+        assert_int_equal(canary_model_has_timestamps(m), cases[k].ok);
+        assert_int_equal(canary_context_create(m, 1, &ctx, msg, sizeof msg), CANARY_OK);
+        canary_params p = canary_default_params(m);
+        p.timestamps = true;
+        p.max_new_tokens = 4;
+        canary_status st = canary_transcribe(ctx, &p, pcm[0], n_pcm[0], msg, sizeof msg);
+        if (cases[k].ok) {
+            assert_int_equal(st, CANARY_OK);
+        } else {
+            assert_int_equal(st, CANARY_EUNSUPPORTED);
+            assert_non_null(strstr(msg, "timestamps"));
+            assert_non_null(strstr(msg, cases[k].why));
+            assert_int_equal(canary_result_count(ctx), 0);
+        }
+        canary_context_free(ctx);
+        canary_model_free(m);
+    }
+}
+
 int main(void) {
     char path[1024], msg[512];
     snprintf(path, sizeof path, "%s/models/canary-180m-flash-tiny.nemo", cn_test_binary_dir());
@@ -126,6 +160,7 @@ int main(void) {
         cmocka_unit_test(test_concurrent_contexts),
         cmocka_unit_test(test_batch_equals_single),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_timestamps_support),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     canary_model_free(model);

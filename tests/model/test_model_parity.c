@@ -9,7 +9,9 @@
 #include <math.h>
 #include <sys/stat.h>
 
+#include "canary/canary.h"
 #include "model/model.h"
+#include "model/timestamps.h"
 #include "nemo/nemo.h"
 #include "nemo/tokenizer.h"
 #include "nn/backend.h"
@@ -128,6 +130,93 @@ static int n_checked;
  * (tones + noise, other EOS ids); the issue's 99% applies to the goldens. */
 static int bf16_agree[2], bf16_total[2], scan_kind;
 
+/* Timestamp cases (spec §7.7): the public API with params.timestamps builds the reference's prompt
+ * (<|timestamp|> slot), decodes the same ids, exposes the <|N|> values, and gives NeMo's
+ * timestamp-mode text; fixed probe sequences check that text where random weights close no group. */
+static void check_timestamp_case(const char *dir, json_t *man, const char *layout, const model_set *ms,
+                                 const int *prompt, int plen, int B) {
+    const cn_tokenizer *tk = cn_nemo_tokenizer(ms->nemo);
+    cn_error err;
+    cn_error_clear(&err);
+    cn_prompt_opts po = {.source_lang = "en", .target_lang = "en", .pnc = true, .timestamps = true};
+    int built[64];
+    size_t nb = 0;
+    assert_int_equal(cn_tok_build_prompt(tk, cn_nemo_desc(ms->nemo)->prompt_format, &po, built, 64, &nb, &err),
+                     CANARY_OK);
+    assert_int_equal((int)nb, plen);
+    for (int k = 0; k < plen; k++)
+        assert_int_equal(built[k], prompt[k]);
+    json_t *probes = json_object_get(man, "ts_probes");
+    assert_true(json_array_size(probes) > 0);
+    for (size_t k = 0; k < json_array_size(probes); k++) {
+        json_t *pr = json_array_get(probes, k);
+        int n;
+        int *ids = json_ids(json_object_get(pr, "ids"), &n);
+        char *text = NULL;
+        assert_int_equal(cn_timestamp_text(tk, ids, (size_t)n, &text, &err), CANARY_OK);
+        assert_string_equal(text, json_string_value(json_object_get(pr, "text")));
+        free(text);
+        free(ids);
+    }
+    /* the public API, beam 1 (the model's default) on the unpadded inputs */
+    char path[1024], msg[512];
+    snprintf(path, sizeof path, "%s/models/%s-tiny.nemo", cn_test_binary_dir(), layout);
+    canary_model *model = NULL;
+    canary_context *ctx = NULL;
+    assert_int_equal(canary_model_load(path, NULL, &model, msg, sizeof msg), CANARY_OK);
+    assert_true(canary_model_has_timestamps(model));
+    assert_true(fabs(canary_model_frame_seconds(model) - 0.08) < 1e-9);
+    assert_int_equal(canary_context_create(model, 2, &ctx, msg, sizeof msg), CANARY_OK);
+    canary_params p = canary_default_params(model);
+    p.timestamps = true;
+    p.search = CANARY_SEARCH_BEAM;
+    p.beam_size = 1;
+    const char *sem = json_string_value(json_object_get(man, "semantics"));
+    p.features = sem && strcmp(sem, "nemo-2.5") == 0 ? CANARY_FEATURES_NEMO_2_5 : CANARY_FEATURES_NEMO_2_4;
+    json_t *opt = json_object_get(man, "options");
+    if (json_is_integer(json_object_get(opt, "max_generation_delta")))
+        p.max_generation_delta = (int)json_integer_value(json_object_get(opt, "max_generation_delta"));
+    json_t *arrays = json_object_get(man, "arrays");
+    arr *in = calloc((size_t)B, sizeof(arr));
+    const float **pcm = calloc((size_t)B, sizeof(float *));
+    size_t *ns = calloc((size_t)B, sizeof(size_t));
+    for (int i = 0; i < B; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, B > 1 ? "input_unpadded_%d" : "input_unpadded", i);
+        if (!load_arr(dir, arrays, nm, &in[i])) {
+            snprintf(nm, sizeof nm, B > 1 ? "input_%d" : "input", i);
+            assert_true(load_arr(dir, arrays, nm, &in[i]));
+        }
+        pcm[i] = in[i].data;
+        ns[i] = in[i].n;
+    }
+    if (canary_transcribe_batch(ctx, &p, pcm, ns, B, msg, sizeof msg) != CANARY_OK)
+        fail_msg("%s: %s", layout, msg);
+    json_t *want = json_object_get(man, "beam1_ids"), *wtext = json_object_get(man, "beam1_ts_text");
+    int stamps = 0;
+    for (int i = 0; i < B; i++) {
+        int n;
+        int *ids = json_ids(B > 1 ? json_array_get(want, (size_t)i) : want, &n);
+        assert_int_equal(canary_result_token_count(ctx, i), n);
+        for (int j = 0; j < n; j++) {
+            canary_token t = canary_result_token(ctx, i, j);
+            assert_int_equal(t.id, ids[j]);
+            assert_int_equal(t.frame, cn_tok_timestamp_value(tk, ids[j]));
+            stamps += t.frame >= 0;
+        }
+        assert_string_equal(canary_result_text(ctx, i),
+                            json_string_value(B > 1 ? json_array_get(wtext, (size_t)i) : wtext));
+        free(ids);
+        free(in[i].data);
+    }
+    printf("  %s: public API with timestamps: beam-1 ids and text identical, %d timestamp tokens\n", layout, stamps);
+    free(in);
+    free(pcm);
+    free(ns);
+    canary_context_free(ctx);
+    canary_model_free(model);
+}
+
 static void run_case(const char *dir, const char *layout) {
     char path[1024];
     snprintf(path, sizeof path, "%s/manifest.json", dir);
@@ -242,6 +331,16 @@ static void run_case(const char *dir, const char *layout) {
                 assert_string_equal(text, json_string_value(batch ? json_array_get(wt, (size_t)i) : wt));
                 free(text);
             }
+            /* timestamp cases: NeMo's timestamp-mode text of the same ids */
+            const char *tskey = s == 0 ? "greedy_ts_text" : s == 1 ? "beam1_ts_text" : s == 2 ? "beam4_ts_text" : NULL;
+            json_t *wts = tskey ? json_object_get(man, tskey) : NULL;
+            if (wts) {
+                char *text = NULL;
+                assert_int_equal(cn_timestamp_text(cn_nemo_tokenizer(ms.nemo), hyp[i].ids, (size_t)hyp[i].n, &text, &err),
+                                 CANARY_OK);
+                assert_string_equal(text, json_string_value(batch ? json_array_get(wts, (size_t)i) : wts));
+                free(text);
+            }
             if (rec && steps[i].data) {
                 int ns = steps[i].shape[0] < hyp[i].n_steps ? steps[i].shape[0] : hyp[i].n_steps;
                 assert_true(ns >= 1);
@@ -257,6 +356,8 @@ static void run_case(const char *dir, const char *layout) {
             cn_hypothesis_free(&hyp[i]);
         }
     }
+    if (json_is_true(json_object_get(opt, "timestamp")))
+        check_timestamp_case(dir, man, layout, &ms, prompt, plen, B);
     /* 2b. the incremental decoder with fixed ids fed at their true positions (beam-1 path) */
     json_t *fj = json_object_get(opt, "forced_ids");
     if (fj && forced[0].data) {

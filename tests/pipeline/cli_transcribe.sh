@@ -54,6 +54,13 @@ assert sil["segments"] == [] and sil["text"] == "", sil
 PYEOF
 then ok "verbose_json shape and timestamps"; else bad "verbose_json shape and timestamps"; fi
 
+# reading on its own thread (default) or in turn with inference: the same output
+expect_rc 0 "--read-ahead off" "$CANARY_BIN" transcribe --model "$MODEL" --read-ahead off --format verbose_json \
+  --output-dir out_seq speech.wav silence.wav
+cmp -s out_seq/speech.json out_verbose_json/speech.json && cmp -s out_seq/silence.json out_verbose_json/silence.json \
+  && ok "read-ahead on and off give identical verbose_json" || bad "read-ahead changes the output"
+expect_rc 2 "bad --read-ahead" "$CANARY_BIN" transcribe --model "$MODEL" --read-ahead maybe speech.wav
+
 # several files to stdout: one transcript line each; srt for several files needs --output-dir
 expect_rc 0 "two files to stdout" "$CANARY_BIN" transcribe --model "$MODEL" speech.wav go.wav
 [ "$(wc -l < "$TMP/out")" = 2 ] && ok "one line per file" || bad "expected 2 lines: $(cat "$TMP/out")"
@@ -62,6 +69,22 @@ expect_grep "says why" "needs --output-dir" "$TMP/err"
 expect_rc 2 "unknown format" "$CANARY_BIN" transcribe --model "$MODEL" --format xml speech.wav
 expect_rc 1 "missing file" "$CANARY_BIN" transcribe --model "$MODEL" nosuchfile.wav
 expect_grep "names the file" "nosuchfile.wav" "$TMP/err"
+
+# --timestamps: the model's timestamp tokens (flash models); canary-1b has none and says so
+expect_rc 0 "--timestamps on canary-180m-flash" "$CANARY_BIN" transcribe --model "$B/models/canary-180m-flash-tiny.nemo" \
+  --timestamps --format verbose_json speech.wav
+if $PY - "$DUR" "$TMP/out" <<'PYEOF'
+import json, sys
+dur = float(sys.argv[1])
+v = json.load(open(sys.argv[2]))
+prev = 0
+for w in v.get("words", []):
+    assert prev <= w["start"] <= w["end"] <= dur, w
+    prev = w["start"]
+PYEOF
+then ok "--timestamps: word times monotonic and inside the audio"; else bad "--timestamps: word times"; fi
+expect_rc 2 "--timestamps on canary-1b" "$CANARY_BIN" transcribe --model "$B/models/canary-1b-tiny.nemo" --timestamps speech.wav
+expect_grep "says which models have them" "no timestamp tokens" "$TMP/err"
 
 # an hour (and ten minutes, for comparison): about 26 s of speech then 4:40 of noise, repeated.
 sox speech.wav num.wav go.wav tts16.wav block_speech.wav

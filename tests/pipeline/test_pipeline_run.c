@@ -4,6 +4,7 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <stdatomic.h>
 
 #include "fake_asr.h"
 #include "pipeline/pipeline.h"
@@ -237,6 +238,130 @@ static void test_errors_propagate(void **state) {
     fake_audio_free(&a);
 }
 
+typedef struct done_log {
+    size_t n;
+    size_t order[8];
+    char *text[8];
+} done_log;
+
+static void on_done(size_t input, const canary_transcript *t, void *user) {
+    done_log *l = user;
+    assert_true(l->n < 8);
+    l->order[l->n] = input;
+    l->text[l->n] = strdup(t->text);
+    l->n++;
+}
+
+/* The overlapped run (reader thread) gives exactly the sequential run's transcripts and batches,
+ * and hands every transcript over once, in input order. */
+static void test_overlap_equals_sequential(void **state) {
+    char *docs[2][3];
+    size_t calls[2], chunks[2], max_batch[2];
+    for (int mode = 0; mode < 2; mode++) {
+        fake_audio a[3];
+        fake_audio_init(&a[0], 51, 120, true, false);
+        fake_audio_init(&a[1], 52, 15, false, false);
+        fake_audio_init(&a[2], 53, 200, true, true);
+        fake_asr f = {.timestamps = true};
+        cn_recognizer rec = fake_asr_recognizer(&f, 40);
+        cn_pipeline_params p = params();
+        p.max_batch = 3; /* many small sets of batches: many hand-over points */
+        p.max_batch_s = 60;
+        p.sequential = mode == 0;
+        done_log log = {0};
+        p.on_transcript = on_done;
+        p.transcript_user = &log;
+        cn_pcm_source src[3] = {fake_audio_source(&a[0], "a.wav"), fake_audio_source(&a[1], "b.wav"),
+                                fake_audio_source(&a[2], "c.wav")};
+        canary_transcript t[3];
+        cn_error err;
+        assert_int_equal(cn_pipeline_run(&rec, &p, src, 3, t, &err), CANARY_OK);
+        assert_int_equal(log.n, 3);
+        for (size_t i = 0; i < 3; i++) {
+            assert_int_equal(log.order[i], i);
+            assert_string_equal(log.text[i], t[i].text);
+            free(log.text[i]);
+            check_transcript(&t[i], &a[i], true);
+            assert_int_equal(canary_transcript_render(&t[i], CANARY_FORMAT_VERBOSE_JSON, &docs[mode][i]), CANARY_OK);
+            canary_transcript_free(&t[i]);
+            fake_audio_free(&a[i]);
+        }
+        calls[mode] = f.calls;
+        chunks[mode] = f.chunks;
+        max_batch[mode] = f.max_batch_seen;
+    }
+    assert_int_equal(calls[0], calls[1]);
+    assert_int_equal(chunks[0], chunks[1]);
+    assert_int_equal(max_batch[0], max_batch[1]);
+    assert_true(calls[0] > 10);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(docs[0][i], docs[1][i]);
+        free(docs[0][i]);
+        free(docs[1][i]);
+    }
+}
+
+/* A source that requests a cancel at its k-th read (on the reader thread) and counts reads after. */
+typedef struct cancel_src {
+    cn_pcm_source inner;
+    canary_cancel *cancel;
+    size_t reads, cancel_at;
+    atomic_size_t reads_after;
+} cancel_src;
+
+static cn_status cancel_src_read(void *self, float *buf, size_t max, size_t *got, cn_error *err) {
+    cancel_src *c = self;
+    if (canary_cancel_requested(c->cancel))
+        atomic_fetch_add(&c->reads_after, 1);
+    if (++c->reads == c->cancel_at)
+        canary_cancel_request(c->cancel);
+    return c->inner.read(c->inner.self, buf, max, got, err);
+}
+
+typedef struct counting_rec {
+    cn_recognizer inner;
+    const canary_cancel *cancel;
+    atomic_size_t started_after_cancel;
+} counting_rec;
+
+static cn_status counting_transcribe(void *self, const float *const *pcm, const size_t *lens, size_t n,
+                                     cn_rec_result *out, cn_error *err) {
+    counting_rec *c = self;
+    if (canary_cancel_requested(c->cancel))
+        atomic_fetch_add(&c->started_after_cancel, 1);
+    return c->inner.transcribe(c->inner.self, pcm, lens, n, out, err);
+}
+
+/* A cancel requested while the reader runs ahead: no batch starts after it, the reader reads
+ * nothing more, and the run ends with CANARY_ECANCELED. */
+static void test_cancel_while_reading_ahead(void **state) {
+    for (size_t at = 1; at <= 1201; at += 300) {
+        fake_audio a;
+        fake_audio_init(&a, 61, 900, true, false);
+        canary_cancel *c = canary_cancel_create();
+        fake_asr f = {.timestamps = true};
+        counting_rec cr = {.inner = fake_asr_recognizer(&f, 40), .cancel = c};
+        atomic_init(&cr.started_after_cancel, 0);
+        cn_recognizer rec = cr.inner;
+        rec.self = &cr;
+        rec.transcribe = counting_transcribe;
+        cancel_src cs = {.inner = fake_audio_source(&a, "long.wav"), .cancel = c, .cancel_at = at};
+        atomic_init(&cs.reads_after, 0);
+        cn_pcm_source src = {.self = &cs, .name = "long.wav", .read = cancel_src_read};
+        cn_pipeline_params p = params();
+        p.cancel = c;
+        canary_transcript t;
+        cn_error err;
+        assert_int_equal(cn_pipeline_run(&rec, &p, &src, 1, &t, &err), CANARY_ECANCELED);
+        assert_non_null(strstr(err.msg, "canceled"));
+        assert_int_equal(atomic_load(&cs.reads_after), 0);
+        assert_int_equal(atomic_load(&cr.started_after_cancel), 0);
+        assert_int_equal(cs.reads, at);
+        canary_cancel_destroy(c);
+        fake_audio_free(&a);
+    }
+}
+
 static void test_one_hour(void **state) {
     /* an hour with monologues and minutes-long silences, streamed through in one run */
     fake_audio a;
@@ -254,6 +379,8 @@ int main(void) {
         cmocka_unit_test(test_many_inputs_one_workload_and_progress),
         cmocka_unit_test(test_cancel_between_batches),
         cmocka_unit_test(test_errors_propagate),
+        cmocka_unit_test(test_overlap_equals_sequential),
+        cmocka_unit_test(test_cancel_while_reading_ahead),
         cmocka_unit_test(test_one_hour),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

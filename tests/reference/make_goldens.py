@@ -62,6 +62,9 @@ def inputs():
         "librivox": ([l870], {}),
         # Same recording, other feature semantics, translation prompt without punctuation.
         "librivox_alt": ([l870], {"target_lang": "de", "pnc": False, "alt_semantics": True}),
+        # The <|timestamp|> prompt slot (spec §7.7): only the models with timestamp tokens.
+        "batch_ts": ([l880, cards[1], read_raw_s16(f"{DATA}/goforward.raw"), cards[0]],
+                     {"timestamp": True, "layouts": ("canary-1b-flash", "canary-180m-flash")}),
     }
 
 
@@ -81,6 +84,21 @@ def forced_ids(ref):
         if len(out) == FORCED_STEPS:
             break
     return out
+
+
+def ts_probes(ref):
+    """Fixed id sequences with timestamp tokens and their NeMo timestamp-mode text: random-weight
+    models rarely close a <|S|> word <|E|> group by themselves."""
+    t = forced_ids(ref)
+    ts = lambda n: ref.tok.special_id(f"<|{n}|>")
+    en = ref.tok.special_id("<|en|>")
+    seqs = [
+        [ts(3), t[0], t[1], ts(7), ts(8), t[2], ts(12), t[3], ts(13), ts(14), ts(20), t[4], t[5]],
+        [t[0], ts(5), t[1]],
+        [ts(1), en, t[2], ts(4), ts(4), t[6], t[7], ts(899)],
+        [ts(2), ts(9)],
+    ]
+    return [{"ids": s, "text": ref.tok.timestamp_text(s)[0]} for s in seqs]
 
 
 def teacher_forced(ref, enc, elen, prompt, ids):
@@ -108,6 +126,8 @@ def golden_case(ref, layout, case, audios, opts, out_dir):
     if opts.get("alt_semantics"):
         semantics = "nemo-2.5" if semantics == "nemo-2.4" else "nemo-2.4"
     popts = {"source_lang": "en", "target_lang": opts.get("target_lang", "en"), "pnc": opts.get("pnc", True)}
+    if opts.get("timestamp"):
+        popts["timestamp"] = True
     raw = [np.asarray(a, np.float32) for a in audios]
     padded = [F.pad_min_duration(a) for a in raw]
     feats, flen = ref.features(padded, semantics)
@@ -166,6 +186,13 @@ def golden_case(ref, layout, case, audios, opts, out_dir):
         "greedy_text": per_item([tok.ids_to_text(x) for x in greedy_ids]),
         "beam1_text": per_item([tok.ids_to_text(x) for x in beam1_ids]),
         "beam4_text": per_item([tok.ids_to_text(x) for x in beam4_ids]),
+        **({} if not popts.get("timestamp") else {
+            f"{k}_ts_text": per_item([tok.timestamp_text(x)[0] for x in v])
+            for k, v in (("greedy", greedy_ids), ("beam1", beam1_ids), ("beam4", beam4_ids))}),
+        **({} if not popts.get("timestamp") else {"ts_probes": ts_probes(ref)}),
+        **({} if not popts.get("timestamp") else {
+            "beam1_ts_words": per_item([[{"word": w, "start_frame": a, "end_frame": b}
+                                         for w, a, b in tok.timestamp_text(x)[1]] for x in beam1_ids])}),
         "lengths": per_item([
             {"samples": int(padded[i].size), "samples_unpadded": int(raw[i].size),
              "features": int(flen[i]), "feature_frames_tensor": int(feats.shape[2]),
@@ -236,6 +263,8 @@ def main():
         shutil.rmtree(os.path.join(args.out, lay), ignore_errors=True)
         for case in cases:
             audios, opts = all_inputs[case]
+            if lay not in opts.get("layouts", (lay,)):
+                continue
             man = golden_case(ref, lay, case, audios, opts, os.path.join(args.out, lay, case))
             b1 = man["beam1_ids"]
             n = [len(x) for x in b1] if man["batch_size"] > 1 else len(b1)

@@ -31,6 +31,14 @@ expect_eq "the same text as canary-stt transcribe" "$cli_text" "$text"
 expect_eq "segments lie inside the audio" "true" "$(jb '[.segments[] | (.start >= 0 and .end <= 5 and .start <= .end)] | all')"
 expect_code "the same request again" 200 -F file=@"$TMP/speech.wav" -F response_format=text "$T"
 expect_eq "deterministic text" "$text" "$(cat "$TMP/body")"
+# word granularity on a model with timestamp tokens: the same model-timed words as the CLI's --timestamps
+if "$CANARY_BIN" transcribe --model "$MODEL" --timestamps \
+     --format verbose_json "$TMP/speech.wav" >"$TMP/cli_ts.json" 2>/dev/null; then
+  expect_code "verbose_json with word timestamps" 200 -F file=@"$TMP/speech.wav" -F response_format=verbose_json \
+    -F 'timestamp_granularities[]=word' "$T"
+  expect_eq "words from the model's timestamp tokens, as the CLI's" "$(jq -c '[.words[]?|[.word,.start,.end]]' "$TMP/cli_ts.json")" \
+    "$(jq -c '[.words[]?|[.word,.start,.end]]' "$TMP/body")"
+fi
 expect_code "mp3 at 44.1 kHz stereo decodes" 200 -F file=@"$TMP/speech.mp3" "$T"
 expect_code "async job" 202 -F file=@"$TMP/speech.wav" "$URL/v1/jobs"
 J=$(jb .id)

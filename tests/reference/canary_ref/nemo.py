@@ -2,6 +2,7 @@
 tarfile + yaml + torch.load + sentencepiece. This is deliberately independent of the C loader."""
 
 import io
+import re
 import os
 import tarfile
 
@@ -90,6 +91,30 @@ class Tokenizer:
         if self.kind == "agg":
             return "".join(self.piece(i) for i in keep).replace("\u2581", " ").strip()
         return self.blocks[0][2].decode_ids(keep).strip()
+
+    def timestamp_text(self, ids):
+        """Text and words of a timestamp-mode output as NeMo's process_aed_timestamp_outputs makes them
+        (spec §7.7): the aggregate text with special pieces verbatim, then every '<|S|> content <|E|>'
+        match of a non-greedy regex gives a word (content stripped, empty ones dropped) at frames S..E;
+        the text is the words joined by spaces, or the plain text when no match exists. Special
+        pieces other than timestamps, and a lone timestamp, are dropped (our documented deviation:
+        NeMo keeps them verbatim). Returns (text, [(word, S, E), ...])."""
+        if sum(1 for i in ids if i < self.vocab_size and re.fullmatch(r"<\|\d+\|>", self.piece(i))) < 2:
+            return self.ids_to_text(ids), []  # no group: a stray timestamp token is dropped too
+        pieces = []
+        for i in ids:
+            if i >= self.vocab_size:
+                continue
+            p = self.piece(i)
+            if re.fullmatch(r"<\|\d+\|>", p) or not ((p.startswith("<|") and p.endswith("|>")) or p == "<pad>"):
+                pieces.append(p)
+        text = "".join(pieces).replace("\u2581", " ").strip()
+        words = []
+        for m in re.finditer(r"<\|(\d+)\|>(.*?)<\|(\d+)\|>", text):
+            content = m.group(2).strip()
+            if content:
+                words.append((content, int(m.group(1)), int(m.group(3))))
+        return " ".join(w for w, _, _ in words), words
 
 
 class NemoModel:
