@@ -329,11 +329,14 @@ cn_status cn_sched_submit(cn_sched *s, cn_sched_batch *b, cn_error *err) {
     pthread_mutex_unlock(&s->mu);
     if (!healthy)
         return cn_error_set(err, CANARY_EDEVICE, "no healthy device left to run batches");
+    char who[48] = "";
+    if (b->job_id)
+        snprintf(who, sizeof who, " of job %llu", (unsigned long long)b->job_id);
     return cn_error_set(err, CANARY_ELIMIT,
-                        "batch of job %llu needs %.1f MiB; the largest device budget is %.1f MiB (%s): "
+                        "batch%s needs %.1f MiB; the largest device budget is %.1f MiB (%s): "
                         "use a smaller engine.max_batch or engine.chunk_seconds",
-                        (unsigned long long)b->job_id, (double)b->mem_bytes / 1048576.0,
-                        (double)s->dev[biggest].d.mem_budget / 1048576.0, s->dev[biggest].d.name);
+                        who, (double)b->mem_bytes / 1048576.0, (double)s->dev[biggest].d.mem_budget / 1048576.0,
+                        s->dev[biggest].d.name);
 admit:
     s->outstanding++;
     q_push_back(&s->pending, b);

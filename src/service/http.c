@@ -487,9 +487,24 @@ static enum MHD_Result h_root(req *r, struct MHD_Connection *c) {
 
 static enum MHD_Result h_health(req *r, struct MHD_Connection *c) {
     cn_service *s = r->s;
-    if (s->tr->ready)
-        return send_json(r, c, 200, json_pack("{s:s, s:s}", "status", "ok", "model", s->tr->model_name));
     char msg[700];
+    if (s->tr->ready) {
+        /* every device retired after failures: nothing can run (the log and GET / say why) */
+        pthread_mutex_lock(&s->mu);
+        cn_sched *xs = s->xs;
+        pthread_mutex_unlock(&s->mu);
+        int healthy = 0, n = xs ? cn_sched_device_count(xs) : 0;
+        for (int i = 0; i < n; i++) {
+            cn_sched_device_stats st;
+            cn_sched_stats(xs, i, &st);
+            healthy += st.healthy;
+        }
+        if (!xs || healthy > 0)
+            return send_json(r, c, 200, json_pack("{s:s, s:s}", "status", "ok", "model", s->tr->model_name));
+        snprintf(msg, sizeof msg, "no healthy device left: all %d failed (see GET / hardware.devices)", n);
+        return send_json(r, c, 503, json_pack("{s:s, s:s, s:s}", "status", "unavailable", "model",
+                                              s->tr->model_name, "message", msg));
+    }
     snprintf(msg, sizeof msg, "no model loaded: %s", s->tr->reason);
     return send_json(r, c, 503, json_pack("{s:s, s:s, s:s}", "status", "unavailable", "model", s->tr->model_name,
                                           "message", msg));

@@ -223,8 +223,9 @@ static cn_status device_run(void *ctx, int worker, cn_sched_batch *b, cn_error *
 
 static void batch_done(cn_sched_batch *b, void *user);
 
-/* The batch size the service forms: the largest max_batch of a healthy device (a smaller device
- * splits it), and the executors free to take one. Called with s->mu held. */
+/* The batch size the service forms: the largest batch a healthy device takes (its max_batch,
+ * fewer when its memory budget admits fewer; a device with a smaller max_batch splits it), and
+ * the executors that may run one at a time. Called with s->mu held. */
 static void device_capacity(cn_service *s, int *slots, int *cap, uint64_t *item_bytes, int *chunk_slots) {
     *slots = 0;
     *cap = 1;
@@ -236,9 +237,13 @@ static void device_capacity(cn_service *s, int *slots, int *cap, uint64_t *item_
         if (!st.healthy)
             continue;
         *slots += s->dev[i].workers;
-        *chunk_slots += s->dev[i].workers * (s->dev[i].max_batch > 0 ? s->dev[i].max_batch : 1);
-        if (s->dev[i].max_batch > *cap)
-            *cap = s->dev[i].max_batch;
+        int max = s->dev[i].max_batch > 0 ? s->dev[i].max_batch : 1;
+        *chunk_slots += s->dev[i].workers * max;
+        /* no larger than the device can admit at all */
+        if (s->dev[i].mem_budget && s->dev[i].item_bytes && s->dev[i].mem_budget / s->dev[i].item_bytes < (uint64_t)max)
+            max = (int)(s->dev[i].mem_budget / s->dev[i].item_bytes);
+        if (max > *cap)
+            *cap = max;
         if (s->dev[i].item_bytes > *item_bytes)
             *item_bytes = s->dev[i].item_bytes;
     }
@@ -266,6 +271,8 @@ static int form_batches(cn_service *s, sbatch **out, int max_out) {
     int slots, cap, chunk_slots;
     uint64_t item_bytes;
     device_capacity(s, &slots, &cap, &item_bytes, &chunk_slots);
+    if (slots == 0)
+        slots = 1; /* no healthy device left: submitting fails the batch with that reason */
     int n_out = 0;
     while (s->in_flight < slots && n_out < max_out && s->n_live > 0) {
         int n = s->n_live, first = -1;
@@ -433,10 +440,10 @@ static bool feedable(const cn_service *s, const sjob *j) {
         return !cancel && j->next_complete < j->n_prep && j->prep[j->next_complete].state == CHUNK_RETURNED;
     if (cancel || !j->session)
         return true;
-    /* preparing more: only while fewer chunks wait than twice what the executors hold (each
-     * prepared chunk holds its decoded audio) */
+    /* preparing more: only while fewer chunks wait than four times what the executors hold
+     * (each prepared chunk holds its decoded audio) */
     if (j->next_complete >= j->n_prep)
-        return s->n_ready < 2 * (s->chunk_slots > 0 ? s->chunk_slots : 1);
+        return s->n_ready < 4 * (s->chunk_slots > 0 ? s->chunk_slots : 1);
     chunk_state st = j->prep[j->next_complete].state;
     return st == CHUNK_RETURNED || st == CHUNK_FAILED;
 }
@@ -560,13 +567,13 @@ static void feed(cn_service *s, sjob *j) {
     }
     pthread_mutex_lock(&s->mu);
     bool all_back = j->next_complete >= j->n_prep;
-    /* A job may prepare enough chunks to fill every executor (a lone long job then uses all the
-     * devices), at most SCHED_MAX_PREP. */
+    /* A job may prepare enough chunks to fill every executor twice (a lone long job then uses
+     * all the devices, and its next batch is ready while one runs), at most SCHED_MAX_PREP. */
     int cap = 1, slots, chunk_slots = 1;
     uint64_t item;
     if (s->xs)
         device_capacity(s, &slots, &cap, &item, &chunk_slots);
-    cap = chunk_slots < 1 ? 1 : chunk_slots > SCHED_MAX_PREP ? SCHED_MAX_PREP : chunk_slots;
+    cap = 2 * chunk_slots < 1 ? 1 : 2 * chunk_slots > SCHED_MAX_PREP ? SCHED_MAX_PREP : 2 * chunk_slots;
     pthread_mutex_unlock(&s->mu);
     if (!all_back)
         return; /* more of its chunks are still in batches */

@@ -618,10 +618,11 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
     else if (strcmp(cfg->feature_semantics, "nemo-2.5") == 0)
         e->defaults.features = CANARY_FEATURES_NEMO_2_5;
     e->chunk_max_s = cfg->chunk_seconds;
-    /* a job hands over enough chunks at once to fill every executor's batch */
+    /* a job hands over enough chunks at once to fill every executor's batch twice (the service
+     * prepares up to that many; scheduler.c) */
     int group = 0;
     for (int i = 0; i < t->n_devices; i++)
-        group += t->devices[i].workers * t->devices[i].max_batch;
+        group += 2 * t->devices[i].workers * t->devices[i].max_batch;
     e->group = (size_t)(group < 1 ? 1 : group > ENG_MAX_GROUP ? ENG_MAX_GROUP : group);
     size_t len = 0;
     for (int i = 0; i < t->n_devices && len < sizeof t->device; i++)
