@@ -372,6 +372,7 @@ void cn_sched_metrics(cn_sched *s, cn_strbuf *sb) {
         {"canary_device_healthy", "gauge", "1 while the device runs batches, 0 after it failed."},
         {"canary_device_busy_workers", "gauge", "Executors of the device running a batch now."},
         {"canary_device_memory_in_use_bytes", "gauge", "Batch memory admitted on the device now."},
+        {"canary_device_memory_budget_bytes", "gauge", "Batch memory the device admits at once (0 = unlimited)."},
         {"canary_device_busy_seconds_total", "counter", "Time the device's executors spent running batches."},
         {"canary_device_batches_total", "counter", "Batches run on the device, by outcome."},
     };
@@ -385,7 +386,11 @@ void cn_sched_metrics(cn_sched *s, cn_strbuf *sb) {
             case 2:
                 cn_sb_printf(sb, "%s{device=\"%s\"} %llu\n", m[k].name, dev, (unsigned long long)st[i].mem_in_use);
                 break;
-            case 3: cn_sb_printf(sb, "%s{device=\"%s\"} %.6f\n", m[k].name, dev, (double)st[i].busy_ns * 1e-9); break;
+            case 3:
+                cn_sb_printf(sb, "%s{device=\"%s\"} %llu\n", m[k].name, dev,
+                             (unsigned long long)s->dev[i].d.mem_budget);
+                break;
+            case 4: cn_sb_printf(sb, "%s{device=\"%s\"} %.6f\n", m[k].name, dev, (double)st[i].busy_ns * 1e-9); break;
             default:
                 cn_sb_printf(sb, "%s{device=\"%s\",outcome=\"done\"} %llu\n", m[k].name, dev,
                              (unsigned long long)st[i].batches_done);
