@@ -64,4 +64,26 @@ req "$URL/v1/jobs/$L"
 expect_eq "while the long job is still running" "processing true" "$(jb '[.status, (.chunks.total >= 40 and .chunks.done < .chunks.total)]|map(tostring)|join(" ")')"
 expect_code "cancel it (or delete it, if it finished meanwhile)" 200 -X DELETE "$URL/v1/jobs/$L"
 case "$(jb '.status // "deleted"')" in canceled|deleted) ok "canceled or deleted" ;; *) bad "DELETE answered $(cat "$TMP/body")" ;; esac
+
+# Batches across jobs with the real engine: the CPU takes batches of 4 chunks (engine.max_batch);
+# jobs submitted together share batches, and each gets exactly the text it gets alone.
+stop_server "$SPID"
+espeak-ng -w "$TMP/speech2.wav" "numbers one two three four five six seven" 2>/dev/null
+cli_text2=$("$CANARY_BIN" transcribe --model "$MODEL" --format text "$TMP/speech2.wav")
+BIN="$CANARY_BIN" start_server "$TMP/g" --model "$MODEL" --workers 2 --max-batch 4 --cache-dir "$TMP/cache"
+ids=()
+for f in speech speech2 speech speech2 speech speech2; do
+  req -F file=@"$TMP/$f.wav" "$URL/v1/jobs"; ids+=("$(jb .id)")
+done
+good=0
+for k in 0 1 2 3 4 5; do
+  wait_status "$URL/v1/jobs/${ids[$k]}" completed 120 || continue
+  want=$([ $((k % 2)) = 0 ] && echo "$cli_text" || echo "$cli_text2")
+  [ "$(curl -sS "$URL/v1/jobs/${ids[$k]}/result?format=text")" = "$want" ] && good=$((good + 1))
+done
+expect_eq "six jobs batched together, each with its own text" "6" "$good"
+req "$URL/metrics"
+b=$(grep '^canary_batches_total ' "$TMP/body" | cut -d' ' -f2)
+c=$(grep '^canary_batch_chunks_total ' "$TMP/body" | cut -d' ' -f2)
+[ "$c" -gt "$b" ] && ok "batches held several chunks ($c chunks in $b batches)" || bad "no batch held more than one chunk ($c in $b)"
 finish
