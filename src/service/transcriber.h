@@ -1,7 +1,9 @@
-/* The service's view of speech recognition: a "transcriber" turns an audio file into a transcript,
- * one chunk at a time, so that the scheduler can interleave chunks of many jobs (a short job
- * submitted while a long one runs finishes quickly) and stop a job between chunks when it is
- * canceled. The product plugs in the engine + pipeline; tests plug in a deterministic double. */
+/* The service's view of speech recognition: a "transcriber" turns an audio file into a transcript
+ * chunk by chunk. A job's chunks are prepared (its audio decoded) on its own, but run in batches
+ * with chunks of other jobs on any of the transcriber's devices, so that the scheduler interleaves
+ * jobs (a short job submitted while a long one runs finishes quickly), keeps every device's
+ * batches full, and stops a job between chunks when it is canceled. The product plugs in the
+ * engine + pipeline; tests plug in a deterministic double with simulated devices. */
 #ifndef CN_SERVICE_TRANSCRIBER_H
 #define CN_SERVICE_TRANSCRIBER_H
 

@@ -485,6 +485,14 @@ static canary_precision gpu_precision(const cn_config *cfg, const cn_device_prof
     return dp->tf32 ? CANARY_PRECISION_TF32 : CANARY_PRECISION_FP32;
 }
 
+/* The CPU runs fp32 and bf16; a GPU precision there is refused, never silently replaced. */
+static cn_status cpu_precision_ok(const cn_config *cfg, cn_error *err) {
+    if (strcmp(cfg->precision, "bf16") != 0 && strcmp(cfg->precision, "fp32") != 0 && strcmp(cfg->precision, "auto") != 0)
+        return cn_error_set(err, CANARY_EUNSUPPORTED, "engine.precision = %s: the CPU engine supports fp32 and bf16",
+                            cfg->precision);
+    return CANARY_OK;
+}
+
 /* Loads a replica on `name` ("cpu", "cuda:N") with `workers` contexts of `threads` threads. */
 static cn_status load_device(engine *e, cn_transcriber *t, const cn_config *cfg, const char *model_path,
                              const char *name, int workers, int threads, cn_error *err) {
@@ -526,12 +534,6 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
     }
     t->ops = &engine_ops;
     t->impl = e;
-    if (strcmp(cfg->precision, "bf16") != 0 && strcmp(cfg->precision, "fp32") != 0 &&
-        strcmp(cfg->precision, "auto") != 0 && strcmp(cfg->device, "cpu") == 0) {
-        eng_destroy(t);
-        return cn_error_set(err, CANARY_EUNSUPPORTED, "engine.precision = %s: the CPU engine supports fp32 and bf16",
-                            cfg->precision);
-    }
     /* The devices: the hardware profile's choice (engine.device, engine.streams, engine.max_batch
      * and engine.memory_budget_mb override it; docs/HARDWARE.md). */
     cn_hw_info hw;
@@ -568,7 +570,9 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
             continue;
         int before = t->n_devices;
         if (dp->kind == CN_DEV_CPU) {
-            st = load_device(e, t, cfg, model_path, "cpu", cpu_workers, cpu_threads, err);
+            st = cpu_precision_ok(cfg, err);
+            if (st == CANARY_OK)
+                st = load_device(e, t, cfg, model_path, "cpu", cpu_workers, cpu_threads, err);
             if (st == CANARY_OK) {
                 cpu_loaded = true;
                 e->dev[e->n_dev - 1].precision =
@@ -595,7 +599,9 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
         }
     }
     if (st == CANARY_OK && t->n_devices == 0 && !explicit_gpu && !cpu_loaded) {
-        st = load_device(e, t, cfg, model_path, "cpu", cpu_workers, cpu_threads, err);
+        st = cpu_precision_ok(cfg, err);
+        if (st == CANARY_OK)
+            st = load_device(e, t, cfg, model_path, "cpu", cpu_workers, cpu_threads, err);
         if (st == CANARY_OK) {
             e->dev[e->n_dev - 1].precision =
                 strcmp(cfg->precision, "bf16") == 0 ? CANARY_PRECISION_BF16 : CANARY_PRECISION_FP32;

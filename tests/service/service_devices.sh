@@ -2,7 +2,8 @@
 # The service on several (simulated) devices: batches hold chunks of several jobs, a short job's
 # chunk rides in the next batch beside a long job's, a faster device takes more batches, a
 # device that fails is retired and its work finishes on the others, batches are admitted by
-# memory, and /metrics, GET / and the job records show the devices. The devices are the test
+# memory, and /metrics, GET / and the job records show the devices. Assertions allow for timing
+# (a loaded machine may form smaller batches) but not for wrong results. The devices are the test
 # transcriber's (CANARY_FAKE_DEVICES, see fake_transcriber.c); CANARY_FAKE_BATCH_LOG records
 # every batch as "<device> <worker> <n> <job>:<chunk>...".
 . "$(dirname "$0")/svc_lib.sh"
@@ -29,9 +30,11 @@ all_completed() {
 }
 
 # --- batches across jobs: one device, batches of up to 4, 300 ms each -----------------------
+# (the jobs are queued while the "model loads", so they all start together)
 : >"$LOG"
-CANARY_FAKE_DEVICES="sim/1/4/300" start_server "$TMP/a" --workers 2
+CANARY_FAKE_DEVICES="sim/1/4/300" start_server "$TMP/a" --workers 2 --ready-when "$TMP/a.ready"
 submit "$TMP"/j?.wav
+touch "$TMP/a.ready"
 all_completed "Chunk 1 of 3. Chunk 2 of 3. Chunk 3 of 3."
 expect_eq "every chunk ran exactly once" "24 24" \
   "$(awk '{for (i = 4; i <= NF; i++) print $i}' "$LOG" | sort | uniq | wc -l) $(awk '{n += $3} END {print n}' "$LOG")"
@@ -39,7 +42,7 @@ expect_eq "no batch above max_batch" "4" "$(awk '{print $3}' "$LOG" | sort -n | 
 most=$(awk '{delete j; d = 0; for (i = 4; i <= NF; i++) {split($i, p, ":"); if (!(p[1] in j)) {j[p[1]] = 1; d++}} print d}' "$LOG" | sort -n | tail -1)
 expect_eq "a batch held chunks of 4 different jobs" "4" "$most"
 nb=$(wc -l <"$LOG")
-[ "$nb" -le 9 ] && ok "24 chunks ran in $nb batches" || bad "24 chunks took $nb batches (batching across jobs expected <= 9)"
+[ "$nb" -le 8 ] && ok "24 chunks ran in $nb batches" || bad "24 chunks took $nb batches (batching across jobs expected <= 8)"
 req "$URL/metrics"
 expect_eq "metrics count batches and their chunks" "$nb 24" "$(metric canary_batches_total) $(metric canary_batch_chunks_total)"
 expect_eq "device batches" "$nb" "$(metric 'canary_device_batches_total{device="sim",outcome="done"}')"
@@ -60,9 +63,11 @@ at=$(awk -v L="$L" -v B="$before" 'NR > B { for (i = 4; i <= NF; i++) { split($i
   || bad "the short chunk waited: batch ${at:-none}, the log had $before batches when it arrived"
 stop_server "$SPID"
 
-# --- two devices, one 10x faster: the fast one takes more of the batches --------------------
+# --- two devices, one 50x faster: the fast one takes more of the batches --------------------
+# (least-loaded dispatch gives the slow one a batch whenever it is idle; a loaded machine
+# stretches the fast one's sleeps, so only a 2x margin is demanded)
 : >"$LOG"
-CANARY_FAKE_DEVICES="fast/1/2/20,slow/1/2/200" start_server "$TMP/b" --workers 2
+CANARY_FAKE_DEVICES="fast/1/2/20,slow/1/2/1000" start_server "$TMP/b" --workers 2
 submit "$TMP"/j?.wav "$TMP/six.wav"
 IDS6=("${IDS[@]}")
 IDS=("${IDS6[@]:0:8}")
@@ -72,7 +77,7 @@ all_completed "Chunk 1 of 6. Chunk 2 of 6. Chunk 3 of 6. Chunk 4 of 6. Chunk 5 o
 req "$URL/metrics"
 fast=$(metric 'canary_device_batches_total{device="fast",outcome="done"}')
 slow=$(metric 'canary_device_batches_total{device="slow",outcome="done"}')
-[ "$slow" -ge 1 ] && [ "$fast" -ge $((3 * slow)) ] && ok "fast device ran $fast batches, slow $slow" \
+[ "$slow" -ge 1 ] && [ "$fast" -ge $((2 * slow)) ] && ok "fast device ran $fast batches, slow $slow" \
   || bad "load not balanced by speed: fast $fast batches, slow $slow"
 expect_grep "busy seconds per device" 'canary_device_busy_seconds_total{device="slow"} [0-9]' "$TMP/body"
 used=$(for id in "${IDS6[@]}"; do curl -sS "$URL/v1/jobs/$id" | jq -r '.devices[]'; done | sort -u | tr '\n' ' ')
@@ -110,11 +115,15 @@ stop_server "$SPID"
 
 # --- admission by memory: "small" holds 2 chunks of 40 MiB, "big" 25 -------------------------
 : >"$LOG"
-CANARY_FAKE_DEVICES="small/1/4/50/100/40,big/1/4/100/1000/40" start_server "$TMP/e" --workers 2
+CANARY_FAKE_DEVICES="small/1/4/50/100/40,big/1/4/100/1000/40" start_server "$TMP/e" --workers 2 --ready-when "$TMP/e.ready"
 submit "$TMP"/j?.wav
+touch "$TMP/e.ready"
 all_completed "Chunk 1 of 3. Chunk 2 of 3. Chunk 3 of 3."
 expect_eq "no batch above 2 chunks on small" "" "$(awk '$1 == "small" && $3 > 2' "$LOG")"
 [ -n "$(awk '$1 == "big" && $3 > 2' "$LOG")" ] && ok "larger batches ran on big" || bad "no batch above 2 chunks on big: $(cat "$LOG")"
+req "$URL/metrics"
+expect_eq "memory budget gauges" "104857600 1048576000" \
+  "$(metric 'canary_device_memory_budget_bytes{device="small"}') $(metric 'canary_device_memory_budget_bytes{device="big"}')"
 stop_server "$SPID"
 CANARY_FAKE_DEVICES="tiny/1/4/10/10/40" start_server "$TMP/f" --workers 1
 expect_code "a chunk larger than every device budget" 400 -F file=@"$TMP/j1.wav" "$URL/v1/audio/transcriptions"
