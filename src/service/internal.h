@@ -23,8 +23,6 @@ typedef enum chunk_state {
 typedef struct prep_chunk {
     cn_job_chunk *c;
     chunk_state state;
-    cn_status status;
-    char error[300];
 } prep_chunk;
 
 /* A job the scheduler knows: every unfinished job (persistent or a synchronous request). */
@@ -49,6 +47,8 @@ typedef struct sjob {
     prep_chunk prep[SCHED_MAX_PREP]; /* the chunks of the last prepare(), in order */
     int n_prep, next_complete, n_running;
     bool ending;             /* a feeder is ending it: its chunks join no batch */
+    cn_status chunk_status;  /* the first failure of one of its chunks (CHUNK_FAILED) */
+    char chunk_error[300];
     uint32_t device_mask;    /* devices that ran its chunks (bit = device index) */
     struct sjob *next;       /* pending FIFO link */
 } sjob;

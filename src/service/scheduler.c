@@ -359,8 +359,10 @@ static void batch_done(cn_sched_batch *b, void *user) {
                 j->device_mask |= 1u << b->device;
         } else {
             pc->state = CHUNK_FAILED;
-            pc->status = b->status;
-            snprintf(pc->error, sizeof pc->error, "%s", b->error[0] ? b->error : "the batch failed");
+            if (j->chunk_status == CANARY_OK) {
+                j->chunk_status = b->status;
+                snprintf(j->chunk_error, sizeof j->chunk_error, "%s", b->error[0] ? b->error : "the batch failed");
+            }
         }
     }
     s->in_flight--;
@@ -542,7 +544,7 @@ static void feed(cn_service *s, sjob *j) {
         if (state == CHUNK_FAILED) {
             if (others_running || !claim_end(s, j))
                 return; /* fail it once its other chunks are back (they use its buffers) */
-            fail_job(s, j, pc->status, pc->error);
+            fail_job(s, j, j->chunk_status, j->chunk_error);
             return;
         }
         cn_step_progress pr = {0};
@@ -550,8 +552,10 @@ static void feed(cn_service *s, sjob *j) {
         if (st != CANARY_OK) {
             pthread_mutex_lock(&s->mu);
             pc->state = CHUNK_FAILED;
-            pc->status = st;
-            snprintf(pc->error, sizeof pc->error, "%s", err.msg);
+            if (j->chunk_status == CANARY_OK) {
+                j->chunk_status = st;
+                snprintf(j->chunk_error, sizeof j->chunk_error, "%s", err.msg);
+            }
             pthread_mutex_unlock(&s->mu);
             continue;
         }

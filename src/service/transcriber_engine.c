@@ -366,6 +366,7 @@ static cn_status eng_run_batch(cn_transcriber *t, int device, int worker, cn_job
         const eng_chunk *c = (const eng_chunk *)chunks[i];
         pcm[i] = c->pcm;
         lens[i] = c->len;
+        cn_rec_result_free(c->out); /* a retry after a device failed part of a split batch */
     }
     /* every chunk of a batch has the same batch_key: the first one's parameters hold for all */
     canary_params prm = chunks[0]->owner->prm;
