@@ -420,13 +420,14 @@ static void devices_start(cn_service *s) {
         CN_ERROR("sched", "%s", s->xs_error);
         return;
     }
-    /* enough jobs in flight to fill every executor's batches, and a few more to start at once */
+    /* enough jobs in flight to fill every executor's batch twice over (short jobs give one chunk
+     * each), and a few more to start at once */
     int batch_slots = 0;
     for (int i = 0; i < s->n_dev; i++)
         batch_slots += s->dev[i].workers * (s->dev[i].max_batch > 0 ? s->dev[i].max_batch : 1);
     s->chunk_slots = batch_slots;
-    if (s->max_active < batch_slots + s->n_workers)
-        s->max_active = batch_slots + s->n_workers;
+    if (s->max_active < 2 * batch_slots + s->n_workers)
+        s->max_active = 2 * batch_slots + s->n_workers;
     for (int i = 0; i < s->n_dev; i++)
         CN_INFO("sched", "device %s: %d executor(s), batches of up to %d chunk(s)%s", s->dev[i].name,
                 s->dev[i].workers, s->dev[i].max_batch, s->dev[i].mem_budget ? ", memory admitted" : "");
