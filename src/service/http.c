@@ -475,6 +475,9 @@ static enum MHD_Result h_root(req *r, struct MHD_Connection *c) {
         cn_sched_stats_json(xs, &sb);
         devs = json_loads(cn_sb_str(&sb), 0, NULL);
         cn_sb_free(&sb);
+        /* the batch size each takes (set once when the executors started) */
+        for (size_t i = 0; i < json_array_size(devs) && (int)i < s->n_dev; i++)
+            json_object_set_new(json_array_get(devs, i), "max_batch", json_integer(s->dev[i].max_batch));
     }
     json_object_set_new(hardware, "devices", devs ? devs : json_array());
     json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:{s:i, s:i, s:i, s:i, s:I, s:I}}", "message",

@@ -95,6 +95,7 @@ expect_eq "the bad device: 2 batches done, then 1 failed and none after" "2 1" \
   "$(metric 'canary_device_batches_total{device="bad",outcome="done"}') $(metric 'canary_device_batches_total{device="bad",outcome="failed"}')"
 expect_eq "every chunk was delivered" "18" "$(metric canary_batch_chunks_total)"
 expect_code "GET /" 200 "$URL/"
+expect_eq "GET / lists the executors" "bad 1 2 good 1 2" "$(jb '[.hardware.devices[] | .device, .workers, .max_batch] | map(tostring) | join(" ")')"
 expect_eq "GET / shows the retired device and why" "false true simulated failure of bad" \
   "$(jb '[(.hardware.devices[] | select(.device == "bad") | .healthy), (.hardware.devices[] | select(.device == "good") | .healthy), (.hardware.devices[] | select(.device == "bad") | .last_error)] | map(tostring) | join(" ")')"
 failed_line=$(awk '$1 == "bad"' "$LOG" | sed -n 3p)
