@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+#include <jansson.h>
+
 #include "canary/canary.h"
 #include "base/strbuf.h"
 #include "cli/cli.h"
@@ -305,6 +308,102 @@ static int run_check(const cn_config *cfg, const char *model_path, const char *m
     return failures ? 1 : 0;
 }
 
+/* ---- --server: the devices of a running service (health after failures, load, batches) ---- */
+
+static size_t collect(char *p, size_t size, size_t n, void *user) {
+    cn_strbuf *sb = user;
+    if (sb->len + size * n > (4u << 20))
+        return 0; /* GET / is a few KiB; refuse anything absurd */
+    cn_sb_putn(sb, p, size * n);
+    return size * n;
+}
+
+/* GET <url>/ with the first configured API key; prints hardware.devices. Exit 1 when a device is
+ * unhealthy, 2 when the service cannot be asked. */
+static int show_server(const cn_config *cfg, const char *url, bool json_out) {
+    cn_strbuf body, full, auth;
+    cn_sb_init(&body);
+    cn_sb_init(&full);
+    cn_sb_init(&auth);
+    size_t n = strlen(url);
+    cn_sb_printf(&full, "%.*s/", (int)(n && url[n - 1] == '/' ? n - 1 : n), url);
+    const char *keys = cfg->api_keys ? cfg->api_keys : "";
+    size_t klen = strcspn(keys, ",");
+    struct curl_slist *hdr = NULL;
+    if (klen) {
+        cn_sb_printf(&auth, "Authorization: Bearer %.*s", (int)klen, keys);
+        hdr = curl_slist_append(NULL, cn_sb_str(&auth));
+    }
+    CURL *c = curl_easy_init();
+    long code = 0;
+    CURLcode rc = CURLE_FAILED_INIT;
+    if (c) {
+        curl_easy_setopt(c, CURLOPT_URL, cn_sb_str(&full));
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        if (hdr)
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        rc = curl_easy_perform(c);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_cleanup(c);
+    }
+    curl_slist_free_all(hdr);
+    int ret = 2;
+    json_t *root = rc == CURLE_OK && code == 200 ? json_loads(cn_sb_str(&body), 0, NULL) : NULL;
+    json_t *devs = json_object_get(json_object_get(root, "hardware"), "devices");
+    if (rc != CURLE_OK)
+        fprintf(stderr, "canary-stt hwinfo: GET %s: %s\n", cn_sb_str(&full), curl_easy_strerror(rc));
+    else if (code != 200)
+        fprintf(stderr, "canary-stt hwinfo: GET %s answered HTTP %ld%s\n", cn_sb_str(&full), code,
+                code == 401 ? " (set server.api_keys / CANARY_API_KEYS to a key of that service)" : "");
+    else if (!json_is_array(devs))
+        fprintf(stderr, "canary-stt hwinfo: GET %s: no hardware.devices in the answer (not a canary-stt service?)\n",
+                cn_sb_str(&full));
+    else {
+        int unhealthy = 0;
+        size_t i;
+        json_t *d;
+        json_array_foreach(devs, i, d) unhealthy += !json_is_true(json_object_get(d, "healthy"));
+        if (json_out) {
+            json_t *o = json_pack("{s:s, s:O, s:i}", "server", url, "devices", devs, "unhealthy", unhealthy);
+            char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+            printf("%s\n", text ? text : "{}");
+            free(text);
+            json_decref(o);
+        } else {
+            printf("Service %s: %zu device(s)%s\n", url, json_array_size(devs),
+                   json_array_size(devs) ? "" : " (its model is not loaded yet)");
+            json_array_foreach(devs, i, d) {
+                const char *name = json_string_value(json_object_get(d, "device"));
+                bool ok = json_is_true(json_object_get(d, "healthy"));
+                printf("%-7s %s: %lld executor(s) x batch %lld, %lld busy, %lld batches done, %lld failed, busy %.1f s, "
+                       "memory %.0f / %.0f MiB",
+                       name ? name : "?", ok ? "healthy" : "UNHEALTHY",
+                       (long long)json_integer_value(json_object_get(d, "workers")),
+                       (long long)json_integer_value(json_object_get(d, "max_batch")),
+                       (long long)json_integer_value(json_object_get(d, "busy_workers")),
+                       (long long)json_integer_value(json_object_get(d, "batches_done")),
+                       (long long)json_integer_value(json_object_get(d, "batches_failed")),
+                       json_number_value(json_object_get(d, "busy_seconds")),
+                       json_number_value(json_object_get(d, "memory_in_use_bytes")) / 1048576.0,
+                       json_number_value(json_object_get(d, "memory_budget_bytes")) / 1048576.0);
+                const char *why = json_string_value(json_object_get(d, "last_error"));
+                if (!ok && why)
+                    printf(": %s", why);
+                putchar('\n');
+            }
+        }
+        ret = unhealthy ? 1 : 0;
+    }
+    json_decref(root);
+    cn_sb_free(&body);
+    cn_sb_free(&full);
+    cn_sb_free(&auth);
+    return ret;
+}
+
 int cmd_hwinfo(int argc, char **argv) {
     static const cn_opt opts[] = {
         {"json", false, "print JSON (schema in docs/HARDWARE.md)"},
@@ -313,6 +412,8 @@ int cmd_hwinfo(int argc, char **argv) {
         {"for-model", true, "size the profile for this model: canary-1b, canary-1b-flash, canary-180m-flash, "
                             "canary-1b-v2 (default: the configured model)"},
         {"root", true, "read /proc, /sys and /etc under this directory instead (for tests)"},
+        {"server", true, "show the devices of the canary-stt service at URL (health, load, batches); exit 1 "
+                         "when one is unhealthy"},
         {0}};
     cn_config cfg;
     cn_cli_parsed p;
@@ -323,7 +424,7 @@ int cmd_hwinfo(int argc, char **argv) {
     cn_error_clear(&err);
     int rc = 0;
     if (p.help) {
-        printf("Usage: canary-stt hwinfo [--json] [--check [--model M.nemo]] [--for-model NAME]\n\n"
+        printf("Usage: canary-stt hwinfo [--json] [--check [--model M.nemo]] [--for-model NAME] [--server URL]\n\n"
                "Shows the detected CPU, memory, container limits and GPUs, and the configuration chosen for\n"
                "them (workers, batch, chunk length, precision, memory budgets) with the reason for each value.\n"
                "The engine.* settings and --workers override the automatic choices.\n\n");
@@ -338,6 +439,10 @@ int cmd_hwinfo(int argc, char **argv) {
     if (cn_cli_setup_logging(&cfg, &err)) {
         fprintf(stderr, "canary-stt hwinfo: %s\n", err.msg);
         rc = 2;
+        goto out;
+    }
+    if (p.values[4]) {
+        rc = show_server(&cfg, p.values[4], p.values[0] != NULL);
         goto out;
     }
     cn_hw_detect_opts dopts = {p.values[3] ? p.values[3] : "/", p.values[3] == NULL, p.values[3] == NULL};

@@ -98,6 +98,11 @@ expect_code "GET /" 200 "$URL/"
 expect_eq "GET / lists the executors" "bad 1 2 good 1 2" "$(jb '[.hardware.devices[] | .device, .workers, .max_batch] | map(tostring) | join(" ")')"
 expect_eq "GET / shows the retired device and why" "false true simulated failure of bad" \
   "$(jb '[(.hardware.devices[] | select(.device == "bad") | .healthy), (.hardware.devices[] | select(.device == "good") | .healthy), (.hardware.devices[] | select(.device == "bad") | .last_error)] | map(tostring) | join(" ")')"
+expect_rc 1 "hwinfo --server: exit 1 with an unhealthy device" "$CANARY_BIN" hwinfo --server "$URL"
+expect_grep "names it and why" "^bad     UNHEALTHY: 1 executor(s) x batch 2, 0 busy, 2 batches done, 1 failed, busy [0-9.]* s, memory 0 / 0 MiB: simulated failure of bad" "$TMP/out"
+expect_grep "and the healthy one" "^good    healthy: 1 executor(s) x batch 2" "$TMP/out"
+expect_rc 1 "hwinfo --server --json" "$CANARY_BIN" hwinfo --server "$URL" --json
+expect_eq "its JSON" "1 bad good" "$(jq -r '[.unhealthy, .devices[].device] | map(tostring) | join(" ")' "$TMP/out")"
 failed_line=$(awk '$1 == "bad"' "$LOG" | sed -n 3p)
 expect_eq "the failed batch ran again on the good device" "good" \
   "$(grep -F -- "${failed_line#bad 0 }" "$LOG" | grep -v '^bad' | head -1 | awk '{print $1}')"
