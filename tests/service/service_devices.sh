@@ -63,6 +63,24 @@ at=$(awk -v L="$L" -v B="$before" 'NR > B { for (i = 4; i <= NF; i++) { split($i
   || bad "the short chunk waited: batch ${at:-none}, the log had $before batches when it arrived"
 stop_server "$SPID"
 
+# --- chunks with different decoding parameters never share a batch ---------------------------
+: >"$LOG"
+CANARY_FAKE_DEVICES="sim/1/4/100" start_server "$TMP/k" --workers 2 --ready-when "$TMP/k.ready"
+en=() de=()
+for i in 1 2 3 4; do
+  req -F file=@"$TMP/j$i.wav" "$URL/v1/jobs"; en+=("$(jb .id)")
+  req -F file=@"$TMP/j$i.wav" -F language=de "$URL/v1/jobs"; de+=("$(jb .id)")
+done
+touch "$TMP/k.ready"
+IDS=("${en[@]}" "${de[@]}")
+all_completed "Chunk 1 of 3. Chunk 2 of 3. Chunk 3 of 3."
+mixed=$(awk -v en="${en[*]}" '
+  BEGIN { n = split(en, e, " "); for (i = 1; i <= n; i++) isen[e[i]] = 1 }
+  { a = 0; b = 0; for (i = 4; i <= NF; i++) { split($i, p, ":"); if (p[1] in isen) a++; else b++ } if (a && b) print }' "$LOG")
+expect_eq "no batch mixes en and de chunks" "" "$mixed"
+[ "$(awk '$3 > 1' "$LOG" | wc -l)" -ge 2 ] && ok "yet both languages were batched" || bad "no multi-chunk batches: $(cat "$LOG")"
+stop_server "$SPID"
+
 # --- two devices, one 50x faster: the fast one takes more of the batches --------------------
 # (least-loaded dispatch gives the slow one a batch whenever it is idle; a loaded machine
 # stretches the fast one's sleeps, so only a 2x margin is demanded)
