@@ -353,6 +353,24 @@ static cn_status eng_prepare(cn_transcriber *t, cn_transcription *s, const atomi
     return st;
 }
 
+/* Result `i` of the last run on `ctx` as the pipeline's tokens for chunk `c`. */
+static cn_status chunk_result(const canary_context *ctx, int i, const eng_chunk *c, cn_rec_result *out,
+                              cn_error *err) {
+    (void)c;
+    int nt = canary_result_token_count(ctx, i);
+    out->tokens = nt ? calloc((size_t)nt, sizeof *out->tokens) : NULL;
+    if (nt && !out->tokens)
+        return cn_error_set(err, CANARY_ENOMEM, "out of memory");
+    for (int j = 0; j < nt; j++) {
+        canary_token tok = canary_result_token(ctx, i, j);
+        char *text = piece_text(tok.piece);
+        if (!text)
+            continue;
+        out->tokens[out->n_tokens++] = (cn_rec_token){tok.id, tok.logprob, text, -1, -1};
+    }
+    return CANARY_OK;
+}
+
 static cn_status eng_run_batch(cn_transcriber *t, int device, int worker, cn_job_chunk *const *chunks, int n,
                                cn_error *err) {
     engine *e = t->impl;
@@ -376,22 +394,8 @@ static cn_status eng_run_batch(cn_transcriber *t, int device, int worker, cn_job
     cn_status st = canary_transcribe_batch(ctx, &prm, pcm, lens, n, msg, sizeof msg);
     if (st != CANARY_OK)
         return cn_error_set(err, st, "%s", msg);
-    for (int i = 0; i < n && st == CANARY_OK; i++) {
-        cn_rec_result *out = ((eng_chunk *)chunks[i])->out;
-        int nt = canary_result_token_count(ctx, i);
-        out->tokens = nt ? calloc((size_t)nt, sizeof *out->tokens) : NULL;
-        if (nt && !out->tokens) {
-            st = cn_error_set(err, CANARY_ENOMEM, "out of memory");
-            break;
-        }
-        for (int j = 0; j < nt; j++) {
-            canary_token tok = canary_result_token(ctx, i, j);
-            char *text = piece_text(tok.piece);
-            if (!text)
-                continue;
-            out->tokens[out->n_tokens++] = (cn_rec_token){tok.id, tok.logprob, text, -1, -1};
-        }
-    }
+    for (int i = 0; i < n && st == CANARY_OK; i++)
+        st = chunk_result(ctx, i, (const eng_chunk *)chunks[i], ((eng_chunk *)chunks[i])->out, err);
     if (st != CANARY_OK)
         for (int i = 0; i < n; i++)
             cn_rec_result_free(((eng_chunk *)chunks[i])->out);
