@@ -76,8 +76,8 @@ static loading_transcriber *loading_create(const char *model_name, const char *p
     return lt;
 }
 
-/* server.workers = 0 (auto): the hardware profile's executors for the CPU, the device the engine
- * runs on today. */
+/* server.workers = 0 (auto): the hardware profile's executors for the CPU when the CPU runs the
+ * model; when only GPUs do, the CPU's cores decode audio for them (one feeder per core, up to 16). */
 static int auto_workers(const cn_config *cfg) {
     cn_hw_info hw;
     cn_hw_detect(NULL, &hw);
@@ -89,10 +89,14 @@ static int auto_workers(const cn_config *cfg) {
     cn_error_clear(&err);
     if (!m || cn_profile_compute(&hw, m, cfg, &prof, &err) != CANARY_OK)
         return 1;
-    for (int i = 0; i < prof.n_devices; i++)
+    bool gpu = false;
+    for (int i = 0; i < prof.n_devices; i++) {
         if (prof.dev[i].usable && prof.dev[i].kind == CN_DEV_CPU && prof.dev[i].workers > 0)
             return prof.dev[i].workers;
-    return 1;
+        gpu = gpu || (prof.dev[i].usable && prof.dev[i].kind == CN_DEV_CUDA);
+    }
+    int cpus = cn_hw_compute_cpus(&hw);
+    return gpu && cpus > 1 ? (cpus > 16 ? 16 : cpus) : 1;
 }
 
 int cmd_serve(int argc, char **argv) {
