@@ -426,8 +426,10 @@ static void devices_start(cn_service *s) {
     for (int i = 0; i < s->n_dev; i++)
         batch_slots += s->dev[i].workers * (s->dev[i].max_batch > 0 ? s->dev[i].max_batch : 1);
     s->chunk_slots = batch_slots;
-    if (s->max_active < 2 * batch_slots + s->n_workers)
-        s->max_active = 2 * batch_slots + s->n_workers;
+    /* at most 64 + workers: every active job may hold a few chunks of decoded audio */
+    int want = 2 * batch_slots < 64 ? 2 * batch_slots : 64;
+    if (s->max_active < want + s->n_workers)
+        s->max_active = want + s->n_workers;
     for (int i = 0; i < s->n_dev; i++)
         CN_INFO("sched", "device %s: %d executor(s), batches of up to %d chunk(s)%s", s->dev[i].name,
                 s->dev[i].workers, s->dev[i].max_batch, s->dev[i].mem_budget ? ", memory admitted" : "");

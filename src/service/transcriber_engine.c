@@ -31,7 +31,8 @@
 #include "pipeline/pipeline.h"
 #include "service/transcriber.h"
 
-#define ENG_MAX_GROUP 64 /* chunks the pipeline hands over at once (its max_batch) */
+#define ENG_MAX_GROUP 64 /* chunks the pipeline may hand over at once */
+#define ENG_GROUP_CAP 16 /* the pipeline's max_batch: chunks one job hands over at once */
 
 typedef struct eng_device {
     canary_model *model;
@@ -634,7 +635,9 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
     int group = 0;
     for (int i = 0; i < t->n_devices; i++)
         group += 2 * t->devices[i].workers * t->devices[i].max_batch;
-    e->group = (size_t)(group < 1 ? 1 : group > ENG_MAX_GROUP ? ENG_MAX_GROUP : group);
+    /* at most 16: the pipeline reads about two groups ahead, and a long job holds that audio
+     * (16 x 40 s chunks = 41 MB of PCM per group) while it waits for its turn */
+    e->group = (size_t)(group < 1 ? 1 : group > ENG_GROUP_CAP ? ENG_GROUP_CAP : group);
     size_t len = 0;
     for (int i = 0; i < t->n_devices && len < sizeof t->device; i++)
         len += (size_t)snprintf(t->device + len, sizeof t->device - len, "%s%s", i ? "," : "", t->devices[i].name);
