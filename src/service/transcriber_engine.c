@@ -143,7 +143,14 @@ static cn_status rec_transcribe(void *self, const float *const *pcm, const size_
         *c = (eng_chunk){.pcm = pcm[i], .len = lens[i], .out = &out[i]};
         c->base.owner = s;
         c->base.seconds = (double)lens[i] / CANARY_SAMPLE_RATE;
-        snprintf(c->base.batch_key, sizeof c->base.batch_key, "%s", s->batch_key);
+        /* NeMo 2.4's front end does not mask padding (nor does NeMo): a chunk padded in a batch
+         * decodes differently from the same chunk alone. So that a job's transcript never depends
+         * on what other jobs run beside it, such chunks share batches only with chunks of exactly
+         * their length. (2.5 semantics mask padding: any lengths batch together.) */
+        if (s->prm.features == CANARY_FEATURES_NEMO_2_4)
+            snprintf(c->base.batch_key, sizeof c->base.batch_key, "%s|n%zu", s->batch_key, lens[i]);
+        else
+            snprintf(c->base.batch_key, sizeof c->base.batch_key, "%s", s->batch_key);
     }
     s->n_posted = (int)n;
     s->n_handed = s->n_completed = 0;
