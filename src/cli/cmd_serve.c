@@ -35,9 +35,17 @@ static cn_status fwd_open(cn_transcriber *t, const char *path, const cn_transcri
         return cn_error_set(err, CANARY_EUNSUPPORTED, "%s", t->reason);
     return engine_of(t)->ops->open(engine_of(t), path, o, out, n, err);
 }
-static cn_status fwd_step(cn_transcriber *t, cn_transcription *s, const atomic_bool *c, cn_step_progress *pr,
-                          cn_error *err) {
-    return engine_of(t)->ops->step(engine_of(t), s, c, pr, err);
+static cn_status fwd_prepare(cn_transcriber *t, cn_transcription *s, const atomic_bool *c, int max, cn_job_chunk **chunks,
+                             int *n, cn_error *err) {
+    return engine_of(t)->ops->prepare(engine_of(t), s, c, max, chunks, n, err);
+}
+static cn_status fwd_run_batch(cn_transcriber *t, int device, int worker, cn_job_chunk *const *chunks, int n,
+                               cn_error *err) {
+    return engine_of(t)->ops->run_batch(engine_of(t), device, worker, chunks, n, err);
+}
+static cn_status fwd_complete(cn_transcriber *t, cn_transcription *s, cn_job_chunk *c, cn_step_progress *pr,
+                              cn_error *err) {
+    return engine_of(t)->ops->complete(engine_of(t), s, c, pr, err);
 }
 static cn_status fwd_finish(cn_transcriber *t, cn_transcription *s, cn_transcript *o, cn_error *err) {
     return engine_of(t)->ops->finish(engine_of(t), s, o, err);
@@ -47,7 +55,8 @@ static void fwd_destroy(cn_transcriber *t) {
     cn_transcriber_destroy(engine_of(t));
     free(t->impl);
 }
-static const cn_transcriber_ops loading_ops = {fwd_probe, fwd_open, fwd_step, fwd_finish, fwd_close, fwd_destroy};
+static const cn_transcriber_ops loading_ops = {fwd_probe,    fwd_open,   fwd_prepare, fwd_run_batch,
+                                               fwd_complete, fwd_finish, fwd_close,   fwd_destroy};
 
 static loading_transcriber *loading_create(const char *model_name, const char *path) {
     loading_transcriber *lt = calloc(1, sizeof *lt);
@@ -62,13 +71,13 @@ static loading_transcriber *loading_create(const char *model_name, const char *p
         snprintf(lt->pub.reason, sizeof lt->pub.reason, "model %s is loading from %s", model_name, path);
     snprintf(lt->pub.model_name, sizeof lt->pub.model_name, "%s", model_name);
     snprintf(lt->pub.model_info_json, sizeof lt->pub.model_info_json, "{}");
-    /* the engine runs on the CPU today; written once here because HTTP threads read it unlocked */
-    snprintf(lt->pub.device, sizeof lt->pub.device, "cpu");
+    /* the devices are known once the engine has loaded (copied before `ready` flips) */
+    snprintf(lt->pub.device, sizeof lt->pub.device, "loading");
     return lt;
 }
 
-/* server.workers = 0 (auto): the hardware profile's executors for the CPU, the device the engine
- * runs on today. */
+/* server.workers = 0 (auto): the hardware profile's executors for the CPU when the CPU runs the
+ * model; when only GPUs do, the CPU's cores decode audio for them (one feeder per core, up to 16). */
 static int auto_workers(const cn_config *cfg) {
     cn_hw_info hw;
     cn_hw_detect(NULL, &hw);
@@ -80,10 +89,14 @@ static int auto_workers(const cn_config *cfg) {
     cn_error_clear(&err);
     if (!m || cn_profile_compute(&hw, m, cfg, &prof, &err) != CANARY_OK)
         return 1;
-    for (int i = 0; i < prof.n_devices; i++)
+    bool gpu = false;
+    for (int i = 0; i < prof.n_devices; i++) {
         if (prof.dev[i].usable && prof.dev[i].kind == CN_DEV_CPU && prof.dev[i].workers > 0)
             return prof.dev[i].workers;
-    return 1;
+        gpu = gpu || (prof.dev[i].usable && prof.dev[i].kind == CN_DEV_CUDA);
+    }
+    int cpus = cn_hw_compute_cpus(&hw);
+    return gpu && cpus > 1 ? (cpus > 16 ? 16 : cpus) : 1;
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -171,6 +184,9 @@ int cmd_serve(int argc, char **argv) {
     }
     lt->engine = engine;
     snprintf(lt->pub.model_info_json, sizeof lt->pub.model_info_json, "%s", engine->model_info_json);
+    snprintf(lt->pub.device, sizeof lt->pub.device, "%s", engine->device);
+    lt->pub.n_devices = engine->n_devices;
+    memcpy(lt->pub.devices, engine->devices, sizeof engine->devices);
     atomic_store(&lt->pub.ready, true);
     cn_service_model_ready(svc);
     int sig = 0;

@@ -329,11 +329,14 @@ cn_status cn_sched_submit(cn_sched *s, cn_sched_batch *b, cn_error *err) {
     pthread_mutex_unlock(&s->mu);
     if (!healthy)
         return cn_error_set(err, CANARY_EDEVICE, "no healthy device left to run batches");
+    char who[48] = "";
+    if (b->job_id)
+        snprintf(who, sizeof who, " of job %llu", (unsigned long long)b->job_id);
     return cn_error_set(err, CANARY_ELIMIT,
-                        "batch of job %llu needs %.1f MiB; the largest device budget is %.1f MiB (%s): "
+                        "batch%s needs %.1f MiB; the largest device budget is %.1f MiB (%s): "
                         "use a smaller engine.max_batch or engine.chunk_seconds",
-                        (unsigned long long)b->job_id, (double)b->mem_bytes / 1048576.0,
-                        (double)s->dev[biggest].d.mem_budget / 1048576.0, s->dev[biggest].d.name);
+                        who, (double)b->mem_bytes / 1048576.0, (double)s->dev[biggest].d.mem_budget / 1048576.0,
+                        s->dev[biggest].d.name);
 admit:
     s->outstanding++;
     q_push_back(&s->pending, b);
@@ -369,6 +372,7 @@ void cn_sched_metrics(cn_sched *s, cn_strbuf *sb) {
         {"canary_device_healthy", "gauge", "1 while the device runs batches, 0 after it failed."},
         {"canary_device_busy_workers", "gauge", "Executors of the device running a batch now."},
         {"canary_device_memory_in_use_bytes", "gauge", "Batch memory admitted on the device now."},
+        {"canary_device_memory_budget_bytes", "gauge", "Batch memory the device admits at once (0 = unlimited)."},
         {"canary_device_busy_seconds_total", "counter", "Time the device's executors spent running batches."},
         {"canary_device_batches_total", "counter", "Batches run on the device, by outcome."},
     };
@@ -382,7 +386,11 @@ void cn_sched_metrics(cn_sched *s, cn_strbuf *sb) {
             case 2:
                 cn_sb_printf(sb, "%s{device=\"%s\"} %llu\n", m[k].name, dev, (unsigned long long)st[i].mem_in_use);
                 break;
-            case 3: cn_sb_printf(sb, "%s{device=\"%s\"} %.6f\n", m[k].name, dev, (double)st[i].busy_ns * 1e-9); break;
+            case 3:
+                cn_sb_printf(sb, "%s{device=\"%s\"} %llu\n", m[k].name, dev,
+                             (unsigned long long)s->dev[i].d.mem_budget);
+                break;
+            case 4: cn_sb_printf(sb, "%s{device=\"%s\"} %.6f\n", m[k].name, dev, (double)st[i].busy_ns * 1e-9); break;
             default:
                 cn_sb_printf(sb, "%s{device=\"%s\",outcome=\"done\"} %llu\n", m[k].name, dev,
                              (unsigned long long)st[i].batches_done);

@@ -77,7 +77,8 @@ void cn_sched_stats(cn_sched *s, int device, cn_sched_device_stats *out);
 const char *cn_sched_device_name(const cn_sched *s, int device);
 
 /* Per-device gauges and counters for /metrics (Prometheus text format): canary_device_healthy,
- * canary_device_busy_workers, canary_device_memory_in_use_bytes, canary_device_busy_seconds_total,
+ * canary_device_busy_workers, canary_device_memory_in_use_bytes, canary_device_memory_budget_bytes,
+ * canary_device_busy_seconds_total,
  * canary_device_batches_total{outcome="done|failed"}, each labelled device="cuda:0". */
 void cn_sched_metrics(cn_sched *s, cn_strbuf *sb);
 /* The same as a JSON array, for the service's GET / hardware block. */

@@ -167,6 +167,7 @@ char *job_json_text(cn_service *s, const cn_job_record *rec) {
     cn_job_status st = rec->status;
     int done = rec->chunks_done, total = rec->chunks_total;
     int64_t started = rec->started_ms;
+    char live_devices[256] = "";
     /* the live job is fresher while it runs; once the store says finished it is final (finish_job
      * writes the store before the live status, and an SSE stream must not end on "processing") */
     sjob *live = cn_job_status_terminal(rec->status) ? NULL : sched_find(s, rec->id, NULL);
@@ -178,6 +179,7 @@ char *job_json_text(cn_service *s, const cn_job_record *rec) {
             total = live->chunks_total;
             if (live->started_ms)
                 started = live->started_ms;
+            sched_device_names(s, live->device_mask, live_devices, sizeof live_devices);
         }
         pthread_mutex_unlock(&s->mu);
         sched_release(s, live);
@@ -209,11 +211,16 @@ char *job_json_text(cn_service *s, const cn_job_record *rec) {
         eta = json_real(round(elapsed / done * (total - done) * 10.0) / 10.0);
     }
     json_object_set_new(o, "eta_seconds", eta);
+    /* the devices that ran its chunks (so far, while it runs); kept with the record once done */
     json_t *devices = json_array();
-    if (st == CN_JOB_PROCESSING)
-        json_array_append_new(devices, json_string(s->tr->device));
-    else if (rec->device && st == CN_JOB_COMPLETED)
-        json_array_append_new(devices, json_string(rec->device));
+    const char *names = st == CN_JOB_PROCESSING ? live_devices : rec->device ? rec->device : "";
+    for (const char *p = names; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n)
+            json_array_append_new(devices, json_stringn(p, n));
+        p += n + (e != NULL);
+    }
     json_object_set_new(o, "devices", devices);
     json_object_set_new(o, "error",
                         rec->error ? json_pack("{s:s, s:s}", "message", rec->error, "code",
@@ -438,7 +445,8 @@ static json_t *model_json(cn_service *s) {
     }
     json_object_set_new(info, "name", json_string(s->tr->model_name));
     json_object_set_new(info, "loaded", json_boolean(s->tr->ready));
-    json_object_set_new(info, "device", json_string(s->tr->device));
+    /* the devices in use ("cpu", "cuda:0,cuda:1"); known once the model is loaded */
+    json_object_set_new(info, "device", s->tr->ready ? json_string(s->tr->device) : json_null());
     if (!s->tr->ready)
         json_object_set_new(info, "reason", json_string(s->tr->reason));
     return info;
@@ -453,7 +461,25 @@ static enum MHD_Result h_root(req *r, struct MHD_Connection *c) {
     s->store->ops->count_by_status(s->store, counts, &err);
     pthread_mutex_lock(&s->mu);
     int unfinished = s->n_live, active = s->n_active;
+    cn_sched *xs = s->xs;
     pthread_mutex_unlock(&s->mu);
+    if (!json_is_object(hardware)) {
+        json_decref(hardware);
+        hardware = json_object();
+    }
+    /* the executors' live state (health, load, memory, batches): empty until the model is ready */
+    json_t *devs = NULL;
+    if (xs) {
+        cn_strbuf sb;
+        cn_sb_init(&sb);
+        cn_sched_stats_json(xs, &sb);
+        devs = json_loads(cn_sb_str(&sb), 0, NULL);
+        cn_sb_free(&sb);
+        /* the batch size each takes (set once when the executors started) */
+        for (size_t i = 0; i < json_array_size(devs) && (int)i < s->n_dev; i++)
+            json_object_set_new(json_array_get(devs, i), "max_batch", json_integer(s->dev[i].max_batch));
+    }
+    json_object_set_new(hardware, "devices", devs ? devs : json_array());
     json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:{s:i, s:i, s:i, s:i, s:I, s:I}}", "message",
                           "Canary STT API is running", "version", CANARY_VERSION, "model", model_json(s), "hardware",
                           hardware ? hardware : json_object(), "queue", "unfinished", unfinished, "active", active,
@@ -464,9 +490,24 @@ static enum MHD_Result h_root(req *r, struct MHD_Connection *c) {
 
 static enum MHD_Result h_health(req *r, struct MHD_Connection *c) {
     cn_service *s = r->s;
-    if (s->tr->ready)
-        return send_json(r, c, 200, json_pack("{s:s, s:s}", "status", "ok", "model", s->tr->model_name));
     char msg[700];
+    if (s->tr->ready) {
+        /* every device retired after failures: nothing can run (the log and GET / say why) */
+        pthread_mutex_lock(&s->mu);
+        cn_sched *xs = s->xs;
+        pthread_mutex_unlock(&s->mu);
+        int healthy = 0, n = xs ? cn_sched_device_count(xs) : 0;
+        for (int i = 0; i < n; i++) {
+            cn_sched_device_stats st;
+            cn_sched_stats(xs, i, &st);
+            healthy += st.healthy;
+        }
+        if (!xs || healthy > 0)
+            return send_json(r, c, 200, json_pack("{s:s, s:s}", "status", "ok", "model", s->tr->model_name));
+        snprintf(msg, sizeof msg, "no healthy device left: all %d failed (see GET / hardware.devices)", n);
+        return send_json(r, c, 503, json_pack("{s:s, s:s, s:s}", "status", "unavailable", "model",
+                                              s->tr->model_name, "message", msg));
+    }
     snprintf(msg, sizeof msg, "no model loaded: %s", s->tr->reason);
     return send_json(r, c, 503, json_pack("{s:s, s:s, s:s}", "status", "unavailable", "model", s->tr->model_name,
                                           "message", msg));
@@ -526,10 +567,18 @@ static enum MHD_Result h_metrics(req *r, struct MHD_Connection *c) {
     cn_sb_printf(&b, "# HELP canary_real_time_factor Processing time divided by audio time (lower is faster).\n"
                      "# TYPE canary_real_time_factor gauge\ncanary_real_time_factor %.6f\n",
                  m.audio_seconds_done > 0 ? m.busy_seconds / m.audio_seconds_done : 0.0);
-    cn_sb_printf(&b, "# HELP canary_device_busy_seconds_total Time each device spent transcribing.\n"
-                     "# TYPE canary_device_busy_seconds_total counter\n"
-                     "canary_device_busy_seconds_total{device=\"%s\"} %.3f\n",
-                 s->tr->device, m.busy_seconds);
+    cn_sb_printf(&b, "# HELP canary_batches_total Batches run on the devices.\n"
+                     "# TYPE canary_batches_total counter\ncanary_batches_total %llu\n"
+                     "# HELP canary_batch_chunks_total Chunks in those batches (divided by canary_batches_total: "
+                     "the mean batch size).\n# TYPE canary_batch_chunks_total counter\ncanary_batch_chunks_total %llu\n",
+                 (unsigned long long)m.batches, (unsigned long long)m.batch_chunks);
+    /* per device: healthy, busy executors, memory in use and budget, busy seconds, batches by
+     * outcome (hw/sched.h); absent until the model is ready */
+    pthread_mutex_lock(&s->mu);
+    cn_sched *xs = s->xs;
+    pthread_mutex_unlock(&s->mu);
+    if (xs)
+        cn_sched_metrics(xs, &b);
     cn_sb_printf(&b, "# HELP canary_webhooks_total Webhook deliveries by outcome.\n"
                      "# TYPE canary_webhooks_total counter\ncanary_webhooks_total{result=\"delivered\"} %llu\n"
                      "canary_webhooks_total{result=\"failed\"} %llu\n",

@@ -6,8 +6,24 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "hw/sched.h"
 #include "service/service.h"
 #include "service/store.h"
+
+/* Chunks one prepare() may hand out (also the largest batch the service forms). */
+#define SCHED_MAX_PREP 64
+
+typedef enum chunk_state {
+    CHUNK_READY = 0,         /* prepared, waiting for a batch */
+    CHUNK_RUNNING,           /* in a batch on a device */
+    CHUNK_RETURNED,          /* ran; complete() it */
+    CHUNK_FAILED             /* its batch failed: the job fails with `error` */
+} chunk_state;
+
+typedef struct prep_chunk {
+    cn_job_chunk *c;
+    chunk_state state;
+} prep_chunk;
 
 /* A job the scheduler knows: every unfinished job (persistent or a synchronous request). */
 typedef struct sjob {
@@ -27,7 +43,13 @@ typedef struct sjob {
     char *result_json;       /* transcript, kept for synchronous requests */
     bool has_webhook;
     cn_transcription *session;
-    bool busy, active;
+    bool busy, active;       /* busy: a feeder thread is calling the transcriber for it */
+    prep_chunk prep[SCHED_MAX_PREP]; /* the chunks of the last prepare(), in order */
+    int n_prep, next_complete, n_running;
+    bool ending;             /* a feeder is ending it: its chunks join no batch */
+    cn_status chunk_status;  /* the first failure of one of its chunks (CHUNK_FAILED) */
+    char chunk_error[300];
+    uint32_t device_mask;    /* devices that ran its chunks (bit = device index) */
     struct sjob *next;       /* pending FIFO link */
 } sjob;
 
@@ -41,7 +63,8 @@ typedef struct metrics {
     uint64_t finished[CN_JOB_N_STATUS];
     uint64_t chunks;
     double audio_seconds_done;
-    double busy_seconds;     /* time workers spent in the transcriber */
+    double busy_seconds;     /* time device executors spent running batches */
+    uint64_t batches, batch_chunks; /* batches run and the chunks in them */
     uint64_t webhooks_ok, webhooks_failed;
     uint64_t rejected_queue_full;
 } metrics;
@@ -71,10 +94,19 @@ struct cn_service {
     sjob **live;             /* unfinished jobs */
     int n_live, cap_live;
     sjob *pending_head, *pending_tail;
-    int n_active, max_active, rr;
+    int n_active, max_active, rr, feed_rr; /* rr: batch formation; feed_rr: feeders */
     bool stopping;
-    pthread_t *workers;
+    pthread_t *workers;      /* feeders: open, prepare (decode audio), complete, finish */
     int n_workers;
+    /* devices: one executor per device worker (hw/sched.h), created once the model is ready */
+    cn_sched *xs;
+    char xs_error[256];      /* why it could not be created */
+    int n_dev;
+    cn_transcriber_device dev[CN_TRANSCRIBER_MAX_DEVICES];
+    struct xs_device_ctx { struct cn_service *s; int device; } dev_ctx[CN_TRANSCRIBER_MAX_DEVICES];
+    int in_flight;           /* batches submitted, not yet done */
+    int n_ready;             /* prepared chunks waiting for a batch, over all jobs */
+    int chunk_slots;         /* sum over devices of workers x max_batch */
 
     /* webhooks and expiry */
     pthread_mutex_t wmu;
@@ -89,6 +121,8 @@ struct cn_service {
 
 /* scheduler.c */
 cn_status sched_start(cn_service *s, cn_error *err);
+/* Names of the devices in `mask` ("cpu,cuda:0") into buf. */
+void sched_device_names(cn_service *s, uint32_t mask, char *buf, size_t n);
 void sched_stop(cn_service *s);
 /* Adds a job (takes ownership of audio_path and options strings). Fails with ELIMIT when full,
  * unless `accepted` (a job already acknowledged to its client, which must run regardless). */

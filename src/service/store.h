@@ -37,7 +37,7 @@ typedef struct cn_job_record {
     cn_webhook_state webhook_state;
     double audio_seconds;
     int chunks_done, chunks_total;
-    char *device;            /* where it ran ("cpu") */
+    char *device;            /* the devices that ran it, comma-separated ("cpu", "cuda:0,cuda:1") */
     char *error;             /* message when failed/canceled */
     char *error_code;        /* short machine code ("invalid_audio", "canceled", ...) */
     char *result_json;       /* the transcript (cn_transcript_to_json) when completed and asked for */
@@ -60,7 +60,9 @@ typedef struct cn_store_ops {
                       cn_job_record **out, int *n, bool *has_more, cn_error *err);
     cn_status (*set_processing)(cn_store *s, const char *id, int64_t started_ms, double audio_seconds,
                                 int chunks_total, const char *device, cn_error *err);
-    cn_status (*set_progress)(cn_store *s, const char *id, int chunks_done, int chunks_total, cn_error *err);
+    /* `devices`: the devices that ran its chunks so far, comma-separated ("cuda:0,cuda:1"). */
+    cn_status (*set_progress)(cn_store *s, const char *id, int chunks_done, int chunks_total, const char *devices,
+                              cn_error *err);
     /* Terminal state; clears audio_path (the caller deletes the file). */
     cn_status (*set_finished)(cn_store *s, const char *id, cn_job_status st, int64_t finished_ms, const char *result,
                               const char *error, const char *error_code, cn_error *err);

@@ -298,10 +298,13 @@ static void bind_progress2(sqlite3_stmt *st, const void *p) {
     bind_text(st, 1, a->id);
     sqlite3_bind_int(st, 2, a->i);
     sqlite3_bind_int(st, 3, (int)a->ms);
+    bind_text(st, 4, a->a);
 }
-static cn_status st_set_progress(cn_store *base, const char *id, int chunks_done, int chunks_total, cn_error *err) {
-    upd_args a = {.id = id, .i = chunks_done, .ms = chunks_total};
-    return exec_update((sqlite_store *)base, "UPDATE jobs SET chunks_done = ?2, chunks_total = ?3 WHERE id = ?1",
+static cn_status st_set_progress(cn_store *base, const char *id, int chunks_done, int chunks_total,
+                                 const char *devices, cn_error *err) {
+    upd_args a = {.id = id, .i = chunks_done, .ms = chunks_total, .a = devices};
+    return exec_update((sqlite_store *)base,
+                       "UPDATE jobs SET chunks_done = ?2, chunks_total = ?3, device = ?4 WHERE id = ?1",
                        "saving progress", err, bind_progress2, &a);
 }
 

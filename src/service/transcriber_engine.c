@@ -1,11 +1,16 @@
-/* The engine transcriber: libcanary + the long-audio pipeline behind the service's step interface.
+/* The engine transcriber: libcanary + the long-audio pipeline behind the service's chunk
+ * interface (transcriber.h).
  *
- * cn_pipeline_run is one blocking call per file. To interleave jobs fairly, each job's pipeline
- * runs in a thread of its own that holds still between batches: its progress callback (called
- * after every batch) hands control back and waits for the next step(). At most `workers` steps
- * run at once (the scheduler's workers), and each batch borrows one of `workers` inference
- * contexts, so the CPU/GPU work is bounded by the configuration while any number of jobs are
- * in flight. */
+ * Devices: one model replica per device the hardware profile chose (hw/profile.h with the
+ * engine.* settings): each GPU loaded with device "cuda:N" and one context per executor
+ * (stream), the CPU with server.workers contexts. The service runs batches on them through
+ * run_batch(); chunks of different jobs share a batch.
+ *
+ * Jobs: cn_pipeline_run is one blocking call per file, so each job's pipeline runs in a thread
+ * of its own. Its recognizer does not compute: it posts the chunks it is given (prepare() hands
+ * them to the service) and waits until the service has run them in batches and complete()d
+ * them. Between groups of chunks the thread waits for the next prepare(), so audio is decoded
+ * only as fast as the service asks for it (server.workers feeders at a time). */
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -15,32 +20,51 @@
 #include <time.h>
 
 #include "base/config.h"
+#include "base/log.h"
 #include "base/strbuf.h"
 #include "base/threadpool.h"
 #include "canary/canary.h"
 #include "canary/canary_audio.h"
 #include "canary/canary_pipeline.h"
+#include "hw/hw.h"
+#include "hw/profile.h"
 #include "pipeline/engine_recognizer.h"
 #include "pipeline/pipeline.h"
 #include "service/transcriber.h"
 
-typedef struct engine {
+#define ENG_MAX_GROUP 64 /* chunks the pipeline may hand over at once */
+#define ENG_GROUP_CAP 16 /* the pipeline's max_batch: chunks one job hands over at once */
+
+typedef struct eng_device {
     canary_model *model;
-    canary_params defaults;
-    pthread_mutex_t mu;
-    pthread_cond_t free_ctx;
-    canary_context **ctx;
-    bool *busy;
+    canary_context **ctx;    /* one per executor */
     int n_ctx;
+    canary_precision precision;
+} eng_device;
+
+typedef struct engine {
+    eng_device dev[CN_TRANSCRIBER_MAX_DEVICES];
+    int n_dev;
+    canary_model *model;     /* dev[0]'s: languages, limits */
+    canary_params defaults;
     double chunk_max_s;
-    size_t max_batch;
+    size_t group;            /* the pipeline's batch: enough chunks to fill every executor */
 } engine;
+
+typedef struct eng_chunk {
+    cn_job_chunk base;
+    const float *pcm;
+    size_t len;
+    cn_rec_result *out;      /* the pipeline's result slot */
+    bool completed;
+} eng_chunk;
 
 struct cn_transcription {
     engine *e;
     canary_params prm;
     char lang[16], target[16];
     cn_task task;
+    char batch_key[96];
     canary_audio *audio;
     cn_pcm_source src;
     char name[256];
@@ -49,7 +73,10 @@ struct cn_transcription {
     bool started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool granted, batch_done, finished;
+    bool granted, finished;
+    eng_chunk group[ENG_MAX_GROUP]; /* the chunks the pipeline waits for */
+    int n_posted, n_handed, n_completed;
+    int chunks_done, estimate; /* estimate: chunks expected from the duration (open) */
     cn_status status;
     cn_error err;
     canary_progress last;
@@ -66,44 +93,53 @@ static double chunk_seconds(const engine *e) {
     return limit > 0 && c > limit ? limit : c;
 }
 
-/* ---- the recognizer the pipeline calls ---- */
+/* ---- the recognizer the pipeline calls: post the chunks, wait for the service ---- */
+
+/* Waits for the next prepare() (or a cancel). Called with s->mu held. */
+static void wait_grant(cn_transcription *s) {
+    while (!s->granted && !canary_cancel_requested(s->cancel))
+        pthread_cond_wait(&s->cv, &s->mu);
+    s->granted = false;
+}
 
 static cn_status rec_transcribe(void *self, const float *const *pcm, const size_t *lens, size_t n,
                                 cn_rec_result *out, cn_error *err) {
     cn_transcription *s = self;
-    engine *e = s->e;
-    pthread_mutex_lock(&e->mu);
-    int k = -1;
-    for (;;) {
-        for (int i = 0; i < e->n_ctx; i++)
-            if (!e->busy[i]) {
-                k = i;
-                break;
-            }
-        if (k >= 0)
-            break;
-        pthread_cond_wait(&e->free_ctx, &e->mu);
+    if (n > ENG_MAX_GROUP)
+        return cn_error_set(err, CANARY_EINVAL, "the pipeline asked for %zu chunks at once (at most %d)", n,
+                            ENG_MAX_GROUP);
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        eng_chunk *c = &s->group[i];
+        *c = (eng_chunk){.pcm = pcm[i], .len = lens[i], .out = &out[i]};
+        c->base.owner = s;
+        c->base.seconds = (double)lens[i] / CANARY_SAMPLE_RATE;
+        /* NeMo 2.4's front end does not mask padding (nor does NeMo): a chunk padded in a batch
+         * decodes differently from the same chunk alone. So that a job's transcript never depends
+         * on what other jobs run beside it, such chunks share batches only with chunks of exactly
+         * their length. (2.5 semantics mask padding: any lengths batch together.) */
+        if (s->prm.features == CANARY_FEATURES_NEMO_2_4)
+            snprintf(c->base.batch_key, sizeof c->base.batch_key, "%s|n%zu", s->batch_key, lens[i]);
+        else
+            snprintf(c->base.batch_key, sizeof c->base.batch_key, "%s", s->batch_key);
     }
-    e->busy[k] = true;
-    pthread_mutex_unlock(&e->mu);
-    canary_context *ctx = e->ctx[k];
-    char msg[512];
-    cn_status st = canary_transcribe_batch(ctx, &s->prm, pcm, lens, (int)n, msg, sizeof msg);
-    if (st != CANARY_OK) {
-        cn_error_set(err, st, "%s", msg);
-    } else {
-        for (size_t i = 0; i < n && st == CANARY_OK; i++)
-            st = cn_engine_result_convert(ctx, (int)i, lens[i], s->prm.timestamps,
-                                          canary_model_frame_seconds(e->model), &out[i], err);
-        if (st != CANARY_OK)
-            for (size_t i = 0; i < n; i++)
-                cn_rec_result_free(&out[i]);
+    s->n_posted = (int)n;
+    s->n_handed = s->n_completed = 0;
+    pthread_cond_broadcast(&s->cv);
+    while (s->n_completed < s->n_posted && !canary_cancel_requested(s->cancel))
+        pthread_cond_wait(&s->cv, &s->mu);
+    bool canceled = s->n_completed < s->n_posted;
+    s->n_posted = s->n_handed = s->n_completed = 0;
+    if (!canceled)
+        wait_grant(s); /* decode the next chunks only when the service asks for them */
+    canceled = canceled || canary_cancel_requested(s->cancel);
+    pthread_mutex_unlock(&s->mu);
+    if (canceled) {
+        for (size_t i = 0; i < n; i++)
+            cn_rec_result_free(&out[i]);
+        return cn_error_set(err, CANARY_ECANCELED, "canceled");
     }
-    pthread_mutex_lock(&e->mu);
-    e->busy[k] = false;
-    pthread_cond_signal(&e->free_ctx);
-    pthread_mutex_unlock(&e->mu);
-    return st;
+    return CANARY_OK;
 }
 
 static cn_status src_read(void *self, float *buf, size_t max, size_t *got, cn_error *err) {
@@ -113,16 +149,11 @@ static cn_status src_read(void *self, float *buf, size_t max, size_t *got, cn_er
     return st == CANARY_OK ? CANARY_OK : cn_error_set(err, st, "%s", msg);
 }
 
-/* After every batch: report, then wait for the next step (or a cancel). */
+/* After every batch: remember where the pipeline stands (its total grows as it reads). */
 static bool on_progress(const canary_progress *p, void *user) {
     cn_transcription *s = user;
     pthread_mutex_lock(&s->mu);
     s->last = *p;
-    s->batch_done = true;
-    s->granted = false;
-    pthread_cond_broadcast(&s->cv);
-    while (!s->granted && !canary_cancel_requested(s->cancel))
-        pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
     return !canary_cancel_requested(s->cancel);
 }
@@ -130,17 +161,19 @@ static bool on_progress(const canary_progress *p, void *user) {
 static void *pipeline_thread(void *arg) {
     cn_transcription *s = arg;
     pthread_mutex_lock(&s->mu);
-    while (!s->granted && !canary_cancel_requested(s->cancel))
-        pthread_cond_wait(&s->cv, &s->mu);
+    wait_grant(s);
     pthread_mutex_unlock(&s->mu);
     cn_pipeline_params p;
     cn_pipeline_params_default(&p);
-    /* One chunk per batch unless engine.max_batch says otherwise: a step is then one chunk, which
-     * is the granularity at which the scheduler interleaves jobs and notices a cancel. */
-    p.max_batch = s->e->max_batch > 0 ? s->e->max_batch : 1;
+    /* The pipeline's batch is the chunks one job hands over at once; the service forms the
+     * device batches (from several jobs) out of them. */
+    p.max_batch = s->e->group;
     p.chunk_max_s = chunk_seconds(s->e);
     if (s->prm.timestamps && !(s->e->chunk_max_s > 0)) /* NeMo's chunk length for timestamps */
         p.chunk_max_s = CN_CANARY_TIMESTAMP_CHUNK_S;
+    /* no read-ahead thread per job: the service's feeders already overlap jobs, and memory stays
+     * bounded by the chunks each job hands over */
+    p.sequential = true;
     if (p.max_batch_s < (double)p.max_batch * p.chunk_max_s)
         p.max_batch_s = (double)p.max_batch * p.chunk_max_s;
     p.task = s->task == CN_TASK_TRANSLATE ? "translate" : "transcribe";
@@ -252,6 +285,8 @@ static cn_status eng_open(cn_transcriber *t, const char *path, const cn_transcri
     s->prm.pnc = o->pnc;
     /* word timings from the model's timestamp tokens where it has them (else approximate) */
     s->prm.timestamps = o->word_timestamps && canary_model_has_timestamps(e->model);
+    snprintf(s->batch_key, sizeof s->batch_key, "%s|%s|%d|%d", s->lang, s->prm.target_lang ? s->target : "", o->pnc,
+             s->prm.timestamps);
     snprintf(s->name, sizeof s->name, "%s", path);
     cn_status st = s->cancel ? open_audio(path, &s->audio, err) : cn_error_set(err, CANARY_ENOMEM, "out of memory");
     if (st != CANARY_OK) {
@@ -262,6 +297,7 @@ static cn_status eng_open(cn_transcriber *t, const char *path, const cn_transcri
     s->src = (cn_pcm_source){.self = s, .name = s->name, .expected_s = d > 0 ? d : 0, .read = src_read};
     double chunk = chunk_seconds(e);
     *n_chunks = d > 0 && chunk > 0 ? (int)ceil(d / chunk) : 0;
+    s->estimate = *n_chunks;
     if (pthread_create(&s->thread, NULL, pipeline_thread, s) != 0) {
         eng_close(t, s);
         return cn_error_set(err, CANARY_EIO, "cannot start a pipeline thread");
@@ -271,34 +307,99 @@ static cn_status eng_open(cn_transcriber *t, const char *path, const cn_transcri
     return CANARY_OK;
 }
 
-static cn_status eng_step(cn_transcriber *t, cn_transcription *s, const atomic_bool *cancel, cn_step_progress *pr,
-                          cn_error *err) {
+static cn_status eng_prepare(cn_transcriber *t, cn_transcription *s, const atomic_bool *cancel, int max,
+                             cn_job_chunk **chunks, int *n, cn_error *err) {
+    *n = 0;
     pthread_mutex_lock(&s->mu);
-    s->granted = true;
-    s->batch_done = false;
-    pthread_cond_broadcast(&s->cv);
-    while (!s->batch_done && !s->finished) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
+    if (s->n_handed >= s->n_posted && !s->finished) {
+        /* the pipeline reads and decodes up to its next chunks */
+        s->granted = true;
+        pthread_cond_broadcast(&s->cv);
+        while (!(s->n_posted > 0 && s->n_handed < s->n_posted) && !s->finished) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            if (atomic_load(cancel))
+                canary_cancel_request(s->cancel); /* the pipeline stops at its next check */
         }
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-        if (atomic_load(cancel))
-            canary_cancel_request(s->cancel); /* the pipeline stops at its next check */
     }
-    pr->chunks_done = (int)s->last.chunks_done;
-    pr->chunks_total = (int)s->last.chunks_total;
-    pr->finished = s->finished && s->status == CANARY_OK;
-    cn_status st = s->finished ? s->status : CANARY_OK;
-    if (st != CANARY_OK && err)
-        *err = s->err;
+    cn_status st = CANARY_OK;
+    while (s->n_handed < s->n_posted && *n < max)
+        chunks[(*n)++] = &s->group[s->n_handed++].base;
+    if (*n == 0 && s->finished && s->status != CANARY_OK) {
+        st = s->status;
+        if (err)
+            *err = s->err;
+    }
     pthread_mutex_unlock(&s->mu);
-    if (pr->finished && pr->chunks_total < pr->chunks_done)
-        pr->chunks_total = pr->chunks_done;
     return st;
+}
+
+/* Result `i` of the last run on `ctx` as the pipeline's tokens for chunk `c` (the pipeline's
+ * conversion: text pieces, and word frames from the model's timestamp tokens when asked for). */
+static cn_status chunk_result(const canary_context *ctx, int i, const eng_chunk *c, cn_rec_result *out,
+                              cn_error *err) {
+    const cn_transcription *s = c->base.owner;
+    return cn_engine_result_convert(ctx, i, c->len, s->prm.timestamps, canary_model_frame_seconds(s->e->model), out,
+                                    err);
+}
+
+static cn_status eng_run_batch(cn_transcriber *t, int device, int worker, cn_job_chunk *const *chunks, int n,
+                               cn_error *err) {
+    engine *e = t->impl;
+    eng_device *d = &e->dev[device];
+    const float *pcm[ENG_MAX_GROUP];
+    size_t lens[ENG_MAX_GROUP];
+    if (n < 1 || n > ENG_MAX_GROUP || worker < 0 || worker >= d->n_ctx)
+        return cn_error_set(err, CANARY_EINVAL, "batch of %d chunks for executor %d of %s", n, worker,
+                            t->devices[device].name);
+    for (int i = 0; i < n; i++) {
+        const eng_chunk *c = (const eng_chunk *)chunks[i];
+        pcm[i] = c->pcm;
+        lens[i] = c->len;
+        cn_rec_result_free(c->out); /* a retry after a device failed part of a split batch */
+    }
+    /* every chunk of a batch has the same batch_key: the first one's parameters hold for all */
+    canary_params prm = chunks[0]->owner->prm;
+    prm.precision = d->precision;
+    canary_context *ctx = d->ctx[worker];
+    char msg[512];
+    cn_status st = canary_transcribe_batch(ctx, &prm, pcm, lens, n, msg, sizeof msg);
+    if (st != CANARY_OK)
+        return cn_error_set(err, st, "%s", msg);
+    for (int i = 0; i < n && st == CANARY_OK; i++)
+        st = chunk_result(ctx, i, (const eng_chunk *)chunks[i], ((eng_chunk *)chunks[i])->out, err);
+    if (st != CANARY_OK)
+        for (int i = 0; i < n; i++)
+            cn_rec_result_free(((eng_chunk *)chunks[i])->out);
+    return st;
+}
+
+static cn_status eng_complete(cn_transcriber *t, cn_transcription *s, cn_job_chunk *c, cn_step_progress *pr,
+                              cn_error *err) {
+    eng_chunk *ec = (eng_chunk *)c;
+    pthread_mutex_lock(&s->mu);
+    if (ec < s->group || ec >= s->group + s->n_posted || ec->completed) {
+        pthread_mutex_unlock(&s->mu);
+        return cn_error_set(err, CANARY_EINVAL, "a chunk completed twice or not of this job");
+    }
+    ec->completed = true;
+    s->chunks_done++;
+    if (++s->n_completed == s->n_posted)
+        pthread_cond_broadcast(&s->cv);
+    pr->chunks_done = s->chunks_done;
+    /* the pipeline's count grows as it reads; until it passes the estimate from the duration, the
+     * estimate stands */
+    int total = (int)s->last.chunks_total > s->estimate ? (int)s->last.chunks_total : s->estimate;
+    pr->chunks_total = total > s->chunks_done ? total : s->chunks_done;
+    pr->finished = false; /* known when prepare() finds no more audio */
+    pthread_mutex_unlock(&s->mu);
+    return CANARY_OK;
 }
 
 /* A copy that is valid UTF-8: the decoder can emit stray bytes (byte-fallback pieces that do not
@@ -338,19 +439,72 @@ static cn_status eng_finish(cn_transcriber *t, cn_transcription *s, cn_transcrip
 static void eng_destroy(cn_transcriber *t) {
     engine *e = t->impl;
     if (e) {
-        for (int i = 0; i < e->n_ctx; i++)
-            canary_context_free(e->ctx[i]);
-        free(e->ctx);
-        free(e->busy);
-        canary_model_free(e->model);
-        pthread_cond_destroy(&e->free_ctx);
-        pthread_mutex_destroy(&e->mu);
+        for (int d = 0; d < e->n_dev; d++) {
+            for (int i = 0; i < e->dev[d].n_ctx; i++)
+                canary_context_free(e->dev[d].ctx[i]);
+            free(e->dev[d].ctx);
+            canary_model_free(e->dev[d].model);
+        }
         free(e);
     }
     free(t);
 }
 
-static const cn_transcriber_ops engine_ops = {eng_probe, eng_open, eng_step, eng_finish, eng_close, eng_destroy};
+static const cn_transcriber_ops engine_ops = {eng_probe,    eng_open,   eng_prepare, eng_run_batch,
+                                              eng_complete, eng_finish, eng_close,   eng_destroy};
+
+/* A GPU's precision: engine.precision, or the profile's choice under "auto". */
+static canary_precision gpu_precision(const cn_config *cfg, const cn_device_profile *dp) {
+    if (strcmp(cfg->precision, "fp32") == 0)
+        return CANARY_PRECISION_FP32;
+    if (strcmp(cfg->precision, "bf16") == 0)
+        return CANARY_PRECISION_BF16;
+    if (strcmp(cfg->precision, "fp16") == 0)
+        return CANARY_PRECISION_FP16;
+    if (dp->precision == CN_PREC_BF16)
+        return CANARY_PRECISION_BF16;
+    if (dp->precision == CN_PREC_FP16)
+        return CANARY_PRECISION_FP16;
+    return dp->tf32 ? CANARY_PRECISION_TF32 : CANARY_PRECISION_FP32;
+}
+
+/* The CPU runs fp32 and bf16; a GPU precision there is refused, never silently replaced. */
+static cn_status cpu_precision_ok(const cn_config *cfg, cn_error *err) {
+    if (strcmp(cfg->precision, "bf16") != 0 && strcmp(cfg->precision, "fp32") != 0 && strcmp(cfg->precision, "auto") != 0)
+        return cn_error_set(err, CANARY_EUNSUPPORTED, "engine.precision = %s: the CPU engine supports fp32 and bf16",
+                            cfg->precision);
+    return CANARY_OK;
+}
+
+/* Loads a replica on `name` ("cpu", "cuda:N") with `workers` contexts of `threads` threads. */
+static cn_status load_device(engine *e, cn_transcriber *t, const cn_config *cfg, const char *model_path,
+                             const char *name, int workers, int threads, cn_error *err) {
+    eng_device *d = &e->dev[e->n_dev];
+    char msg[512];
+    canary_model_params mp = canary_model_default_params();
+    mp.cache_dir = cfg->cache_dir && cfg->cache_dir[0] ? cfg->cache_dir : NULL;
+    mp.device = name;
+    canary_status st = canary_model_load(model_path, &mp, &d->model, msg, sizeof msg);
+    if (st != CANARY_OK)
+        return cn_error_set(err, st, "loading model %s%s%s: %s", model_path, strcmp(name, "cpu") ? " on " : "",
+                            strcmp(name, "cpu") ? name : "", msg);
+    d->ctx = calloc((size_t)workers, sizeof *d->ctx);
+    if (!d->ctx) {
+        canary_model_free(d->model);
+        d->model = NULL;
+        return cn_error_set(err, CANARY_ENOMEM, "out of memory");
+    }
+    e->n_dev++; /* from here eng_destroy frees it */
+    for (int i = 0; i < workers; i++) {
+        if ((st = canary_context_create(d->model, threads, &d->ctx[i], msg, sizeof msg)) != CANARY_OK)
+            return cn_error_set(err, st, "creating an inference context on %s: %s", name, msg);
+        d->n_ctx++;
+    }
+    cn_transcriber_device *td = &t->devices[t->n_devices++];
+    snprintf(td->name, sizeof td->name, "%s", canary_model_device(d->model));
+    td->workers = workers;
+    return CANARY_OK;
+}
 
 cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_path, int workers,
                                        cn_transcriber **out, cn_error *err) {
@@ -363,49 +517,109 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
     }
     t->ops = &engine_ops;
     t->impl = e;
-    pthread_mutex_init(&e->mu, NULL);
-    pthread_cond_init(&e->free_ctx, NULL);
-    char msg[512];
-    canary_model_params mp = canary_model_default_params();
-    mp.cache_dir = cfg->cache_dir && cfg->cache_dir[0] ? cfg->cache_dir : NULL;
-    canary_status st = canary_model_load(model_path, &mp, &e->model, msg, sizeof msg);
+    /* The devices: the hardware profile's choice (engine.device, engine.streams, engine.max_batch
+     * and engine.memory_budget_mb override it; docs/HARDWARE.md). */
+    cn_hw_info hw;
+    cn_hw_detect(NULL, &hw);
+    const cn_hw_model *hm = cn_hw_model_preset(cfg->model);
+    if (!hm)
+        hm = cn_hw_model_preset("canary-180m-flash");
+    cn_profile *prof = calloc(1, sizeof *prof);
+    if (!prof) {
+        eng_destroy(t);
+        return cn_error_set(err, CANARY_ENOMEM, "out of memory");
+    }
+    cn_error perr;
+    cn_error_clear(&perr);
+    bool explicit_gpu = strncmp(cfg->device, "cuda", 4) == 0;
+    if (cn_profile_compute(&hw, hm, cfg, prof, &perr) != CANARY_OK) {
+        if (explicit_gpu) {
+            free(prof);
+            eng_destroy(t);
+            return cn_error_set(err, perr.code, "engine.device = %s: %s", cfg->device, perr.msg);
+        }
+        CN_WARN("engine", "no hardware profile (%s): running on the CPU", perr.msg);
+        prof->n_devices = 0;
+    }
+    int cpu_workers = workers > 0 ? workers : 1;
+    int cpu_threads = cfg->threads > 0 ? cfg->threads : cn_cpu_count() / cpu_workers;
+    if (cpu_threads < 1)
+        cpu_threads = 1;
+    cn_status st = CANARY_OK;
+    bool cpu_loaded = false;
+    for (int i = 0; i < prof->n_devices && st == CANARY_OK; i++) {
+        const cn_device_profile *dp = &prof->dev[i];
+        if (!dp->usable)
+            continue;
+        int before = t->n_devices;
+        if (dp->kind == CN_DEV_CPU) {
+            st = cpu_precision_ok(cfg, err);
+            if (st == CANARY_OK)
+                st = load_device(e, t, cfg, model_path, "cpu", cpu_workers, cpu_threads, err);
+            if (st == CANARY_OK) {
+                cpu_loaded = true;
+                e->dev[e->n_dev - 1].precision =
+                    strcmp(cfg->precision, "bf16") == 0 ? CANARY_PRECISION_BF16 : CANARY_PRECISION_FP32;
+                /* the OS pages CPU memory: batches are not admitted by a budget there */
+                t->devices[before].max_batch = dp->max_batch > 0 ? dp->max_batch : 1;
+            }
+        } else {
+            st = load_device(e, t, cfg, model_path, dp->name, dp->workers > 0 ? dp->workers : 1, 1, err);
+            if (st == CANARY_OK) {
+                e->dev[e->n_dev - 1].precision = gpu_precision(cfg, dp);
+                cn_transcriber_device *td = &t->devices[before];
+                td->max_batch = dp->max_batch > 0 ? dp->max_batch : 1;
+                td->item_bytes = dp->item_bytes;
+                td->mem_budget = dp->budget_bytes > dp->weight_bytes ? dp->budget_bytes - dp->weight_bytes : 0;
+                if (!td->mem_budget)
+                    td->mem_budget = 1; /* nothing fits: every batch is refused with the numbers */
+            } else if (!explicit_gpu) {
+                /* auto: a GPU the engine cannot use is passed over with the reason */
+                CN_WARN("engine", "%s; it is not used", err->msg);
+                cn_error_clear(err);
+                st = CANARY_OK;
+            }
+        }
+    }
+    if (st == CANARY_OK && t->n_devices == 0 && !explicit_gpu && !cpu_loaded) {
+        st = cpu_precision_ok(cfg, err);
+        if (st == CANARY_OK)
+            st = load_device(e, t, cfg, model_path, "cpu", cpu_workers, cpu_threads, err);
+        if (st == CANARY_OK) {
+            e->dev[e->n_dev - 1].precision =
+                strcmp(cfg->precision, "bf16") == 0 ? CANARY_PRECISION_BF16 : CANARY_PRECISION_FP32;
+            t->devices[0].max_batch = cfg->max_batch > 0 ? cfg->max_batch : 1;
+        }
+    }
+    free(prof);
+    if (st == CANARY_OK && t->n_devices == 0)
+        st = cn_error_set(err, CANARY_EDEVICE, "engine.device = %s: no device could load the model", cfg->device);
     if (st != CANARY_OK) {
         eng_destroy(t);
-        return cn_error_set(err, st, "loading model %s: %s", model_path, msg);
+        return st;
     }
+    e->model = e->dev[0].model;
     e->defaults = canary_default_params(e->model);
     e->defaults.beam_size = cfg->beam_size;
-    if (strcmp(cfg->precision, "bf16") != 0 && strcmp(cfg->precision, "fp32") != 0 && strcmp(cfg->precision, "auto") != 0) {
-        eng_destroy(t);
-        return cn_error_set(err, CANARY_EUNSUPPORTED, "engine.precision = %s: the CPU engine supports fp32 and bf16",
-                            cfg->precision);
-    }
-    e->defaults.precision = strcmp(cfg->precision, "bf16") == 0 ? CANARY_PRECISION_BF16 : CANARY_PRECISION_FP32;
     /* "auto" keeps the checkpoint's own front end (NeMo < 2.5: 2.4 semantics), as transcribe does */
     if (strcmp(cfg->feature_semantics, "nemo-2.4") == 0)
         e->defaults.features = CANARY_FEATURES_NEMO_2_4;
     else if (strcmp(cfg->feature_semantics, "nemo-2.5") == 0)
         e->defaults.features = CANARY_FEATURES_NEMO_2_5;
     e->chunk_max_s = cfg->chunk_seconds;
-    e->max_batch = cfg->max_batch > 0 ? (size_t)cfg->max_batch : 0;
-    e->n_ctx = workers > 0 ? workers : 1;
-    int threads = cfg->threads > 0 ? cfg->threads : cn_cpu_count() / e->n_ctx;
-    e->ctx = calloc((size_t)e->n_ctx, sizeof *e->ctx);
-    e->busy = calloc((size_t)e->n_ctx, sizeof *e->busy);
-    if (!e->ctx || !e->busy) {
-        eng_destroy(t);
-        return cn_error_set(err, CANARY_ENOMEM, "out of memory");
-    }
-    for (int i = 0; i < e->n_ctx; i++)
-        if ((st = canary_context_create(e->model, threads > 0 ? threads : 1, &e->ctx[i], msg, sizeof msg)) !=
-            CANARY_OK) {
-            e->n_ctx = i;
-            eng_destroy(t);
-            return cn_error_set(err, st, "creating an inference context: %s", msg);
-        }
+    /* a job hands over enough chunks at once to fill every executor's batch twice (the service
+     * prepares up to that many; scheduler.c) */
+    int group = 0;
+    for (int i = 0; i < t->n_devices; i++)
+        group += 2 * t->devices[i].workers * t->devices[i].max_batch;
+    /* at most 16: the pipeline reads about two groups ahead, and a long job holds that audio
+     * (16 x 40 s chunks = 41 MB of PCM per group) while it waits for its turn */
+    e->group = (size_t)(group < 1 ? 1 : group > ENG_GROUP_CAP ? ENG_GROUP_CAP : group);
+    size_t len = 0;
+    for (int i = 0; i < t->n_devices && len < sizeof t->device; i++)
+        len += (size_t)snprintf(t->device + len, sizeof t->device - len, "%s%s", i ? "," : "", t->devices[i].name);
     t->ready = true;
     snprintf(t->model_name, sizeof t->model_name, "%s", cfg->model);
-    snprintf(t->device, sizeof t->device, "cpu");
     json_t *langs = json_array();
     for (size_t i = 0; i < canary_model_language_count(e->model); i++)
         json_array_append_new(langs, json_string(canary_model_language(e->model, i)));

@@ -27,7 +27,7 @@ expect_grep "GPU line" "GPU 1    Fake RTX 3080, sm86, 9.6 / 10.0 GiB free, GPU-0
 
 expect_rc 0 "--check passes on healthy devices" "$CANARY_BIN" hwinfo --check
 expect_grep "cuda:0 ok" "cuda:0  Fake RTX 3080: ok: memory pattern over 256 MiB and a 192x160x256 fp32 GEMM match the CPU" "$TMP/out"
-expect_grep "model part is named as missing" "Model check: not available yet" "$TMP/out"
+expect_grep "the model part says it needs a model" "Model check: skipped: no model given (--model M.nemo)" "$TMP/out"
 CANARY_FAKE_GPU_BAD=1 expect_rc 1 "--check catches a wrong result" "$CANARY_BIN" hwinfo --check
 expect_grep "mismatch named" "cuda:1  Fake RTX 3080: FAILED: GEMM mismatch at C\[0\]\[7\]" "$TMP/out"
 expect_grep "the other device still passes" "cuda:0  Fake RTX 3080: ok" "$TMP/out"
@@ -35,7 +35,7 @@ CANARY_FAKE_GPU_FAIL=0 expect_rc 1 "--check reports a failing device" "$CANARY_B
 if /usr/bin/python3 -c "
 import json; d = json.load(open('$TMP/out'))
 assert d['failures'] == 1 and d['checks'][0]['ok'] is False and 'launch failure' in d['checks'][0]['message']
-assert d['checks'][1]['ok'] is True and d['model_check'].startswith('not available yet')
+assert d['checks'][1]['ok'] is True and d['model_check']['status'] == 'skipped' and d['model_check']['runs'] == []
 "; then ok "--check --json"; else bad "--check --json"; cat "$TMP/out" >&2; fi
 CANARY_FAKE_GPUS=-1 expect_rc 0 "driver failure: the CPU is used" "$CANARY_BIN" hwinfo --json
 expect_grep "driver failure reason kept" "simulated driver failure" "$TMP/out"

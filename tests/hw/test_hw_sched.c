@@ -168,7 +168,7 @@ static void test_memory_admission(void **state) {
     huge.mem_bytes = 2000ull * 1048576;
     huge.job_id = 42;
     assert_int_equal(cn_sched_submit(s, &huge, &err), CANARY_ELIMIT);
-    assert_non_null(strstr(err.msg, "job 42 needs 2000.0 MiB"));
+    assert_non_null(strstr(err.msg, "batch of job 42 needs 2000.0 MiB"));
     assert_non_null(strstr(err.msg, "(sim:big)"));
     cn_sched_destroy(s);
 }
@@ -213,6 +213,8 @@ static void test_device_failure_requeues(void **state) {
     assert_non_null(strstr(cn_sb_str(&sb), "canary_device_batches_total{device=\"sim:good\",outcome=\"done\"} 20\n"));
     assert_non_null(strstr(cn_sb_str(&sb), "canary_device_batches_total{device=\"sim:bad\",outcome=\"failed\"} 1\n"));
     assert_non_null(strstr(cn_sb_str(&sb), "canary_device_memory_in_use_bytes{device=\"sim:good\"} 0\n"));
+    assert_non_null(strstr(cn_sb_str(&sb), "# TYPE canary_device_memory_budget_bytes gauge\n"
+                                           "canary_device_memory_budget_bytes{device=\"sim:bad\"} 0\n"));
     cn_sb_reset(&sb);
     cn_sched_stats_json(s, &sb);
     assert_non_null(strstr(cn_sb_str(&sb), "{\"device\":\"sim:bad\",\"healthy\":false,\"workers\":1,"));

@@ -72,4 +72,38 @@ req "$URL/v1/jobs/$L"
 expect_eq "while the long job is still running" "processing true" "$(jb '[.status, (.chunks.total >= 40 and .chunks.done < .chunks.total)]|map(tostring)|join(" ")')"
 expect_code "cancel it (or delete it, if it finished meanwhile)" 200 -X DELETE "$URL/v1/jobs/$L"
 case "$(jb '.status // "deleted"')" in canceled|deleted) ok "canceled or deleted" ;; *) bad "DELETE answered $(cat "$TMP/body")" ;; esac
+
+# Batches across jobs with the real engine: the CPU takes batches of 4 chunks (engine.max_batch);
+# jobs of 10-second chunks submitted together share the executors' batches, and each gets exactly
+# the text the same file gets when it runs alone on that server. (These checkpoints use NeMo 2.4's
+# front end, which does not mask padding, so the service batches only chunks of equal length;
+# which jobs share a batch depends on timing here, service_devices.sh checks compositions.)
+stop_server "$SPID"
+espeak-ng -w "$TMP/speech2.wav" "numbers one two three four five six seven" 2>/dev/null
+sox "$TMP/speech.wav" "$TMP/long1.wav" repeat 7    # ~25 s
+sox "$TMP/speech2.wav" "$TMP/long2.wav" repeat 7
+BIN="$CANARY_BIN" start_server "$TMP/g" --model "$MODEL" --workers 1 --max-batch 4 --chunk-seconds 10 --cache-dir "$TMP/cache"
+expect_code "long1 alone" 200 -F file=@"$TMP/long1.wav" -F response_format=text "$URL/v1/audio/transcriptions"
+want1=$(cat "$TMP/body")
+expect_code "long2 alone" 200 -F file=@"$TMP/long2.wav" -F response_format=text "$URL/v1/audio/transcriptions"
+want2=$(cat "$TMP/body")
+req "$URL/metrics"
+b0=$(grep '^canary_batches_total ' "$TMP/body" | cut -d' ' -f2)
+c0=$(grep '^canary_batch_chunks_total ' "$TMP/body" | cut -d' ' -f2)
+ids=()
+for f in long1 long2 long1 long2; do
+  req -F file=@"$TMP/$f.wav" "$URL/v1/jobs"; ids+=("$(jb .id)")
+done
+good=0
+for k in 0 1 2 3; do
+  wait_status "$URL/v1/jobs/${ids[$k]}" completed 120 || continue
+  want=$([ $((k % 2)) = 0 ] && echo "$want1" || echo "$want2")
+  [ "$(curl -sS "$URL/v1/jobs/${ids[$k]}/result?format=text")" = "$want" ] && good=$((good + 1))
+done
+expect_eq "four 3-chunk jobs through batches of 4, each with the text it gets alone" "4" "$good"
+req "$URL/metrics"
+b=$(($(grep '^canary_batches_total ' "$TMP/body" | cut -d' ' -f2) - b0))
+c=$(($(grep '^canary_batch_chunks_total ' "$TMP/body" | cut -d' ' -f2) - c0))
+[ "$c" -gt "$b" ] && ok "batches held several chunks ($c chunks in $b batches)" \
+  || bad "no batch held more than one chunk ($c in $b)"
 finish

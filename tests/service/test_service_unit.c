@@ -244,7 +244,7 @@ static void test_store(void **state) {
 
     /* processing -> crash -> requeued */
     assert_int_equal(s->ops->set_processing(s, "job_a", 2000, 12.5, 13, "cpu", &err), CANARY_OK);
-    assert_int_equal(s->ops->set_progress(s, "job_a", 5, 13, &err), CANARY_OK);
+    assert_int_equal(s->ops->set_progress(s, "job_a", 5, 13, "cuda:0,cpu", &err), CANARY_OK);
     int requeued;
     assert_int_equal(s->ops->requeue_interrupted(s, &requeued, &err), CANARY_OK);
     assert_int_equal(requeued, 1);
