@@ -119,7 +119,10 @@ void canary_context_free(canary_context *ctx);
  * does). */
 canary_status canary_transcribe(canary_context *ctx, const canary_params *params, const float *pcm,
                                 size_t n_samples, char *msg, size_t msg_size);
-/* Runs `n` utterances in one batched pass (padding masks; results equal one-at-a-time runs). */
+/* Runs `n` utterances in one batched pass. With the NeMo 2.5 front end (padding masked) results
+ * equal one-at-a-time runs; with NeMo 2.4 semantics, as in NeMo itself, the subsampling does not
+ * mask padding, so an utterance batched with longer ones can decode differently: batch equal
+ * lengths there (the pipeline and the service do). */
 canary_status canary_transcribe_batch(canary_context *ctx, const canary_params *params, const float *const *pcm,
                                       const size_t *n_samples, int n, char *msg, size_t msg_size);
 

@@ -20,7 +20,7 @@ static void sort_desc(size_t *idx, size_t *tmp, size_t n, const int64_t *len) {
     memcpy(idx, tmp, n * sizeof *idx);
 }
 
-cn_status cn_batch_plan_make(const int64_t *lengths, size_t n, size_t max_batch, int64_t max_cost,
+cn_status cn_batch_plan_make(const int64_t *lengths, size_t n, size_t max_batch, int64_t max_cost, bool equal_only,
                              cn_batch_plan *out, cn_error *err) {
     memset(out, 0, sizeof *out);
     if (max_batch == 0 || max_cost <= 0)
@@ -52,7 +52,8 @@ cn_status cn_batch_plan_make(const int64_t *lengths, size_t n, size_t max_batch,
         int64_t longest = lengths[out->order[start]];
         if (longest < 1)
             longest = 1;
-        if (count > max_batch || (int64_t)count * longest > max_cost) {
+        if (count > max_batch || (int64_t)count * longest > max_cost ||
+            (equal_only && lengths[out->order[i]] != lengths[out->order[start]])) {
             out->sizes[out->n_batches++] = i - start;
             start = i;
         }

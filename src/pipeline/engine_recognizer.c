@@ -131,5 +131,6 @@ void cn_engine_recognizer_bind(cn_engine_recognizer *er, cn_recognizer *out) {
                            .sample_rate = CANARY_SAMPLE_RATE,
                            .max_chunk_s = limit < CN_CANARY_CHUNK_LIMIT_S ? limit : CN_CANARY_CHUNK_LIMIT_S,
                            .frame_s = canary_model_frame_seconds(er->model),
+                           .equal_length_batches = er->params.features == CANARY_FEATURES_NEMO_2_4,
                            .transcribe = engine_transcribe};
 }

@@ -171,7 +171,8 @@ static cn_status run_pending(run *r, cn_error *err) {
     }
     for (size_t i = 0; i < r->n_pend; i++)
         lens[i] = (int64_t)r->pend[i].len;
-    st = cn_batch_plan_make(lens, r->n_pend, r->p->max_batch, r->max_batch_samples, &plan, err);
+    st = cn_batch_plan_make(lens, r->n_pend, r->p->max_batch, r->max_batch_samples, r->rec->equal_length_batches, &plan,
+                            err);
     if (st != CANARY_OK)
         goto out;
     size_t off = 0, done_in_window = 0;

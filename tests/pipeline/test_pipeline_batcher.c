@@ -8,7 +8,7 @@ static void test_exact_plan(void **state) {
     cn_batch_plan p;
     cn_error err;
     /* at most 3 per batch, padded cost <= 100 */
-    assert_int_equal(cn_batch_plan_make(len, 7, 3, 100, &p, &err), CANARY_OK);
+    assert_int_equal(cn_batch_plan_make(len, 7, 3, 100, false, &p, &err), CANARY_OK);
     /* sorted: 40(1) 40(4) 39(3) 12(2) 11(5) 10(0) 5(6); 40*2=80 ok, 40*3=120 > 100 */
     size_t want_order[] = {1, 4, 3, 2, 5, 0, 6};
     size_t want_sizes[] = {2, 2, 3}; /* 39*3 = 117 > 100 too */
@@ -18,14 +18,28 @@ static void test_exact_plan(void **state) {
     cn_batch_plan_free(&p);
 }
 
+/* equal_only: a batch never mixes lengths (NeMo 2.4 front ends: padding changes results) */
+static void test_equal_lengths(void **state) {
+    int64_t len[] = {40, 12, 40, 40, 12, 7};
+    cn_batch_plan p;
+    cn_error err;
+    assert_int_equal(cn_batch_plan_make(len, 6, 2, 1000, true, &p, &err), CANARY_OK);
+    size_t want_order[] = {0, 2, 3, 1, 4, 5};
+    size_t want_sizes[] = {2, 1, 2, 1};
+    assert_int_equal(p.n_batches, 4);
+    assert_memory_equal(p.order, want_order, sizeof want_order);
+    assert_memory_equal(p.sizes, want_sizes, sizeof want_sizes);
+    cn_batch_plan_free(&p);
+}
+
 static void test_errors(void **state) {
     int64_t len[] = {10, 200};
     cn_batch_plan p;
     cn_error err;
-    assert_int_equal(cn_batch_plan_make(len, 2, 4, 100, &p, &err), CANARY_ELIMIT);
+    assert_int_equal(cn_batch_plan_make(len, 2, 4, 100, false, &p, &err), CANARY_ELIMIT);
     assert_non_null(strstr(err.msg, "chunk 1 has length 200"));
-    assert_int_equal(cn_batch_plan_make(len, 2, 0, 100, &p, &err), CANARY_EINVAL);
-    assert_int_equal(cn_batch_plan_make(NULL, 0, 4, 100, &p, &err), CANARY_OK);
+    assert_int_equal(cn_batch_plan_make(len, 2, 0, 100, false, &p, &err), CANARY_EINVAL);
+    assert_int_equal(cn_batch_plan_make(NULL, 0, 4, 100, false, &p, &err), CANARY_OK);
     assert_int_equal(p.n_batches, 0);
 }
 
@@ -43,7 +57,7 @@ static void test_random_properties(void **state) {
         }
         cn_batch_plan p;
         cn_error err;
-        assert_int_equal(cn_batch_plan_make(len, n, max_batch, max_cost, &p, &err), CANARY_OK);
+        assert_int_equal(cn_batch_plan_make(len, n, max_batch, max_cost, false, &p, &err), CANARY_OK);
         int seen[200] = {0};
         size_t off = 0;
         for (size_t b = 0; b < p.n_batches; b++) {
@@ -73,6 +87,7 @@ static void test_random_properties(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_plan),
+        cmocka_unit_test(test_equal_lengths),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_random_properties),
     };
