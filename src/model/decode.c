@@ -128,13 +128,18 @@ static cn_status dec_step(cn_canary_ctx *c, int n, int lq, const int *ids, int p
         /* self-attention over the cache + the new positions (causal) */
         ops->layer_norm(c->ex, x, ln, (int)rows, d, L->ln1_g, L->ln1_b, eps);
         ops->linear(c->ex, L->self_qkv, ln, d, (int)rows, qkv, 3 * d, CN_ACT_NONE, false, 0);
-        for (int s = 0; s < n; s++)
-            for (int i = 0; i < lq; i++) {
-                size_t src = ((size_t)s * lq + i) * 3 * d;
-                size_t dst = ((size_t)cache_row[s] * c->cache_cap + (size_t)(cur + i)) * d;
-                ops->copy(c->ex, c->kc[l].p + dst, qkv + src + d, sizeof(float) * (size_t)d);
-                ops->copy(c->ex, c->vc[l].p + dst, qkv + src + 2 * d, sizeof(float) * (size_t)d);
-            }
+        /* append K/V to the cache: one strided copy for all rows when they are consecutive cache
+         * rows and one position each (the usual decoding step), else one per row's lq positions */
+        bool consecutive = lq == 1;
+        for (int s = 1; s < n && consecutive; s++)
+            consecutive = cache_row[s] == cache_row[0] + s;
+        size_t row_b = sizeof(float) * (size_t)d, cache_pitch = row_b * (size_t)c->cache_cap;
+        for (int s = 0; s < (consecutive ? 1 : n); s++) {
+            size_t src = (size_t)s * lq * 3 * d, dst = ((size_t)cache_row[s] * c->cache_cap + (size_t)cur) * d;
+            size_t pitch = consecutive ? cache_pitch : row_b, count = consecutive ? (size_t)n : (size_t)lq;
+            ops->copy_2d(c->ex, c->kc[l].p + dst, pitch, qkv + src + d, 3 * row_b, row_b, count);
+            ops->copy_2d(c->ex, c->vc[l].p + dst, pitch, qkv + src + 2 * d, 3 * row_b, row_b, count);
+        }
         cn_attn_args sa = {.n_seq = n, .n_heads = h, .head_dim = dk, .lq = lq, .lk = cur + lq, .q = qkv,
                            .ldq = 3 * d, .q_seq_stride = (size_t)lq * 3 * d, .k = c->kc[l].p, .v = c->vc[l].p,
                            .ldk = d, .kv_seq_stride = (size_t)c->cache_cap * d, .kv_block = cache_row,
@@ -158,13 +163,13 @@ static cn_status dec_step(cn_canary_ctx *c, int n, int lq, const int *ids, int p
         ops->linear(c->ex, L->ff_out, ff, inner, (int)rows, x, d, CN_ACT_NONE, true, 1.0f);
     }
     float *last = c->buf[BUF_DLAST].p;
-    for (int s = 0; s < n; s++)
-        ops->copy(c->ex, last + (size_t)s * d, x + ((size_t)s * lq + lq - 1) * d, sizeof(float) * (size_t)d);
+    ops->copy_2d(c->ex, last, sizeof(float) * (size_t)d, x + (size_t)(lq - 1) * d, sizeof(float) * (size_t)lq * d,
+                 sizeof(float) * (size_t)d, (size_t)n);
     if (m->final_ln_g)
         ops->layer_norm(c->ex, last, last, n, d, m->final_ln_g, m->final_ln_b, eps);
     ops->linear(c->ex, m->head, last, d, n, c->buf[BUF_LOGITS].p, m->vocab, CN_ACT_NONE, false, 0);
     ops->log_softmax(c->ex, c->buf[BUF_LOGITS].p, n, m->vocab);
-    return CANARY_OK;
+    return ops->sync(c->ex, err); /* a GPU reports its failures here */
 }
 
 /* Cross-attention keys/values of every layer, once per encoder pass. */
