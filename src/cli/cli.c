@@ -153,18 +153,40 @@ cn_status cn_cli_check_device(const cn_config *cfg, const char *cmd) {
     /* Only the spelling is checked here: whether the GPU is usable is the engine's answer at load
      * (an explicit cuda device that cannot be used fails there; auto falls back with a warning). */
     const char *d = cfg->device;
-    if (strcmp(d, "cpu") == 0 || strcmp(d, "auto") == 0 || strcmp(d, "cuda") == 0)
-        return CANARY_OK;
+    bool ok = strcmp(d, "cpu") == 0 || strcmp(d, "auto") == 0 || strcmp(d, "cuda") == 0;
     if (strncmp(d, "cuda:", 5) == 0) {
         const char *q = d + 5;
-        bool ok = *q != '\0';
+        ok = *q != '\0';
         for (; ok && *q; q++)
             ok = (*q >= '0' && *q <= '9') || (*q == ',' && q[1] >= '0' && q[1] <= '9' && q[-1] != ':');
-        if (ok)
-            return CANARY_OK;
     }
-    fprintf(stderr, "canary-stt %s: engine.device=%s: expected cpu, cuda, cuda:N[,M...] or auto\n", cmd, d);
-    return CANARY_EINVAL;
+    if (!ok) {
+        fprintf(stderr, "canary-stt %s: engine.device=%s: expected cpu, cuda, cuda:N[,M...] or auto\n", cmd, d);
+        return CANARY_EINVAL;
+    }
+    /* The service's engine is not yet driven per device (the scheduler's work): it runs on the CPU,
+     * so an explicit GPU is refused there and auto says when a GPU goes unused. */
+    if (strcmp(cmd, "serve") != 0 || strcmp(d, "cpu") == 0)
+        return CANARY_OK;
+    if (strcmp(d, "auto") != 0) {
+        fprintf(stderr,
+                "canary-stt serve: engine.device=%s: the service runs its engine on the CPU in this build "
+                "(transcribe and bench run on the GPU); use engine.device=cpu or auto\n",
+                d);
+        return CANARY_EUNSUPPORTED;
+    }
+    const cn_cuda_plugin *plugin;
+    cn_error err;
+    cn_error_clear(&err);
+    if (cn_cuda_plugin_get(&plugin, &err) == CANARY_OK) {
+        cn_cuda_device_info dev[8];
+        char msg[256] = "";
+        int n = plugin->enumerate(dev, 8, msg, sizeof msg);
+        if (n > 0)
+            CN_WARN("engine", "%d NVIDIA GPU(s) found (%s), but the service runs its engine on the CPU in this "
+                    "build", n, dev[0].name);
+    }
+    return CANARY_OK;
 }
 
 int cn_cli_not_available(const char *cmd, const char *what) {

@@ -15,7 +15,9 @@
 # Results: $OUT/results.json (every step's status and time, the parity summaries, the benchmark
 # rows, the baseline's rows), $OUT/summary.txt, and each step's log. A failing step is recorded
 # and the later ones still run. Knobs: ARCH=90, BUDGET=280, SKIP_BASELINE=1, BATCHES=1,64,128,
-# BENCH_PREC=bf16,fp16,tf32, WORK=/tmp/canary-engine-gpu (the 3.5 GB checkpoint; not in $OUT).
+# BENCH_PREC=bf16,fp16,tf32, WORK=/tmp/canary-engine-gpu (the 3.5 GB checkpoint; not in $OUT);
+# to try the script without a GPU: PLUGIN=<a built plugin, e.g. the emulation> (no nvcc build) and
+# FULL_MODEL=<a .nemo to benchmark instead of the generated one>.
 set -u
 OUT=${OUT:-/tmp/canary-engine-gpu-check}
 export OUT # the baseline writes $OUT/anchor_pytorch.json
@@ -65,15 +67,19 @@ if [ ! -x "$BUNDLE/bin/canary-gpu-parity" ]; then
 fi
 
 # --- 1. the plugin and, at the same time, the full-size checkpoint --------------------------------
-FULL="$WORK/canary-1b-flash-full.nemo"
+FULL=${FULL_MODEL:-$WORK/canary-1b-flash-full.nemo}
 (
-    if [ -f "$FULL" ]; then echo "reusing $FULL"; else
+    if [ -f "$FULL" ]; then echo "using $FULL"; else
         timeout 200 python3 tests/cuda/full_model.py weights "$BUNDLE/full/canary-1b-flash" "$FULL"
     fi
 ) >"$OUT/full_model.log" 2>&1 &
 full_pid=$!
-step build_plugin 150 bash tests/cuda/build-plugin.sh "$B" "$ARCH" "$NVCC" "$CUDA_HOME"
-export CANARY_CUDA_PLUGIN="$B/libcanary_cuda.so"
+if [ -n "${PLUGIN:-}" ]; then
+    echo "build_plugin skipped: PLUGIN=$PLUGIN" >>"$SUMMARY"
+else
+    step build_plugin 150 bash tests/cuda/build-plugin.sh "$B" "$ARCH" "$NVCC" "$CUDA_HOME"
+fi
+export CANARY_CUDA_PLUGIN=${PLUGIN:-$B/libcanary_cuda.so}
 export LD_LIBRARY_PATH="$CUDA_HOME/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # --- 2. parity with the goldens on the GPU, one process per precision ----------------------------

@@ -70,9 +70,10 @@ done
 mkdir -p "$OUT/.check"
 LD_LIBRARY_PATH= ldd "$OUT/bin/canary-gpu-parity" "$OUT/bin/canary-gpu-bench" >"$OUT/.check/ldd.txt"
 ! grep -q "not found" "$OUT/.check/ldd.txt" || fail "unresolved libraries: $(grep 'not found' "$OUT/.check/ldd.txt")"
-for lib in $(awk '$2 == "=>" {print $1}' "$OUT/.check/ldd.txt" | sort -u); do
+LIBDIR=$(cd "$OUT/lib" && pwd -P)
+awk '$2 == "=>" {print $1, $3}' "$OUT/.check/ldd.txt" | sort -u | while read -r lib path; do
     [[ $lib =~ $SYSTEM_LIBS ]] && continue
-    grep -q "$lib => $OUT/lib/" "$OUT/.check/ldd.txt" || fail "$lib resolves outside the bundle"
+    [ "$(dirname "$(readlink -f "$path")")" = "$LIBDIR" ] || fail "$lib resolves outside the bundle ($path)"
 done
 # The parity program on the CPU in a clean environment, one case per layout.
 env -i CANARY_BINARY_DIR="$OUT" CANARY_PARITY_DIRS="$OUT/golden" CANARY_PARITY_CASES=short \

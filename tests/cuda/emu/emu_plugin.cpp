@@ -21,7 +21,7 @@ EXPORT int cn_cuda_enumerate(cn_cuda_device_info *out, int cap, char *msg, size_
         snprintf(out[i].name, sizeof out[i].name, "CPU emulation of the CUDA backend");
         out[i].cc_major = 9;
         out[i].total_mem = out[i].free_mem = (size_t)16 << 30;
-        snprintf(out[i].uuid, sizeof out[i].uuid, "GPU-00000000-0000-0000-0000-00000000e1e%d", i + 1);
+        snprintf(out[i].uuid, sizeof out[i].uuid, "GPU-00000000-0000-0000-0000-00000000e1e%c", (char)('1' + i));
     }
     return n < cap ? n : cap;
 }
