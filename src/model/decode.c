@@ -389,11 +389,19 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
     st = dec_step(c, s.B, P, ids, 0, 0, crow, item, err);
     if (st != CANARY_OK)
         goto done;
-    ops->download(c->ex, logp, c->buf[BUF_LOGITS].p, sizeof(float) * (size_t)s.B * m->vocab);
-    record_steps(c, &s, o, item, beam, s.B, logp);
+    /* Greedy needs the whole rows on the host only to record them or to read a forced token's
+     * log-prob; otherwise each row's first maximum is found where the rows are (top-1: the lower
+     * index wins ties, as torch.argmax), one small transfer from a GPU instead of n x vocab floats. */
+    bool full_rows = !greedy || o->force_ids || o->logprob_steps > 0;
+    if (full_rows) {
+        ops->download(c->ex, logp, c->buf[BUF_LOGITS].p, sizeof(float) * (size_t)s.B * m->vocab);
+        record_steps(c, &s, o, item, beam, s.B, logp);
+    } else {
+        ops->topk(c->ex, c->buf[BUF_LOGITS].p, s.B, m->vocab, 1, sc_i, tk_i);
+    }
     int cur = P; /* cached positions */
     if (greedy) {
-        /* logp row r belongs to item[r]; items already done ran only to record log-probs */
+        /* row r (of logp, or sc_i/tk_i) belongs to item[r]; items already done ran only to record log-probs */
         int n = s.B;
         for (int i = 0; max_gen > 0;) {
             for (int b = 0; b < s.B; b++) {
@@ -406,9 +414,13 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
                     continue;
                 const float *row = logp + (size_t)r * m->vocab;
                 int arg = 0; /* first maximum, as torch.argmax */
-                for (int v = 1; v < m->vocab; v++)
-                    if (row[v] > row[arg])
-                        arg = v;
+                if (full_rows) {
+                    for (int v = 1; v < m->vocab; v++)
+                        if (row[v] > row[arg])
+                            arg = v;
+                } else {
+                    arg = tk_i[r];
+                }
                 if (s.best)
                     s.best[(size_t)b * W + i] = arg;
                 if (o->force_ids && i < o->n_force[b]) {
@@ -417,7 +429,7 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
                         arg = eos;
                 }
                 s.tok[(size_t)b * W + i] = arg;
-                s.lp[(size_t)b * W + i] = row[arg];
+                s.lp[(size_t)b * W + i] = full_rows ? row[arg] : sc_i[r];
                 if (arg == eos && !o->ignore_eos)
                     s.done[b] = true;
             }
@@ -443,8 +455,12 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
             if (st != CANARY_OK)
                 goto done;
             cur++;
-            ops->download(c->ex, logp, c->buf[BUF_LOGITS].p, sizeof(float) * (size_t)n * m->vocab);
-            record_steps(c, &s, o, item, beam, n, logp);
+            if (full_rows) {
+                ops->download(c->ex, logp, c->buf[BUF_LOGITS].p, sizeof(float) * (size_t)n * m->vocab);
+                record_steps(c, &s, o, item, beam, n, logp);
+            } else {
+                ops->topk(c->ex, c->buf[BUF_LOGITS].p, n, m->vocab, 1, sc_i, tk_i);
+            }
         }
         for (int b = 0; b < s.B; b++)
             best[b] = b;
