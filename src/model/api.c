@@ -13,6 +13,9 @@
 #include "nn/cuda_plugin.h"
 
 #define N_PREC 4 /* canary_precision values; they equal the backend's cn_precision values */
+_Static_assert(CANARY_PRECISION_FP32 == (int)CN_PREC_F32 && CANARY_PRECISION_BF16 == (int)CN_PREC_BF16 &&
+                   CANARY_PRECISION_FP16 == (int)CN_PREC_F16 && CANARY_PRECISION_TF32 == (int)CN_PREC_TF32,
+               "canary_precision indexes the nets and is passed on as cn_precision");
 
 struct canary_model {
     cn_nemo *nemo;

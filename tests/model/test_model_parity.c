@@ -416,7 +416,8 @@ static void run_case(const char *dir, const char *layout) {
                 agree += hyp[i].best[k] == force[i][k];
             total += steps_n;
             assert_true(finite_all(hyp[i].logprobs, (size_t)hyp[i].n));
-            assert_true(finite_all(hyp[i].step_logprobs, (size_t)hyp[i].n_steps * (size_t)cn_canary_desc(rnet)->dec.vocab_size));
+            size_t rows_n = (size_t)hyp[i].n_steps * (size_t)cn_canary_desc(rnet)->dec.vocab_size;
+            assert_true(finite_all(hyp[i].step_logprobs, rows_n));
             free(force[i]);
             cn_hypothesis_free(&hyp[i]);
         }

@@ -60,7 +60,8 @@ struct free_stacks { // at exit or dlclose
 int g_cur;
 const std::function<void()> *g_body;
 std::vector<char> g_smem;
-float g_warp_buf[32][32];
+float g_warp_buf[2][32][32];
+unsigned char g_shfl_parity[1024]; // per thread of the block: which of the two buffers is next
 
 void to_scheduler() {
 #if defined(__x86_64__)
@@ -86,7 +87,8 @@ void to_fiber(int t) {
 }
 
 // A fresh start of fiber f at fiber_main.
-void fiber_start(fiber &f) {
+void fiber_start(fiber &f, int t) {
+    g_shfl_parity[t] = 0;
     if (!f.stack && !(f.stack = (char *)malloc(FIBER_STACK))) {
         fprintf(stderr, "emu: out of memory for fiber stacks\n");
         abort();
@@ -118,13 +120,15 @@ void wait_as(fstate s) {
 
 void __syncthreads() { wait_as(AT_BLOCK); }
 
+// Two buffers used alternately: a lane that has read its partner's value may write its next
+// shuffle's value at once, since no lane can reach the shuffle after that before every lane has
+// arrived at the next one (so has read this one). One meeting per shuffle instead of two.
 float __shfl_xor_sync(unsigned, float v, int o) {
-    int w = (int)threadIdx.x >> 5, l = (int)threadIdx.x & 31;
-    g_warp_buf[w][l] = v;
+    int t = (int)threadIdx.x, w = t >> 5, l = t & 31, p = g_shfl_parity[t];
+    g_warp_buf[p][w][l] = v;
     wait_as(AT_WARP);
-    float r = g_warp_buf[w][l ^ o];
-    wait_as(AT_WARP);
-    return r;
+    g_shfl_parity[t] = (unsigned char)(p ^ 1);
+    return g_warp_buf[p][w][l ^ o];
 }
 
 void *emu_dynamic_smem() { return g_smem.data(); }
@@ -147,7 +151,7 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bo
         for (unsigned bx = 0; bx < grid.x; bx++) {
             blockIdx = {bx, by, 0};
             for (int t = 0; t < nt; t++)
-                fiber_start(g_fibers[(size_t)t]);
+                fiber_start(g_fibers[(size_t)t], t);
             for (;;) {
                 // Warp by warp: its lanes run until each waits at __syncthreads or is done; a warp
                 // whose 32 lanes all wait at a shuffle continues at once (warps are independent
