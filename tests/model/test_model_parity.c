@@ -6,8 +6,9 @@
  * given in $CANARY_PARITY_DIRS (':'-separated; default: <build>/golden and <build>/engine_cases).
  * The same checks run on another backend with $CANARY_PARITY_DEVICE (an engine.device value, e.g.
  * "cuda" with $CANARY_CUDA_PLUGIN naming the plugin or its CPU emulation): $CANARY_PARITY_CASES
- * (','-separated case names) picks cases, and $CANARY_PARITY_REDUCED (bf16,fp16,tf32; default
- * bf16) the reduced precisions checked on every picked case (else on batch and librivox only). */
+ * and $CANARY_PARITY_LAYOUTS (','-separated names) pick cases and layouts, and
+ * $CANARY_PARITY_REDUCED (bf16,fp16,tf32; default bf16) the reduced precisions checked on every
+ * picked case (else on batch and librivox only). */
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
@@ -144,14 +145,15 @@ static const char *const prec_name[] = {"fp32", "bf16", "fp16", "tf32"};
 static int n_checked, red_agree[4], red_total[4];
 static const char *device = "cpu";
 static bool reduced[4] = {false, true, false, false}; /* by cn_precision */
-static const char *picked_cases;                       /* NULL: every case */
+static const char *picked_cases, *picked_layouts;     /* NULL: every one */
 
-static bool picked(const char *name) {
-    if (!picked_cases)
+/* Whether `name` is an item of the ','-separated `list` (NULL: everything is). */
+static bool picked(const char *list, const char *name) {
+    if (!list)
         return true;
     size_t n = strlen(name);
-    for (const char *p = picked_cases; (p = strstr(p, name)); p += n)
-        if ((p == picked_cases || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+    for (const char *p = list; (p = strstr(p, name)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
             return true;
     return false;
 }
@@ -470,7 +472,7 @@ static void scan(const char *root) {
             struct stat st;
             if (stat(man, &st) != 0)
                 continue;
-            if (!picked(ce->d_name))
+            if (!picked(picked_cases, ce->d_name) || !picked(picked_layouts, e->d_name))
                 continue;
             printf("case %s/%s on %s\n", e->d_name, ce->d_name, device);
             run_case(cdir, e->d_name);
@@ -486,6 +488,8 @@ static void test_parity(void **state) {
     if (getenv("CANARY_PARITY_DEVICE") && *getenv("CANARY_PARITY_DEVICE"))
         device = getenv("CANARY_PARITY_DEVICE");
     picked_cases = getenv("CANARY_PARITY_CASES") && *getenv("CANARY_PARITY_CASES") ? getenv("CANARY_PARITY_CASES") : NULL;
+    const char *lay = getenv("CANARY_PARITY_LAYOUTS");
+    picked_layouts = lay && *lay ? lay : NULL;
     const char *red = getenv("CANARY_PARITY_REDUCED");
     if (red && *red) {
         reduced[CN_PREC_BF16] = strstr(red, "bf16") != NULL;
