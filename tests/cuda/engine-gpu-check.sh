@@ -89,7 +89,7 @@ for prec in fp32 tf32 bf16 fp16; do
     # fp32 alone checks the exact path; a reduced precision adds its own checks to the fp32 ones
     export CANARY_PARITY_REDUCED=$prec
     [ $prec = fp32 ] && CANARY_PARITY_REDUCED=none
-    step "parity_$prec" 60 "$BUNDLE/bin/canary-gpu-parity"
+    step "parity_$prec" 45 "$BUNDLE/bin/canary-gpu-parity"
 done
 
 # --- 3. the engine benchmark on the full model ---------------------------------------------------
