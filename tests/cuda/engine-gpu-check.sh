@@ -11,7 +11,8 @@
 #     (encoder relative error, teacher-forced greedy token agreement, no NaN/Inf), each precision
 #     in its own process;
 #  3. the engine benchmark on the full model: batch 1/64/128, 10 s, 40 tokens, bf16/fp16/tf32;
-#  4. the PyTorch eager baseline (shared/bench/anchor_pytorch.py) on the same GPU, same run.
+#  4. the PyTorch eager baseline (shared/bench/anchor_pytorch.py, carried in the bundle) on the same
+#     GPU, same run.
 # Results: $OUT/results.json (every step's status and time, the parity summaries, the benchmark
 # rows, the baseline's rows), $OUT/summary.txt, and each step's log. A failing step is recorded
 # and the later ones still run. Knobs: ARCH=90, BUDGET=280, SKIP_BASELINE=1, BATCHES=1,64,128,
@@ -103,7 +104,8 @@ fi
 # --- 4. the PyTorch eager baseline, same machine, same run ----------------------------------------
 if [ -z "${SKIP_BASELINE:-}" ]; then
     ANCHOR=""
-    for a in shared/bench/anchor_pytorch.py ../shared/bench/anchor_pytorch.py /work/shared/bench/anchor_pytorch.py; do
+    for a in "$BUNDLE/bench/anchor_pytorch.py" shared/bench/anchor_pytorch.py ../shared/bench/anchor_pytorch.py \
+        /work/shared/bench/anchor_pytorch.py; do
         [ -f "$a" ] && ANCHOR=$a && break
     done
     budget=$(($(left) - 10))

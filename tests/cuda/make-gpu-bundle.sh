@@ -8,6 +8,7 @@
 #   models/, golden/        the tiny models and their goldens (cases short, batch, librivox)
 #   full/canary-1b-flash/   the full-size checkpoint's config and tokenizers; the GPU machine adds
 #                           random weights with torch alone (tests/cuda/full_model.py)
+#   bench/anchor_pytorch.py the PyTorch baseline (shared/bench), when this machine has it
 # Then checks the bundle: nothing left to resolve outside it but the system's C/C++ runtime, and
 # the parity program passes with the bundle's own libraries in a clean environment (env -i) on the
 # CPU and, when the emulation is built, on the CPU emulation of the CUDA backend.
@@ -50,6 +51,13 @@ for l in $LAYOUTS; do
     done
 done
 "$PY" "$SRC/tests/cuda/full_model.py" skeleton canary-1b-flash "$OUT/full/canary-1b-flash" >/dev/null
+# the PyTorch baseline travels with the bundle (a checkout's shared/ may not reach the GPU machine)
+for a in "$SRC/shared/bench/anchor_pytorch.py" "$SRC/../shared/bench/anchor_pytorch.py" /work/shared/bench/anchor_pytorch.py; do
+    if [ -f "$a" ]; then
+        mkdir -p "$OUT/bench" && cp "$a" "$OUT/bench/"
+        break
+    fi
+done
 git -C "$SRC" log -1 --format='%H %s' >"$OUT/COMMIT" 2>/dev/null || echo unknown >"$OUT/COMMIT"
 
 # --- checks ------------------------------------------------------------------------------------
