@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 600
 CMAKE ?= cmake
 CTEST_ARGS ?=
 
-.PHONY: all deps release debug asan tsan run test test-release fuzz fuzz-build clean
+.PHONY: all deps release debug asan tsan run test test-release fuzz fuzz-build gpu-bundle clean
 
 all: release
 
@@ -55,6 +55,10 @@ fuzz-build:
 # Runs every harness for FUZZ_SECONDS (default 10 minutes each) on a copy of its seed corpus.
 fuzz: fuzz-build
 	@bash scripts/run-fuzzers.sh $(BUILD_FUZZ)/fuzz $(FUZZ_SECONDS)
+
+# What tests/cuda/engine-gpu-check.sh needs on a GPU machine without our libraries (checked here).
+gpu-bundle: release
+	bash tests/cuda/make-gpu-bundle.sh $(BUILD_RELEASE) build/gpu-bundle
 
 clean:
 	rm -rf build

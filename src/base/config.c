@@ -35,7 +35,7 @@ static const field fields[] = {
     F("pnc", T_BOOL, pnc, "true", 0, 0, "punctuation and capitalization"),
     F("beam_size", T_INT, beam_size, "1", 1, 64, "beam width (1 = NeMo's default beam-1 path)"),
     F("engine.device", T_STR, device, "auto", 0, 0, "auto | cpu | cuda | cuda:N[,M...]"),
-    F("engine.precision", T_STR, precision, "auto", 0, 0, "auto | fp32 | bf16 | fp16"),
+    F("engine.precision", T_STR, precision, "auto", 0, 0, "auto | fp32 | tf32 | bf16 | fp16"),
     F("engine.threads", T_INT, threads, "0", 0, 1024, "CPU threads for inference (0 = physical cores)"),
     F("engine.max_batch", T_INT, max_batch, "0", 0, 4096, "maximum chunks per batch (0 = auto)"),
     F("engine.chunk_seconds", T_DOUBLE, chunk_seconds, "0", 0, 3600,

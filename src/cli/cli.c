@@ -150,29 +150,19 @@ cn_status cn_cli_resolve_model(cn_config *cfg, const char *cmd) {
 }
 
 cn_status cn_cli_check_device(const cn_config *cfg, const char *cmd) {
+    /* Only the spelling is checked here: whether the GPU is usable is the engine's answer at load
+     * (an explicit cuda device that cannot be used fails there; auto falls back with a warning). */
     const char *d = cfg->device;
-    if (strcmp(d, "cpu") == 0)
-        return CANARY_OK;
-    if (strcmp(d, "auto") != 0) {
-        /* an explicit device the engine cannot run on is an error, never a silent CPU run */
-        fprintf(stderr,
-                "canary-stt %s: engine.device=%s: the engine runs on the CPU only in this build (the CUDA "
-                "backend passes its operation checks but the model does not run on it yet); use "
-                "engine.device=cpu or auto\n",
-                cmd, d);
-        return CANARY_EUNSUPPORTED;
+    bool ok = strcmp(d, "cpu") == 0 || strcmp(d, "auto") == 0 || strcmp(d, "cuda") == 0;
+    if (strncmp(d, "cuda:", 5) == 0) {
+        const char *q = d + 5;
+        ok = *q != '\0';
+        for (; ok && *q; q++)
+            ok = (*q >= '0' && *q <= '9') || (*q == ',' && q[1] >= '0' && q[1] <= '9' && q[-1] != ':');
     }
-    /* auto: say so when a GPU is present but will not be used */
-    const cn_cuda_plugin *plugin;
-    cn_error err;
-    cn_error_clear(&err);
-    if (cn_cuda_plugin_get(&plugin, &err) == CANARY_OK) {
-        cn_cuda_device_info dev[8];
-        char msg[256] = "";
-        int n = plugin->enumerate(dev, 8, msg, sizeof msg);
-        if (n > 0)
-            CN_WARN("engine", "%d NVIDIA GPU(s) found (%s), but the model runs on the CPU in this build: the "
-                    "CUDA backend is not yet wired to the model", n, dev[0].name);
+    if (!ok) {
+        fprintf(stderr, "canary-stt %s: engine.device=%s: expected cpu, cuda, cuda:N[,M...] or auto\n", cmd, d);
+        return CANARY_EINVAL;
     }
     return CANARY_OK;
 }

@@ -51,9 +51,10 @@ cn_status cn_cli_model_path(const cn_config *cfg, const char *spec, char **out, 
  * kept). On failure prints "canary-stt <cmd>: <why>" and returns the status. */
 cn_status cn_cli_resolve_model(cn_config *cfg, const char *cmd);
 
-/* engine.device: `cpu` and `auto` run on the CPU (auto logs a warning when a GPU is present but
- * unused); any other value is refused with a message, since the model does not run on the CUDA
- * backend yet. Prints the message prefixed with `canary-stt <cmd>`. */
+/* engine.device: checks the spelling (cpu, cuda, cuda:N[,M...], auto); the engine decides at load
+ * whether the GPU is usable. `serve` (whose engine is not yet placed per device) refuses an
+ * explicit GPU and warns when auto leaves one unused. Prints the message prefixed with
+ * `canary-stt <cmd>`. */
 cn_status cn_cli_check_device(const cn_config *cfg, const char *cmd);
 
 /* Subcommands: each returns the process exit status. */

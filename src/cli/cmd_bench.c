@@ -104,7 +104,8 @@ int cmd_bench(int argc, char **argv) {
     cn_error_clear(&err);
     if (p.help) {
         printf("Usage: canary-stt bench --model M.nemo [--batch 8] [--seconds 10] [--tokens 40] [--runs 3]\n"
-               "         [--precision fp32|bf16] [--threads N] [--format text|json]\n\n"
+               "         [--device cpu|cuda|cuda:N|auto] [--precision fp32|tf32|bf16|fp16] [--threads N]\n"
+               "         [--format text|json]\n\n"
                "Measures load time, RTFx (audio seconds / wall seconds) for one utterance and for a batch,\n"
                "encoder GFLOP/s and peak RSS on synthetic audio.\n\n");
         cn_cli_print_opts(opts);
@@ -125,6 +126,7 @@ int cmd_bench(int argc, char **argv) {
     int rc = 1;
     canary_model_params mp = canary_model_default_params();
     mp.cache_dir = cfg.cache_dir[0] ? cfg.cache_dir : NULL;
+    mp.device = cfg.device;
     if (cn_cli_check_device(&cfg, "bench") != CANARY_OK || cn_cli_resolve_model(&cfg, "bench") != CANARY_OK) {
         cn_config_free(&cfg);
         return 1;
@@ -174,18 +176,22 @@ int cmd_bench(int argc, char **argv) {
     /* encoder FLOPs from the model's dimensions */
     double gflop1 = canary_model_encoder_flops(model, one.frames) / 1e9, gflopb = gflop1 * batch;
     double audio1 = seconds, audiob = (double)seconds * batch;
-    const char *prec = prm.precision == CANARY_PRECISION_BF16 ? "bf16" : "fp32";
+    static const char *const prec_names[] = {"fp32", "bf16", "fp16", "tf32"};
+    const char *prec = prec_names[prm.precision];
+    const char *device = canary_model_device(model);
+    /* the GEMM library is the CPU's; a GPU uses cuBLAS */
+    const char *gemm = strcmp(device, "cpu") == 0 ? cn_cpu_gemm_name() : "cublasLt";
     if (json) {
-        printf("{\"model\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"gemm\":\"%s\",\"load_s\":%.3f,"
+        printf("{\"model\":\"%s\",\"device\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"gemm\":\"%s\",\"load_s\":%.3f,"
                "\"single\":{\"audio_s\":%.1f,\"wall_s\":%.4f,\"rtfx\":%.2f,\"encoder_s\":%.4f,\"encoder_gflops\":%.1f,"
                "\"decoder_s\":%.4f},"
                "\"batch\":{\"n\":%d,\"audio_s\":%.1f,\"tokens_each\":%d,\"wall_s\":%.4f,\"rtfx\":%.2f,\"encoder_s\":%.4f,"
                "\"encoder_gflops\":%.1f,\"decoder_s\":%.4f},\"peak_rss_mb\":%.1f}\n",
-               canary_model_variant(model), prec, threads, cn_cpu_gemm_name(), load_s, audio1, one.wall,
+               canary_model_variant(model), device, prec, threads, gemm, load_s, audio1, one.wall,
                audio1 / one.wall, one.enc, gflop1 / one.enc, one.dec, batch, audiob, tokens, many.wall,
                audiob / many.wall, many.enc, gflopb / many.enc, many.dec, rss_mb);
     } else {
-        printf("model %s, %s, %d threads, GEMM %s\n", canary_model_variant(model), prec, threads, cn_cpu_gemm_name());
+        printf("model %s, %s, %s, %d threads, GEMM %s\n", canary_model_variant(model), device, prec, threads, gemm);
         printf("load                 %8.3f s\n", load_s);
         printf("1 x %3d s            %8.3f s  RTFx %7.1f  (encoder %.3f s = %.1f GFLOP/s, decoder %.3f s, %d tokens)\n",
                seconds, one.wall, audio1 / one.wall, one.enc, gflop1 / one.enc, one.dec, tokens);

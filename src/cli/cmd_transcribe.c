@@ -94,13 +94,24 @@ cn_status cn_cli_engine_params(const cn_config *cfg, const cn_cli_parsed *p, con
             }
         }
     }
+    bool gpu = strncmp(canary_model_device(model), "cuda", 4) == 0;
     if (strcmp(cfg->precision, "bf16") == 0)
         prm.precision = CANARY_PRECISION_BF16;
-    else if (strcmp(cfg->precision, "fp32") == 0 || strcmp(cfg->precision, "auto") == 0)
+    else if (strcmp(cfg->precision, "fp32") == 0)
         prm.precision = CANARY_PRECISION_FP32;
-    else {
-        snprintf(msg, msg_size, "--precision %s: the CPU engine supports fp32 and bf16", cfg->precision);
+    else if (strcmp(cfg->precision, "auto") == 0) /* fp32 semantics; TF32 tensor cores on a GPU */
+        prm.precision = gpu ? CANARY_PRECISION_TF32 : CANARY_PRECISION_FP32;
+    else if (strcmp(cfg->precision, "tf32") == 0)
+        prm.precision = CANARY_PRECISION_TF32;
+    else if (strcmp(cfg->precision, "fp16") == 0 && gpu)
+        prm.precision = CANARY_PRECISION_FP16;
+    else if (strcmp(cfg->precision, "fp16") == 0) {
+        snprintf(msg, msg_size, "--precision fp16: the model runs on the CPU (%s), which supports fp32 and bf16",
+                 canary_model_device(model));
         return CANARY_EUNSUPPORTED;
+    } else {
+        snprintf(msg, msg_size, "--precision %s: expected auto, fp32, tf32, bf16 or fp16", cfg->precision);
+        return CANARY_EINVAL;
     }
     if (strcmp(cfg->feature_semantics, "nemo-2.4") == 0)
         prm.features = CANARY_FEATURES_NEMO_2_4;
@@ -252,7 +263,8 @@ int cmd_transcribe(int argc, char **argv) {
     if (p.help || p.n_pos == 0) {
         FILE *o = p.help ? stdout : stderr;
         fprintf(o, "Usage: canary-stt transcribe --model M.nemo [--lang en] [--target-lang de] [--pnc yes|no]\n"
-                   "         [--beam N] [--search beam|greedy] [--precision fp32|bf16] [--threads N]\n"
+                   "         [--beam N] [--search beam|greedy] [--device cpu|cuda|cuda:N|auto]\n"
+                   "         [--precision fp32|tf32|bf16|fp16] [--threads N]\n"
                    "         [--format text|json|verbose_json|srt|vtt] [--output-dir DIR] [--vad on|off]\n"
                    "         [--timestamps] [--read-ahead on|off] FILE...\n\n"
                    "Transcribes (or translates) audio/video files of any length: silence is skipped, speech\n"
@@ -313,6 +325,7 @@ int cmd_transcribe(int argc, char **argv) {
     canary_context *ctx = NULL;
     canary_model_params mp = canary_model_default_params();
     mp.cache_dir = cfg.cache_dir[0] ? cfg.cache_dir : NULL;
+    mp.device = cfg.device;
     int rc = 0;
     file_source *fs = NULL;
     cn_pcm_source *src = NULL;

@@ -11,13 +11,22 @@
 #include "model/model.h"
 #include "model/timestamps.h"
 #include "nemo/tokenizer.h"
+#include "nn/cuda_plugin.h"
+
+#define N_PREC 4 /* canary_precision values; they equal the backend's cn_precision values */
+_Static_assert(CANARY_PRECISION_FP32 == (int)CN_PREC_F32 && CANARY_PRECISION_BF16 == (int)CN_PREC_BF16 &&
+                   CANARY_PRECISION_FP16 == (int)CN_PREC_F16 && CANARY_PRECISION_TF32 == (int)CN_PREC_TF32,
+               "canary_precision indexes the nets and is passed on as cn_precision");
 
 struct canary_model {
     cn_nemo *nemo;
-    cn_backend *be;
+    /* be[0] runs the fp32 network; on a GPU, be[1] (created on first use) runs the reduced
+     * precisions with TF32 attention GEMMs, so fp32 stays exact. The CPU uses be[0] for all. */
+    cn_backend *be[2];
+    int gpu;              /* CUDA device index, -1 on the CPU */
     cn_features *feat[2]; /* by canary_features */
-    pthread_mutex_t mu;   /* guards the lazy creation of the bf16 weights */
-    cn_canary *net[2];    /* by canary_precision */
+    pthread_mutex_t mu;   /* guards the lazy creation of the reduced-precision weights */
+    cn_canary *net[N_PREC]; /* by canary_precision */
     char device[32];      /* "cpu", "cuda:0", ... */
     char device_note[256];
 };
@@ -30,7 +39,7 @@ typedef struct result {
 struct canary_context {
     const canary_model *model;
     int n_threads;
-    cn_canary_ctx *cc[2];
+    cn_canary_ctx *cc[N_PREC];
     result *res;
     int n_res;
     canary_timings timings;
@@ -98,26 +107,35 @@ canary_status canary_model_load(const char *path, const canary_model_params *par
     if (!path || !out)
         return fail_text(msg, msg_size, CANARY_EINVAL, "canary_model_load: path and out are required");
     const char *device = params && params->device && params->device[0] ? params->device : "cpu";
-    if (strncmp(device, "cuda", 4) == 0) {
-        return fail_text(msg, msg_size, CANARY_EDEVICE,
-                         "device \"cuda\": the model does not run on the CUDA backend yet (GPU operations exist, "
-                         "the network is not wired to them); use device \"cpu\" or \"auto\"");
-    }
-    if (strcmp(device, "cpu") != 0 && strcmp(device, "auto") != 0) {
-        return fail_text(msg, msg_size, CANARY_EINVAL, "device must be \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"");
-    }
     canary_model *m = calloc(1, sizeof *m);
     if (!m)
         return fail_text(msg, msg_size, CANARY_ENOMEM, "out of memory");
     pthread_mutex_init(&m->mu, NULL);
-    snprintf(m->device, sizeof m->device, "cpu");
-    cn_status st = cn_nemo_open(path, params ? params->cache_dir : NULL, &m->nemo, &err);
-    if (st == CANARY_OK)
-        st = cn_cpu_backend_create(&m->be, &err);
+    /* "cuda"/"cuda:N" must get that GPU or fail; "auto" falls back to the CPU with the reason. */
+    cn_status st = cn_backend_open(device, CN_PREC_F32, &m->be[0], m->device_note, sizeof m->device_note, &err);
+    if (st == CANARY_OK) {
+        m->gpu = -1;
+        if (strcmp(m->be[0]->ops->name, "cpu") != 0)
+            m->gpu = strncmp(device, "cuda:", 5) == 0 ? atoi(device + 5) : 0;
+        if (m->gpu >= 0)
+            snprintf(m->device, sizeof m->device, "cuda:%d", m->gpu);
+        else
+            snprintf(m->device, sizeof m->device, "cpu");
+        if (m->device_note[0]) {
+            /* a warning where a GPU stack is installed but unusable; a CPU-only build just says so */
+            const cn_cuda_plugin *plugin;
+            cn_error perr;
+            if (cn_cuda_plugin_get(&plugin, &perr) == CANARY_OK)
+                CN_WARN("engine", "device auto: using the CPU: %s", m->device_note);
+            else
+                CN_INFO("engine", "device auto: using the CPU: %s", m->device_note);
+        }
+        st = cn_nemo_open(path, params ? params->cache_dir : NULL, &m->nemo, &err);
+    }
     if (st == CANARY_OK)
         st = make_features(m, &err);
     if (st == CANARY_OK)
-        st = cn_canary_load(m->nemo, m->be, CN_PREC_F32, &m->net[0], &err);
+        st = cn_canary_load(m->nemo, m->be[0], CN_PREC_F32, &m->net[0], &err);
     if (st != CANARY_OK) {
         cn_error_prefix(&err, "loading %s", path);
         canary_model_free(m);
@@ -130,11 +148,12 @@ canary_status canary_model_load(const char *path, const canary_model_params *par
 void canary_model_free(canary_model *m) {
     if (!m)
         return;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < N_PREC; i++)
         cn_canary_free(m->net[i]);
+    for (int i = 0; i < 2; i++) {
         cn_features_destroy(m->feat[i]);
+        cn_backend_destroy(m->be[i]);
     }
-    cn_backend_destroy(m->be);
     cn_nemo_close(m->nemo);
     pthread_mutex_destroy(&m->mu);
     free(m);
@@ -242,33 +261,51 @@ void canary_context_free(canary_context *c) {
     if (!c)
         return;
     clear_results(c);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < N_PREC; i++)
         cn_canary_ctx_free(c->cc[i]);
     free(c);
 }
 
-/* The network for a precision, preparing the bf16 copy of the weights on first use. */
+static void note_cpu_tf32(void) {
+    CN_INFO("engine", "precision tf32 on the CPU: computed in fp32 (TF32 is a GPU tensor-core mode)");
+}
+
+/* The network for a precision, preparing its weights on first use. The CPU runs fp32 and bf16
+ * (TF32 is fp32 there); a GPU runs all four. */
 static cn_status get_net(canary_context *c, canary_precision prec, cn_canary_ctx **out, cn_error *err) {
-    if ((int)prec < CANARY_PRECISION_FP32 || prec > CANARY_PRECISION_TF32)
-        return cn_error_set(err, CANARY_EINVAL, "precision %d is not a canary_precision value", (int)prec);
-    if (prec != CANARY_PRECISION_FP32 && prec != CANARY_PRECISION_BF16)
-        return cn_error_set(err, CANARY_EUNSUPPORTED,
-                            "precision %d: the CPU runs fp32 (0) and bf16 (1); fp16 and tf32 are GPU precisions",
+    canary_model *m = (canary_model *)c->model; /* only the mutex-guarded lazy slots are written */
+    if ((int)prec < 0 || (int)prec >= N_PREC)
+        return cn_error_set(err, CANARY_EINVAL, "precision %d: expected fp32 (0), bf16 (1), fp16 (2) or tf32 (3)",
                             (int)prec);
-    canary_model *m = (canary_model *)c->model; /* only the mutex-guarded lazy slot is written */
+    if (m->gpu < 0 && prec == CANARY_PRECISION_FP16)
+        return cn_error_set(err, CANARY_EUNSUPPORTED,
+                            "precision fp16: the CPU runs fp32 and bf16 (fp16 is a GPU precision; this model runs "
+                            "on the CPU)");
+    int slot = (int)prec;
+    if (m->gpu < 0 && prec == CANARY_PRECISION_TF32) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, note_cpu_tf32);
+        slot = CANARY_PRECISION_FP32;
+    }
     pthread_mutex_lock(&m->mu);
     cn_status st = CANARY_OK;
-    if (!m->net[prec]) {
-        if (!cn_cpu_has_bf16()) /* no silent slowdown: say what bf16 costs here */
-            CN_WARN("model", "bf16 on this CPU (no AVX512-BF16) runs a portable emulation that is slower than "
-                             "fp32; use precision fp32 here");
-        st = cn_canary_load(m->nemo, m->be, CN_PREC_BF16, &m->net[prec], err);
+    cn_backend *be = m->be[0];
+    if (!m->net[slot] && m->gpu >= 0) {
+        if (!m->be[1])
+            st = cn_cuda_backend_open(m->gpu, CN_PREC_TF32, &m->be[1], err);
+        be = m->be[1];
     }
+    if (st == CANARY_OK && !m->net[slot] && m->gpu < 0 && slot == CANARY_PRECISION_BF16 && !cn_cpu_has_bf16())
+        /* no silent slowdown: say what bf16 costs here */
+        CN_WARN("model", "bf16 on this CPU (no AVX512-BF16) runs a portable emulation that is slower than fp32; use "
+                         "precision fp32 here");
+    if (st == CANARY_OK && !m->net[slot])
+        st = cn_canary_load(m->nemo, be, (cn_precision)slot, &m->net[slot], err);
     pthread_mutex_unlock(&m->mu);
     CN_TRY(st);
-    if (!c->cc[prec])
-        CN_TRY(cn_canary_ctx_create(m->net[prec], c->n_threads, &c->cc[prec], err));
-    *out = c->cc[prec];
+    if (!c->cc[slot])
+        CN_TRY(cn_canary_ctx_create(m->net[slot], c->n_threads, &c->cc[slot], err));
+    *out = c->cc[slot];
     return CANARY_OK;
 }
 

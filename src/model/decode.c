@@ -128,13 +128,18 @@ static cn_status dec_step(cn_canary_ctx *c, int n, int lq, const int *ids, int p
         /* self-attention over the cache + the new positions (causal) */
         ops->layer_norm(c->ex, x, ln, (int)rows, d, L->ln1_g, L->ln1_b, eps);
         ops->linear(c->ex, L->self_qkv, ln, d, (int)rows, qkv, 3 * d, CN_ACT_NONE, false, 0);
-        for (int s = 0; s < n; s++)
-            for (int i = 0; i < lq; i++) {
-                size_t src = ((size_t)s * lq + i) * 3 * d;
-                size_t dst = ((size_t)cache_row[s] * c->cache_cap + (size_t)(cur + i)) * d;
-                ops->copy(c->ex, c->kc[l].p + dst, qkv + src + d, sizeof(float) * (size_t)d);
-                ops->copy(c->ex, c->vc[l].p + dst, qkv + src + 2 * d, sizeof(float) * (size_t)d);
-            }
+        /* append K/V to the cache: one strided copy for all rows when they are consecutive cache
+         * rows and one position each (the usual decoding step), else one per row's lq positions */
+        bool consecutive = lq == 1;
+        for (int s = 1; s < n && consecutive; s++)
+            consecutive = cache_row[s] == cache_row[0] + s;
+        size_t row_b = sizeof(float) * (size_t)d, cache_pitch = row_b * (size_t)c->cache_cap;
+        for (int s = 0; s < (consecutive ? 1 : n); s++) {
+            size_t src = (size_t)s * lq * 3 * d, dst = ((size_t)cache_row[s] * c->cache_cap + (size_t)cur) * d;
+            size_t pitch = consecutive ? cache_pitch : row_b, count = consecutive ? (size_t)n : (size_t)lq;
+            ops->copy_2d(c->ex, c->kc[l].p + dst, pitch, qkv + src + d, 3 * row_b, row_b, count);
+            ops->copy_2d(c->ex, c->vc[l].p + dst, pitch, qkv + src + 2 * d, 3 * row_b, row_b, count);
+        }
         cn_attn_args sa = {.n_seq = n, .n_heads = h, .head_dim = dk, .lq = lq, .lk = cur + lq, .q = qkv,
                            .ldq = 3 * d, .q_seq_stride = (size_t)lq * 3 * d, .k = c->kc[l].p, .v = c->vc[l].p,
                            .ldk = d, .kv_seq_stride = (size_t)c->cache_cap * d, .kv_block = cache_row,
@@ -158,13 +163,13 @@ static cn_status dec_step(cn_canary_ctx *c, int n, int lq, const int *ids, int p
         ops->linear(c->ex, L->ff_out, ff, inner, (int)rows, x, d, CN_ACT_NONE, true, 1.0f);
     }
     float *last = c->buf[BUF_DLAST].p;
-    for (int s = 0; s < n; s++)
-        ops->copy(c->ex, last + (size_t)s * d, x + ((size_t)s * lq + lq - 1) * d, sizeof(float) * (size_t)d);
+    ops->copy_2d(c->ex, last, sizeof(float) * (size_t)d, x + (size_t)(lq - 1) * d, sizeof(float) * (size_t)lq * d,
+                 sizeof(float) * (size_t)d, (size_t)n);
     if (m->final_ln_g)
         ops->layer_norm(c->ex, last, last, n, d, m->final_ln_g, m->final_ln_b, eps);
     ops->linear(c->ex, m->head, last, d, n, c->buf[BUF_LOGITS].p, m->vocab, CN_ACT_NONE, false, 0);
     ops->log_softmax(c->ex, c->buf[BUF_LOGITS].p, n, m->vocab);
-    return CANARY_OK;
+    return ops->sync(c->ex, err); /* a GPU reports its failures here */
 }
 
 /* Cross-attention keys/values of every layer, once per encoder pass. */
@@ -384,11 +389,19 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
     st = dec_step(c, s.B, P, ids, 0, 0, crow, item, err);
     if (st != CANARY_OK)
         goto done;
-    ops->download(c->ex, logp, c->buf[BUF_LOGITS].p, sizeof(float) * (size_t)s.B * m->vocab);
-    record_steps(c, &s, o, item, beam, s.B, logp);
+    /* Greedy needs the whole rows on the host only to record them or to read a forced token's
+     * log-prob; otherwise each row's first maximum is found where the rows are (top-1: the lower
+     * index wins ties, as torch.argmax), one small transfer from a GPU instead of n x vocab floats. */
+    bool full_rows = !greedy || o->force_ids || o->logprob_steps > 0;
+    if (full_rows) {
+        ops->download(c->ex, logp, c->buf[BUF_LOGITS].p, sizeof(float) * (size_t)s.B * m->vocab);
+        record_steps(c, &s, o, item, beam, s.B, logp);
+    } else {
+        ops->topk(c->ex, c->buf[BUF_LOGITS].p, s.B, m->vocab, 1, sc_i, tk_i);
+    }
     int cur = P; /* cached positions */
     if (greedy) {
-        /* logp row r belongs to item[r]; items already done ran only to record log-probs */
+        /* row r (of logp, or sc_i/tk_i) belongs to item[r]; items already done ran only to record log-probs */
         int n = s.B;
         for (int i = 0; max_gen > 0;) {
             for (int b = 0; b < s.B; b++) {
@@ -401,9 +414,13 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
                     continue;
                 const float *row = logp + (size_t)r * m->vocab;
                 int arg = 0; /* first maximum, as torch.argmax */
-                for (int v = 1; v < m->vocab; v++)
-                    if (row[v] > row[arg])
-                        arg = v;
+                if (full_rows) {
+                    for (int v = 1; v < m->vocab; v++)
+                        if (row[v] > row[arg])
+                            arg = v;
+                } else {
+                    arg = tk_i[r];
+                }
                 if (s.best)
                     s.best[(size_t)b * W + i] = arg;
                 if (o->force_ids && i < o->n_force[b]) {
@@ -412,7 +429,7 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
                         arg = eos;
                 }
                 s.tok[(size_t)b * W + i] = arg;
-                s.lp[(size_t)b * W + i] = row[arg];
+                s.lp[(size_t)b * W + i] = full_rows ? row[arg] : sc_i[r];
                 if (arg == eos && !o->ignore_eos)
                     s.done[b] = true;
             }
@@ -438,8 +455,12 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
             if (st != CANARY_OK)
                 goto done;
             cur++;
-            ops->download(c->ex, logp, c->buf[BUF_LOGITS].p, sizeof(float) * (size_t)n * m->vocab);
-            record_steps(c, &s, o, item, beam, n, logp);
+            if (full_rows) {
+                ops->download(c->ex, logp, c->buf[BUF_LOGITS].p, sizeof(float) * (size_t)n * m->vocab);
+                record_steps(c, &s, o, item, beam, n, logp);
+            } else {
+                ops->topk(c->ex, c->buf[BUF_LOGITS].p, n, m->vocab, 1, sc_i, tk_i);
+            }
         }
         for (int b = 0; b < s.B; b++)
             best[b] = b;

@@ -257,6 +257,35 @@ static cn_status load_all(cn_canary *m, cn_error *err) {
         CN_TRY(cn_w_vec(m, "transf_decoder._decoder.final_layer_norm.bias", dd, &m->final_ln_b, err));
     }
     CN_TRY(cn_w_linear(m, "log_softmax.mlp.layer0", m->vocab, dd, true, &m->head, err));
+    /* The constants the operations read (after BatchNorm folding), where the backend wants them. */
+    int d = e->d_model, C = e->subsampling_conv_channels;
+    for (int i = 0; i < 5; i++)
+        if (i != 2 && i != 4) { /* conv.3/.6 are pointwise: linears, their arrays stay host */
+            CN_TRY(cn_w_const(m, &m->sub_w[i], (size_t)C * 9, err));
+            CN_TRY(cn_w_const(m, &m->sub_b[i], (size_t)C, err));
+        }
+    for (int i = 0; i < e->n_layers; i++) {
+        enc_layer *L = &m->enc[i];
+        float **v[] = {&L->ln_ff1_g, &L->ln_ff1_b, &L->ln_att_g, &L->ln_att_b, &L->ln_conv_g, &L->ln_conv_b,
+                       &L->ln_ff2_g, &L->ln_ff2_b, &L->ln_out_g, &L->ln_out_b, &L->bias_u, &L->bias_v, &L->dw_b};
+        for (size_t j = 0; j < sizeof v / sizeof *v; j++)
+            CN_TRY(cn_w_const(m, v[j], (size_t)d, err));
+        CN_TRY(cn_w_const(m, &L->dw_w, (size_t)d * (size_t)e->conv_kernel_size, err));
+    }
+    for (int i = 0; i < m->desc.dec.n_layers; i++) {
+        dec_layer *L = &m->dec[i];
+        float **v[] = {&L->ln1_g, &L->ln1_b, &L->ln2_g, &L->ln2_b, &L->ln3_g, &L->ln3_b};
+        for (size_t j = 0; j < sizeof v / sizeof *v; j++)
+            CN_TRY(cn_w_const(m, v[j], (size_t)dd, err));
+    }
+    CN_TRY(cn_w_const(m, &m->tok_emb, (size_t)m->vocab * (size_t)dd, err));
+    CN_TRY(cn_w_const(m, &m->pos_enc, (size_t)m->max_pos * (size_t)dd, err));
+    CN_TRY(cn_w_const(m, &m->emb_ln_g, (size_t)dd, err));
+    CN_TRY(cn_w_const(m, &m->emb_ln_b, (size_t)dd, err));
+    if (m->final_ln_g) {
+        CN_TRY(cn_w_const(m, &m->final_ln_g, (size_t)dd, err));
+        CN_TRY(cn_w_const(m, &m->final_ln_b, (size_t)dd, err));
+    }
     return CANARY_OK;
 }
 
@@ -357,6 +386,11 @@ void cn_canary_ctx_free(cn_canary_ctx *c) {
     free(c->sub_valid);
     OPS(c->m)->exec_destroy(c->ex);
     free(c);
+}
+
+cn_status cn_canary_read(cn_canary_ctx *c, void *dst, const void *src, size_t bytes, cn_error *err) {
+    OPS(c->m)->download(c->ex, dst, src, bytes);
+    return OPS(c->m)->sync(c->ex, err);
 }
 
 int cn_canary_encoded_frames(const cn_canary_ctx *c) { return c->enc_t; }
@@ -504,5 +538,5 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
         tap(tap_ud, "projected", -1, c->buf[BUF_ENC].p, B, t, dd);
     c->enc_n = B;
     c->enc_t = t;
-    return CANARY_OK;
+    return ops->sync(c->ex, err); /* a GPU reports its failures here */
 }

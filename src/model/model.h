@@ -48,6 +48,10 @@ typedef struct cn_encoder_input {
  * backend memory (host memory on the CPU backend). */
 typedef void (*cn_encoder_tap)(void *ud, const char *stage, int layer, const float *data, int n, int t, int d);
 
+/* Copies `bytes` of the context's backend memory (a tap's data) to host memory `dst`, reporting
+ * any pending device failure. */
+cn_status cn_canary_read(cn_canary_ctx *c, void *dst, const void *src, size_t bytes, cn_error *err);
+
 cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_encoder_tap tap, void *tap_ud,
                            cn_error *err);
 /* After cn_canary_encode: frames of the padded encoder output and each item's valid frames. */

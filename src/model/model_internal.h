@@ -50,6 +50,8 @@ cn_status cn_w_linear(cn_canary *m, const char *prefix, int n_out, int n_in, boo
 /* A linear whose weight has `ndim` dims (e.g. a kernel-1 Conv1d [n_out, n_in, 1]). */
 cn_status cn_w_linear_nd(cn_canary *m, const char *prefix, int ndim, const int64_t *shape, int n_out, int n_in,
                          bool bias, cn_linear **out, cn_error *err);
+/* Makes a host constant readable by the backend's operations (uploads it on a GPU). */
+cn_status cn_w_const(cn_canary *m, float **p, size_t n, cn_error *err);
 cn_status cn_w_linear_from(cn_canary *m, const float *w, const float *b, int n_out, int n_in, cn_linear **out,
                            cn_error *err);
 /* The same in fp32 whatever the model's precision (layers kept exact in bf16 mode). */

@@ -205,3 +205,10 @@ cn_status cn_w_linear_fused(cn_canary *m, const char *const *prefixes, int count
     free(b);
     return st;
 }
+
+cn_status cn_w_const(cn_canary *m, float **p, size_t n, cn_error *err) {
+    const float *dev;
+    CN_TRY(m->be->ops->constant(m->be, *p, n, &dev, err));
+    *p = (float *)dev; /* backend memory from here on: the model only passes it to operations */
+    return CANARY_OK;
+}

@@ -51,19 +51,7 @@ fi
 } >"$OUT/env.txt" 2>&1
 
 # --- build: the plugin (three .cu files in parallel + base/error.c) and the check program ------
-build_plugin() {
-    gcc -std=gnu11 -O2 -fPIC -fvisibility=hidden -Iinclude -Isrc -c src/base/error.c -o "$B/error.o" || return 1
-    local pids=() f rc=0
-    for f in plugin backend kernels; do
-        "$NVCC" -std=c++17 -O3 -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Isrc \
-            -gencode "arch=compute_$ARCH,code=sm_$ARCH" -c "src/nn/cuda/$f.cu" -o "$B/$f.o" &
-        pids+=($!)
-    done
-    for p in "${pids[@]}"; do wait "$p" || rc=1; done
-    [ $rc = 0 ] || return 1
-    "$NVCC" -shared -o "$B/libcanary_cuda.so" "$B/plugin.o" "$B/backend.o" "$B/kernels.o" "$B/error.o" \
-        -lcublasLt -lcublas -Xlinker -rpath -Xlinker "$CUDA_HOME/lib64"
-}
+build_plugin() { bash tests/cuda/build-plugin.sh "$B" "$ARCH" "$NVCC" "$CUDA_HOME"; }
 build_check() {
     gcc -std=gnu11 -O2 -Wall -Wextra -Iinclude -Isrc tests/cuda/gpu_ops_check.c -o "$B/gpu_ops_check" -ldl -lm
 }

@@ -33,6 +33,12 @@ expect_rc 2 "bad config key is an error" "$CANARY_BIN" config --config "$TMP/bad
 expect_grep "error names the key" "server.prot" "$TMP/err"
 expect_rc 2 "bad flag value is an error" "$CANARY_BIN" config --port notanumber
 expect_grep "error names the setting" "server.port" "$TMP/err"
-expect_rc 1 "an explicit CUDA device is refused, not silently run on the CPU" "$CANARY_BIN" transcribe --model /nonexistent.nemo --device cuda "$TMP/c.yaml"
-expect_grep "the refusal says why" "CPU only in this build" "$TMP/err"
+expect_rc 1 "a misspelt device is refused" "$CANARY_BIN" transcribe --model /nonexistent.nemo --device gpu "$TMP/c.yaml"
+expect_grep "the refusal lists the devices" "expected cpu, cuda, cuda:N" "$TMP/err"
+# no silent CPU run: an explicit GPU that is not there stops the service with the reason
+if [ -f "$CANARY_BINARY_DIR/models/canary-180m-flash-tiny.nemo" ]; then
+  expect_rc 1 "the service refuses a GPU that is not there rather than run on the CPU" "$CANARY_BIN" serve \
+    --model "$CANARY_BINARY_DIR/models/canary-180m-flash-tiny.nemo" --device cuda:7 --port 0 --data-dir "$TMP/svc"
+  expect_grep "the refusal names the device" "cuda:7" "$TMP/err"
+fi
 finish

@@ -3,7 +3,12 @@
  * beam-4 ids, batched == one-at-a-time, and the bf16 path within its documented tolerance.
  *
  * Cases are read in the golden format (manifest.json + raw float32 arrays) from every directory
- * given in $CANARY_PARITY_DIRS (':'-separated; default: <build>/golden and <build>/engine_cases). */
+ * given in $CANARY_PARITY_DIRS (':'-separated; default: <build>/golden and <build>/engine_cases).
+ * The same checks run on another backend with $CANARY_PARITY_DEVICE (an engine.device value, e.g.
+ * "cuda" with $CANARY_CUDA_PLUGIN naming the plugin or its CPU emulation): $CANARY_PARITY_CASES
+ * and $CANARY_PARITY_LAYOUTS (','-separated names) pick cases and layouts, and
+ * $CANARY_PARITY_REDUCED (bf16,fp16,tf32; default bf16) the reduced precisions checked on every
+ * picked case (else on batch and librivox only). */
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
@@ -15,6 +20,7 @@
 #include "nemo/nemo.h"
 #include "nemo/tokenizer.h"
 #include "nn/backend.h"
+#include "nn/cuda_plugin.h"
 #include "test_util.h"
 
 #define ENC_TOL 1e-3f
@@ -54,6 +60,7 @@ static bool load_arr(const char *dir, json_t *arrays, const char *name, arr *out
 }
 
 typedef struct taps {
+    cn_canary_ctx *ctx; /* taps hand over backend memory: read through the context */
     int item;   /* which batch item to compare */
     int rows;   /* valid rows */
     arr *sub, *layer0, *last, *enc;
@@ -75,8 +82,18 @@ static float cmp_rows(const float *got, int t_total, int d, int item, int rows, 
     return m;
 }
 
-static void tap_fn(void *ud, const char *stage, int layer, const float *data, int n, int t, int d) {
+static void tap_fn(void *ud, const char *stage, int layer, const float *dev, int n, int t, int d) {
     taps *tp = ud;
+    size_t bytes = sizeof(float) * (size_t)n * t * d;
+    float *data = malloc(bytes);
+    cn_error err;
+    cn_error_clear(&err);
+    assert_non_null(data);
+    if (cn_canary_read(tp->ctx, data, dev, bytes, &err) != CANARY_OK)
+        fail_msg("reading the %s tap: %s", stage, err.msg);
+    for (size_t i = 0; i < (size_t)n * t * d; i++)
+        if (!isfinite(data[i]))
+            fail_msg("%s tap: element %zu is %g", stage, i, (double)data[i]);
     if (strcmp(stage, "subsampling") == 0 && tp->sub)
         tp->err_sub = cmp_rows(data, t, d, tp->item, tp->rows, tp->sub);
     else if (strcmp(stage, "layer") == 0 && layer == 0 && tp->layer0)
@@ -89,6 +106,7 @@ static void tap_fn(void *ud, const char *stage, int layer, const float *data, in
         if (tp->enc_copy)
             memcpy(tp->enc_copy, data + (size_t)tp->item * t * d, sizeof(float) * (size_t)tp->rows * d);
     }
+    free(data);
 }
 
 static int *json_ids(json_t *j, int *n) {
@@ -120,15 +138,11 @@ static void expect_ids(const char *what, const cn_hypothesis *h, json_t *want) {
 
 typedef struct model_set {
     cn_nemo *nemo;
-    cn_backend *be;
-    cn_canary *net, *net_bf16;
-    cn_canary_ctx *ctx, *ctx_bf16;
+    cn_backend *be, *be_reduced; /* be_reduced: a GPU's TF32 backend for reduced precisions (as api.c) */
+    cn_canary *net;
+    cn_canary_ctx *ctx;
 } model_set;
 
-static int n_checked;
-/* bf16 agreement per source: [0] the reference goldens (speech), [1] the engine's own cases
- * (tones + noise, other EOS ids); the issue's 99% applies to the goldens. */
-static int bf16_agree[2], bf16_total[2], scan_kind;
 
 /* Timestamp cases (spec §7.7): the public API with params.timestamps builds the reference's prompt
  * (<|timestamp|> slot), decodes the same ids, exposes the <|N|> values, and gives NeMo's
@@ -217,6 +231,33 @@ static void check_timestamp_case(const char *dir, json_t *man, const char *layou
     canary_model_free(model);
 }
 
+static const char *const prec_name[] = {"fp32", "bf16", "fp16", "tf32"};
+static int n_checked;
+/* Reduced-precision agreement per source and precision: [0] the reference goldens (speech), [1] the
+ * engine's own cases (tones + noise, other EOS ids); the issue's 99% applies to the goldens. */
+static int red_agree[2][4], red_total[2][4], scan_kind;
+static const char *device = "cpu";
+static bool reduced[4] = {false, true, false, false}; /* by cn_precision */
+static const char *picked_cases, *picked_layouts;     /* NULL: every one */
+
+/* Whether `name` is an item of the ','-separated `list` (NULL: everything is). */
+static bool picked(const char *list, const char *name) {
+    if (!list)
+        return true;
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+static bool finite_all(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return false;
+    return true;
+}
+
 static void run_case(const char *dir, const char *layout) {
     char path[1024];
     snprintf(path, sizeof path, "%s/manifest.json", dir);
@@ -232,12 +273,16 @@ static void run_case(const char *dir, const char *layout) {
     cn_error_clear(&err);
     if (cn_nemo_open(path, NULL, &ms.nemo, &err) != CANARY_OK)
         fail_msg("%s: %s", path, err.msg);
-    assert_int_equal(cn_cpu_backend_create(&ms.be, &err), CANARY_OK);
+    char why[512];
+    if (cn_backend_open(device, CN_PREC_F32, &ms.be, why, sizeof why, &err) != CANARY_OK)
+        fail_msg("device %s: %s", device, err.msg);
+    assert_string_equal(why, ""); /* a test asking for a device never falls back silently */
+    bool gpu = strcmp(ms.be->ops->name, "cpu") != 0;
+    if (gpu)
+        assert_int_equal(cn_backend_open(device, CN_PREC_TF32, &ms.be_reduced, why, sizeof why, &err), CANARY_OK);
     if (cn_canary_load(ms.nemo, ms.be, CN_PREC_F32, &ms.net, &err) != CANARY_OK)
         fail_msg("%s: %s", path, err.msg);
     assert_int_equal(cn_canary_ctx_create(ms.net, 2, &ms.ctx, &err), CANARY_OK);
-    assert_int_equal(cn_canary_load(ms.nemo, ms.be, CN_PREC_BF16, &ms.net_bf16, &err), CANARY_OK);
-    assert_int_equal(cn_canary_ctx_create(ms.net_bf16, 2, &ms.ctx_bf16, &err), CANARY_OK);
 
     int B = (int)json_integer_value(json_object_get(man, "batch_size"));
     bool batch = B > 1;
@@ -283,7 +328,7 @@ static void run_case(const char *dir, const char *layout) {
 
     /* 1. batched encoder, every item compared with the reference */
     for (int i = 0; i < B; i++) {
-        taps tp = {.item = i, .rows = enc_len[i], .sub = sub[i].data ? &sub[i] : NULL,
+        taps tp = {.ctx = ms.ctx, .item = i, .rows = enc_len[i], .sub = sub[i].data ? &sub[i] : NULL,
                    .layer0 = l0[i].data ? &l0[i] : NULL, .last = last[i].data ? &last[i] : NULL, .enc = &enc[i]};
         enc_batched[i] = malloc(sizeof(float) * (size_t)tp.rows * dd);
         tp.enc_copy = enc_batched[i];
@@ -404,7 +449,7 @@ static void run_case(const char *dir, const char *layout) {
     if (B > 1)
         for (int i = 0; i < B; i++) {
             float *one = malloc(sizeof(float) * (size_t)enc_len[i] * dd);
-            taps tp = {.item = 0, .rows = enc_len[i], .enc_copy = one};
+            taps tp = {.ctx = ms.ctx, .item = 0, .rows = enc_len[i], .enc_copy = one};
             cn_encoder_input in = {1, &fp[i], &t[i], &valid[i], masked};
             assert_int_equal(cn_canary_encode(ms.ctx, &in, tap_fn, &tp, &err), CANARY_OK);
             float m = 0;
@@ -417,64 +462,80 @@ static void run_case(const char *dir, const char *layout) {
             assert_true(m <= 1e-4f);
             free(one);
         }
-    /* 4. bf16 (on the batch and librivox cases, to keep the ASan run short): encoder error relative to the
-     * reference (RMS and max), and greedy token agreement under teacher forcing below. */
+    /* 4. reduced precisions (on the batch and librivox cases, to keep the ASan run short, or on
+     * every picked case): encoder error relative to the reference (RMS and max), and greedy token
+     * agreement under teacher forcing below. */
     const char *cname = json_string_value(json_object_get(man, "case"));
-    bool do_bf16 = strcmp(cname, "batch") == 0 || strcmp(cname, "librivox") == 0;
-    int agree = 0, total = 0;
-    for (int i = 0; do_bf16 && i < B; i++) {
-        float *got = malloc(sizeof(float) * (size_t)enc_len[i] * dd);
-        taps tp = {.item = i, .rows = enc_len[i], .enc_copy = got};
-        cn_encoder_input in = {B, fp, t, valid, masked};
-        assert_int_equal(cn_canary_encode(ms.ctx_bf16, &in, tap_fn, &tp, &err), CANARY_OK);
-        double se = 0, sr = 0;
-        float mx = 0, ref_max = 0;
-        for (size_t k = 0; k < (size_t)enc_len[i] * dd; k++) {
-            float e = fabsf(got[k] - enc[i].data[k]);
-            se += (double)e * e;
-            sr += (double)enc[i].data[k] * enc[i].data[k];
-            mx = e > mx ? e : mx;
-            ref_max = fabsf(enc[i].data[k]) > ref_max ? fabsf(enc[i].data[k]) : ref_max;
+    bool do_reduced = picked_cases || strcmp(cname, "batch") == 0 || strcmp(cname, "librivox") == 0;
+    for (int pr = 1; pr < 4 && do_reduced; pr++) {
+        if (!reduced[pr])
+            continue;
+        if (pr == CN_PREC_F16 && !gpu)
+            continue; /* the CPU refuses fp16 */
+        cn_canary *rnet = NULL;
+        cn_canary_ctx *rctx = NULL;
+        if (cn_canary_load(ms.nemo, gpu ? ms.be_reduced : ms.be, (cn_precision)pr, &rnet, &err) != CANARY_OK)
+            fail_msg("%s %s: %s", layout, prec_name[pr], err.msg);
+        assert_int_equal(cn_canary_ctx_create(rnet, 2, &rctx, &err), CANARY_OK);
+        for (int i = 0; i < B; i++) {
+            float *got = malloc(sizeof(float) * (size_t)enc_len[i] * dd);
+            taps tp = {.ctx = rctx, .item = i, .rows = enc_len[i], .enc_copy = got};
+            cn_encoder_input in = {B, fp, t, valid, masked};
+            assert_int_equal(cn_canary_encode(rctx, &in, tap_fn, &tp, &err), CANARY_OK);
+            double se = 0, sr = 0;
+            float mx = 0, ref_max = 0;
+            for (size_t k = 0; k < (size_t)enc_len[i] * dd; k++) {
+                float e = fabsf(got[k] - enc[i].data[k]);
+                se += (double)e * e;
+                sr += (double)enc[i].data[k] * enc[i].data[k];
+                mx = e > mx ? e : mx;
+                ref_max = fabsf(enc[i].data[k]) > ref_max ? fabsf(enc[i].data[k]) : ref_max;
+            }
+            double rel_rms = sr > 0 ? sqrt(se / sr) : 0;
+            printf("  %s item %d: %s encoder relative RMS error %.2f%%, max |diff| %.2e (%.1f%% of max |ref|)\n",
+                   layout, i, prec_name[pr], 100 * rel_rms, (double)mx, 100.0 * mx / (ref_max > 0 ? ref_max : 1));
+            /* fp16 keeps 11 significant bits and tf32 11 in its products: bf16's bound covers both */
+            assert_true(rel_rms <= BF16_ENC_REL_RMS && mx <= BF16_ENC_REL_MAX * ref_max);
+            free(got);
         }
-        double rel_rms = sr > 0 ? sqrt(se / sr) : 0;
-        printf("  %s item %d: bf16 encoder relative RMS error %.2f%%, max |diff| %.2e (%.1f%% of max |ref|)\n", layout,
-               i, 100 * rel_rms, (double)mx, 100.0 * mx / (ref_max > 0 ? ref_max : 1));
-        assert_true(rel_rms <= BF16_ENC_REL_RMS && mx <= BF16_ENC_REL_MAX * ref_max);
-        free(got);
+        /* Token agreement with teacher forcing: at every step of the reference's greedy output, is
+         * the reduced-precision argmax the reference's token? (Free-running comparison would count
+         * every token after a first flip as different, which says nothing about the rest.) */
+        json_t *gw = json_object_get(man, "greedy_ids");
+        int **force = calloc((size_t)B, sizeof(int *)), *nforce = calloc((size_t)B, sizeof(int));
+        for (int i = 0; i < B; i++)
+            force[i] = json_ids(batch ? json_array_get(gw, (size_t)i) : gw, &nforce[i]);
+        cn_decode_opts o;
+        cn_decode_opts_default(rnet, &o);
+        o.search = CN_SEARCH_GREEDY;
+        o.max_generation_delta = delta_greedy;
+        o.eos = eos;
+        o.pad = pad;
+        o.force_ids = (const int *const *)force;
+        o.n_force = nforce;
+        o.logprob_steps = 4; /* the first steps' full rows: no NaN or Inf anywhere */
+        assert_int_equal(cn_canary_decode(rctx, prompt, plen, &o, hyp, &err), CANARY_OK);
+        int agree = 0, total = 0;
+        for (int i = 0; i < B; i++) {
+            /* steps: every reference token plus its final EOS (unless it hit the length limit) */
+            int steps_n = hyp[i].n < nforce[i] ? hyp[i].n : nforce[i];
+            for (int k = 0; k < steps_n; k++)
+                agree += hyp[i].best[k] == force[i][k];
+            total += steps_n;
+            assert_true(finite_all(hyp[i].logprobs, (size_t)hyp[i].n));
+            size_t rows_n = (size_t)hyp[i].n_steps * (size_t)cn_canary_desc(rnet)->dec.vocab_size;
+            assert_true(finite_all(hyp[i].step_logprobs, rows_n));
+            free(force[i]);
+            cn_hypothesis_free(&hyp[i]);
+        }
+        free(force);
+        free(nforce);
+        printf("  %s: %s greedy tokens identical %d/%d (teacher-forced)\n", layout, prec_name[pr], agree, total);
+        red_agree[scan_kind][pr] += agree;
+        red_total[scan_kind][pr] += total;
+        cn_canary_ctx_free(rctx);
+        cn_canary_free(rnet);
     }
-    if (!do_bf16)
-        goto bf16_done;
-    /* Token agreement with teacher forcing: at every step of the reference's greedy output, is
-     * the bf16 argmax the reference's token? (Free-running comparison would count every token
-     * after a first flip as different, which says nothing about the rest.) */
-    json_t *gw = json_object_get(man, "greedy_ids");
-    int **force = calloc((size_t)B, sizeof(int *)), *nforce = calloc((size_t)B, sizeof(int));
-    for (int i = 0; i < B; i++)
-        force[i] = json_ids(batch ? json_array_get(gw, (size_t)i) : gw, &nforce[i]);
-    cn_decode_opts o;
-    cn_decode_opts_default(ms.net_bf16, &o);
-    o.search = CN_SEARCH_GREEDY;
-    o.max_generation_delta = delta_greedy;
-    o.eos = eos;
-    o.pad = pad;
-    o.force_ids = (const int *const *)force;
-    o.n_force = nforce;
-    assert_int_equal(cn_canary_decode(ms.ctx_bf16, prompt, plen, &o, hyp, &err), CANARY_OK);
-    for (int i = 0; i < B; i++) {
-        /* steps: every reference token plus its final EOS (unless it hit the length limit) */
-        int steps_n = hyp[i].n < nforce[i] ? hyp[i].n : nforce[i];
-        for (int k = 0; k < steps_n; k++)
-            agree += hyp[i].best[k] == force[i][k];
-        total += steps_n;
-        free(force[i]);
-        cn_hypothesis_free(&hyp[i]);
-    }
-    free(force);
-    free(nforce);
-    printf("  %s: bf16 greedy tokens identical %d/%d (teacher-forced)\n", layout, agree, total);
-bf16_done:
-    bf16_agree[scan_kind] += agree;
-    bf16_total[scan_kind] += total;
     n_checked++;
 
     for (int i = 0; i < B; i++) {
@@ -486,10 +547,9 @@ bf16_done:
     free(last), free(forced), free(enc_len);
     free(hyp), free(prompt);
     cn_canary_ctx_free(ms.ctx);
-    cn_canary_ctx_free(ms.ctx_bf16);
     cn_canary_free(ms.net);
-    cn_canary_free(ms.net_bf16);
     cn_backend_destroy(ms.be);
+    cn_backend_destroy(ms.be_reduced);
     cn_nemo_close(ms.nemo);
     json_decref(man);
 }
@@ -517,7 +577,9 @@ static void scan(const char *root) {
             struct stat st;
             if (stat(man, &st) != 0)
                 continue;
-            printf("case %s/%s\n", e->d_name, ce->d_name);
+            if (!picked(picked_cases, ce->d_name) || !picked(picked_layouts, e->d_name))
+                continue;
+            printf("case %s/%s on %s\n", e->d_name, ce->d_name, device);
             run_case(cdir, e->d_name);
         }
         closedir(cd);
@@ -528,6 +590,17 @@ static void scan(const char *root) {
 static void test_parity(void **state) {
     (void)state;
     const char *dirs = getenv("CANARY_PARITY_DIRS");
+    if (getenv("CANARY_PARITY_DEVICE") && *getenv("CANARY_PARITY_DEVICE"))
+        device = getenv("CANARY_PARITY_DEVICE");
+    picked_cases = getenv("CANARY_PARITY_CASES") && *getenv("CANARY_PARITY_CASES") ? getenv("CANARY_PARITY_CASES") : NULL;
+    const char *lay = getenv("CANARY_PARITY_LAYOUTS");
+    picked_layouts = lay && *lay ? lay : NULL;
+    const char *red = getenv("CANARY_PARITY_REDUCED");
+    if (red && *red) {
+        reduced[CN_PREC_BF16] = strstr(red, "bf16") != NULL;
+        reduced[CN_PREC_F16] = strstr(red, "fp16") != NULL;
+        reduced[CN_PREC_TF32] = strstr(red, "tf32") != NULL;
+    }
     char buf[4096];
     if (dirs)
         snprintf(buf, sizeof buf, "%s", dirs);
@@ -537,14 +610,21 @@ static void test_parity(void **state) {
         scan_kind = strstr(p, "engine_cases") ? 1 : 0;
         scan(p);
     }
-    printf("%d cases checked; bf16 teacher-forced token agreement: goldens %d/%d, engine cases %d/%d\n", n_checked,
-           bf16_agree[0], bf16_total[0], bf16_agree[1], bf16_total[1]);
-    /* The goldens (real speech through the reference): at least 99% as the issue asks (about 99.3%
-     * measured; the reference itself with the same bf16 rounding reaches 99.5% and PyTorch's
-     * bf16 autocast 98.1%: tests/reference/bf16_agreement.py, docs/BENCHMARKS.md). The engine's
-     * tone cases flip more often (about 97%): guarded against regressions only. */
-    assert_true(bf16_agree[0] * 100 >= bf16_total[0] * 99);
-    assert_true(bf16_agree[1] * 100 >= bf16_total[1] * 95);
+    printf("%d cases checked on %s\n", n_checked, device);
+    for (int pr = 1; pr < 4; pr++)
+        for (int kind = 0; kind < 2; kind++) {
+            if (!red_total[kind][pr])
+                continue;
+            printf("%s teacher-forced token agreement, %s: %d/%d\n", prec_name[pr], kind ? "engine cases" : "goldens",
+                   red_agree[kind][pr], red_total[kind][pr]);
+            /* bf16 on the CPU over the goldens (real speech through the reference): at least 99% as
+             * the issue asks (about 99.3% measured; the reference itself with the same rounding
+             * reaches 99.5% and PyTorch's bf16 autocast 98.1%: tests/reference/bf16_agreement.py,
+             * docs/BENCHMARKS.md). Elsewhere (the engine's tone cases, ~97%; the emulated GPU's
+             * kernels on a subset of cases) the bound guards against regressions. */
+            bool strict = pr == CN_PREC_BF16 && kind == 0 && strcmp(device, "cpu") == 0 && !picked_cases;
+            assert_true(red_agree[kind][pr] * 100 >= red_total[kind][pr] * (strict ? 99 : 95));
+        }
     assert_true(n_checked > 0);
 }
 

@@ -18,6 +18,13 @@ assert set(got) == {"text"}, got
 assert got["text"] == want["beam1_text"], (got["text"], want["beam1_text"])
 PY
   then ok "$layout: text equals the reference's"; else bad "$layout: text differs"; fi
+  # the same on the CUDA backend, through its CPU emulation (tests/cuda/emu)
+  EMU="$CANARY_BINARY_DIR/tests/cuda/emu/libcanary_cuda_emu.so"
+  if [ -f "$EMU" ]; then
+    CANARY_CUDA_PLUGIN="$EMU" CANARY_CUDA_ARENA_MB=16 expect_rc 0 "$layout: --device cuda (emulated)" \
+      "$CANARY_BIN" transcribe --model "$M" --device cuda --vad off --format json "$WAV"
+    cmp -s "$TMP/out" "$TMP/$layout.json" && ok "$layout: the GPU's text is the CPU's" || bad "$layout: the GPU's text differs"
+  fi
   expect_rc 0 "$layout: text output" "$CANARY_BIN" transcribe --model "$M" --threads 1 --format text "$WAV"
 done
 M="$CANARY_BINARY_DIR/models/canary-180m-flash-tiny.nemo"
@@ -42,6 +49,16 @@ expect_rc 1 "a missing file fails with a message" "$CANARY_BIN" transcribe --mod
 expect_grep "the message names the file" "nonexistent" "$TMP/err"
 expect_rc 1 "a missing model fails with a message" "$CANARY_BIN" transcribe --model /nonexistent.nemo "$WAV"
 expect_rc 0 "bf16 runs" "$CANARY_BIN" transcribe --model "$M" --precision bf16 --beam 2 "$WAV"
+expect_rc 2 "fp16 on the CPU is refused" "$CANARY_BIN" transcribe --model "$M" --device cpu --precision fp16 "$WAV"
+expect_grep "the refusal says why" "fp16: the model runs on the CPU" "$TMP/err"
+EMU="$CANARY_BINARY_DIR/tests/cuda/emu/libcanary_cuda_emu.so"
+if [ -f "$EMU" ]; then
+  CANARY_CUDA_PLUGIN="$EMU" CANARY_CUDA_ARENA_MB=16 expect_rc 0 "fp16 on the (emulated) GPU runs" \
+    "$CANARY_BIN" transcribe --model "$M" --device cuda:0 --precision fp16 --vad off "$WAV"
+  CANARY_CUDA_PLUGIN="$EMU" expect_rc 1 "a GPU that does not exist is refused" \
+    "$CANARY_BIN" transcribe --model "$M" --device cuda:3 "$WAV"
+  expect_grep "the refusal names the device" "CUDA device 3 does not exist" "$TMP/err"
+fi
 expect_rc 0 "bench runs (tiny model, short)" "$CANARY_BIN" bench --model "$M" --batch 2 --seconds 2 --tokens 3 --runs 1 --format json
 /usr/bin/python3 -c "import json,sys; d=json.load(open('$TMP/out')); assert d['batch']['n']==2 and d['single']['rtfx']>0" \
   && ok "bench prints its JSON" || bad "bench JSON"

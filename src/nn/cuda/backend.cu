@@ -772,7 +772,7 @@ CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out
                             drv / 1000, drv % 1000 / 10);
     }
     if (device < 0 || device >= n)
-        return cn_error_set(err, CANARY_EINVAL, "CUDA device %d does not exist (this machine has %d)", device, n);
+        return cn_error_set(err, CANARY_EDEVICE, "CUDA device %d does not exist (this machine has %d)", device, n);
     cudaDeviceProp p;
     e = cudaSetDevice(device);
     if (e == cudaSuccess)
@@ -782,7 +782,7 @@ CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out
         return cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: %s", device, cudaGetErrorString(e));
     }
     if (p.major * 10 + p.minor < 75)
-        return cn_error_set(err, CANARY_EUNSUPPORTED,
+        return cn_error_set(err, CANARY_EDEVICE,
                             "CUDA device %d (%s) has compute capability %d.%d; the CUDA backend needs 7.5 or newer",
                             device, p.name, p.major, p.minor);
     cu_backend *be = (cu_backend *)calloc(1, sizeof *be);

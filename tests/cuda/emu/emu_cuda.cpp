@@ -1,4 +1,5 @@
-// The CPU stand-in declared in emu_cuda.h. Kernel threads are fibers (ucontext) of one OS thread:
+// The CPU stand-in declared in emu_cuda.h. Kernel threads are fibers of one OS thread (launches
+// from several host threads take turns):
 // each runs until it reaches __syncthreads (all of the block's live threads must arrive) or a warp
 // shuffle (the warp's 32 lanes must arrive), so barrier-synchronised code runs as on a GPU and a
 // missing arrival is reported as a deadlock instead of hanging.
@@ -9,49 +10,132 @@
 
 #include "emu_cuda.h"
 
-thread_local emu_idx threadIdx, blockIdx;
-thread_local dim3 blockDim, gridDim;
+// Plain globals: kernels run on one host thread at a time (as the fibers' state below), and a
+// dlopen'ed library's thread_local costs a __tls_get_addr call per access (intercepted by ASan).
+emu_idx threadIdx, blockIdx;
+dim3 blockDim, gridDim;
 
 namespace {
 enum fstate { RUN, AT_BLOCK, AT_WARP, DONE };
+
+// Switching fibers: on x86-64 a few instructions that swap the callee-saved registers and the
+// stack pointer. glibc's swapcontext makes a sigprocmask system call per switch, and under ASan
+// its interceptor clears the shadow of the whole fiber stack each time: together they made the
+// emulation ~10x slower, too slow to run the whole model in CI. Elsewhere ucontext is kept.
+#if defined(__x86_64__)
+extern "C" void emu_switch(void **save_sp, void *load_sp);
+asm(".text\n"
+    ".globl emu_switch\n"
+    ".hidden emu_switch\n"
+    ".type emu_switch,@function\n"
+    "emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size emu_switch, .-emu_switch\n");
 struct fiber {
-    ucontext_t ctx;
-    std::vector<char> stack;
+    void *sp;
+    char *stack;
     fstate st;
 };
-std::vector<fiber> g_fibers;
+void *g_sched_sp;
+#else
+struct fiber {
+    ucontext_t ctx;
+    char *stack;
+    fstate st;
+};
 ucontext_t g_sched;
+#endif
+const size_t FIBER_STACK = 256 << 10;
+std::vector<fiber> g_fibers;
+struct free_stacks { // at exit or dlclose
+    ~free_stacks() {
+        for (auto &f : g_fibers)
+            free(f.stack);
+    }
+} g_free_stacks;
 int g_cur;
 const std::function<void()> *g_body;
 std::vector<char> g_smem;
-float g_warp_buf[32][32];
+float g_warp_buf[2][32][32];
+unsigned char g_shfl_parity[1024]; // per thread of the block: which of the two buffers is next
 
-void fiber_main() {
+void to_scheduler() {
+#if defined(__x86_64__)
+    emu_switch(&g_fibers[(size_t)g_cur].sp, g_sched_sp);
+#else
+    swapcontext(&g_fibers[(size_t)g_cur].ctx, &g_sched);
+#endif
+}
+
+void to_fiber(int t) {
+#if defined(__x86_64__)
+    emu_switch(&g_sched_sp, g_fibers[(size_t)t].sp);
+#else
+    swapcontext(&g_sched, &g_fibers[(size_t)t].ctx);
+#endif
+}
+
+[[noreturn]] void fiber_main() {
     (*g_body)();
-    g_fibers[g_cur].st = DONE;
-    swapcontext(&g_fibers[g_cur].ctx, &g_sched);
+    g_fibers[(size_t)g_cur].st = DONE;
+    to_scheduler();
+    abort(); // a finished fiber is restarted from fiber_main, never resumed
+}
+
+// A fresh start of fiber f at fiber_main.
+void fiber_start(fiber &f, int t) {
+    g_shfl_parity[t] = 0;
+    if (!f.stack && !(f.stack = (char *)malloc(FIBER_STACK))) {
+        fprintf(stderr, "emu: out of memory for fiber stacks\n");
+        abort();
+    }
+#if defined(__x86_64__)
+    // [top-8] unused, [top-16] the return address emu_switch's ret jumps to (16-byte aligned, so
+    // fiber_main starts with the ABI's alignment), below it the six registers emu_switch pops.
+    uintptr_t top = ((uintptr_t)f.stack + FIBER_STACK) & ~(uintptr_t)15;
+    void **sp = (void **)(top - 16);
+    *sp = (void *)fiber_main;
+    for (int i = 0; i < 6; i++)
+        *--sp = nullptr;
+    f.sp = sp;
+#else
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = f.stack;
+    f.ctx.uc_stack.ss_size = FIBER_STACK;
+    f.ctx.uc_link = nullptr;
+    makecontext(&f.ctx, fiber_main, 0);
+#endif
+    f.st = RUN;
 }
 
 void wait_as(fstate s) {
-    g_fibers[g_cur].st = s;
-    swapcontext(&g_fibers[g_cur].ctx, &g_sched);
+    g_fibers[(size_t)g_cur].st = s;
+    to_scheduler();
 }
 } // namespace
 
 void __syncthreads() { wait_as(AT_BLOCK); }
 
+// Two buffers used alternately: a lane that has read its partner's value may write its next
+// shuffle's value at once, since no lane can reach the shuffle after that before every lane has
+// arrived at the next one (so has read this one). One meeting per shuffle instead of two.
 float __shfl_xor_sync(unsigned, float v, int o) {
-    int w = (int)threadIdx.x >> 5, l = (int)threadIdx.x & 31;
-    g_warp_buf[w][l] = v;
+    int t = (int)threadIdx.x, w = t >> 5, l = t & 31, p = g_shfl_parity[t];
+    g_warp_buf[p][w][l] = v;
     wait_as(AT_WARP);
-    float r = g_warp_buf[w][l ^ o];
-    wait_as(AT_WARP);
-    return r;
+    g_shfl_parity[t] = (unsigned char)(p ^ 1);
+    return g_warp_buf[p][w][l ^ o];
 }
 
 void *emu_dynamic_smem() { return g_smem.data(); }
 
 void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
+    static std::mutex launch_mu; // the fibers, shared memory and indices below are process-wide
+    std::lock_guard<std::mutex> launch(launch_mu);
     int nt = (int)(block.x * block.y * block.z);
     if (nt % 32 || nt > 1024) {
         fprintf(stderr, "emu: block of %d threads\n", nt);
@@ -59,53 +143,46 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bo
     }
     g_smem.assign(smem + 16, 0);
     g_body = &body;
-    g_fibers.resize((size_t)nt);
+    if (g_fibers.size() < (size_t)nt)
+        g_fibers.resize((size_t)nt, fiber{});
     blockDim = block;
     gridDim = grid;
     for (unsigned by = 0; by < grid.y; by++)
         for (unsigned bx = 0; bx < grid.x; bx++) {
             blockIdx = {bx, by, 0};
-            for (int t = 0; t < nt; t++) {
-                fiber &f = g_fibers[(size_t)t];
-                f.stack.resize(256 << 10);
-                getcontext(&f.ctx);
-                f.ctx.uc_stack.ss_sp = f.stack.data();
-                f.ctx.uc_stack.ss_size = f.stack.size();
-                f.ctx.uc_link = nullptr;
-                makecontext(&f.ctx, fiber_main, 0);
-                f.st = RUN;
-            }
+            for (int t = 0; t < nt; t++)
+                fiber_start(g_fibers[(size_t)t], t);
             for (;;) {
-                for (int t = 0; t < nt; t++)
-                    if (g_fibers[(size_t)t].st == RUN) {
-                        g_cur = t;
-                        threadIdx = {(unsigned)t, 0, 0};
-                        swapcontext(&g_sched, &g_fibers[(size_t)t].ctx);
+                // Warp by warp: its lanes run until each waits at __syncthreads or is done; a warp
+                // whose 32 lanes all wait at a shuffle continues at once (warps are independent
+                // between barriers, and this keeps a shuffle's cost to its own warp).
+                for (int w = 0; w < nt / 32; w++)
+                    for (;;) {
+                        int at_warp = 0;
+                        for (int t = w * 32; t < w * 32 + 32; t++) {
+                            if (g_fibers[(size_t)t].st == RUN) {
+                                g_cur = t;
+                                threadIdx = {(unsigned)t, 0, 0};
+                                to_fiber(t);
+                            }
+                            at_warp += g_fibers[(size_t)t].st == AT_WARP;
+                        }
+                        if (at_warp != 32)
+                            break;
+                        for (int t = w * 32; t < w * 32 + 32; t++)
+                            g_fibers[(size_t)t].st = RUN;
                     }
                 int done = 0, at_block = 0;
-                bool released = false;
-                for (int w = 0; w < nt / 32; w++) { // a warp whose 32 lanes all wait at a shuffle
-                    int n = 0;
-                    for (int l = 0; l < 32; l++)
-                        n += g_fibers[(size_t)(w * 32 + l)].st == AT_WARP;
-                    if (n == 32) {
-                        for (int l = 0; l < 32; l++)
-                            g_fibers[(size_t)(w * 32 + l)].st = RUN;
-                        released = true;
-                    }
-                }
-                if (released)
-                    continue;
-                for (auto &f : g_fibers) {
-                    done += f.st == DONE;
-                    at_block += f.st == AT_BLOCK;
+                for (int t = 0; t < nt; t++) {
+                    done += g_fibers[(size_t)t].st == DONE;
+                    at_block += g_fibers[(size_t)t].st == AT_BLOCK;
                 }
                 if (done == nt)
                     break;
                 if (at_block + done == nt && at_block > 0) {
-                    for (auto &f : g_fibers)
-                        if (f.st == AT_BLOCK)
-                            f.st = RUN;
+                    for (int t = 0; t < nt; t++)
+                        if (g_fibers[(size_t)t].st == AT_BLOCK)
+                            g_fibers[(size_t)t].st = RUN;
                     continue;
                 }
                 fprintf(stderr, "emu: deadlock in block (%u,%u): %d done, %d at __syncthreads, rest at shuffles\n",
@@ -117,18 +194,60 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bo
 
 // ---- runtime ------------------------------------------------------------------------------------
 namespace {
+struct emu_alloc {
+    size_t size;
+    int device;
+};
 std::mutex g_mem_mu;
-std::map<uintptr_t, size_t> g_allocs; // device allocations: start -> size
+std::map<uintptr_t, emu_alloc> g_allocs; // device allocations by start address
+thread_local int g_device;               // the calling thread's current device (cudaSetDevice)
+thread_local cudaError_t g_last_error;   // for cudaGetLastError, as launch failures are reported
+
+int device_count() {
+    const char *e = getenv("CANARY_EMU_DEVICES");
+    int n = e ? atoi(e) : 1;
+    return n >= 1 && n <= 8 ? n : 1;
+}
+} // namespace
+
+struct emu_stream {
+    int device;
+};
+
+bool emu_stream_ok(void *stream, const char *what) {
+    int dev = stream ? ((emu_stream *)stream)->device : g_device; // the legacy stream: current device
+    if (dev == g_device)
+        return true;
+    fprintf(stderr, "emu: %s on a stream of device %d while device %d is current (cudaSetDevice missing)\n", what,
+            dev, g_device);
+    g_last_error = cudaErrorInvalidResourceHandle;
+    return false;
 }
 
-const char *cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "emulated CUDA error"; }
-cudaError_t cudaGetLastError() { return cudaSuccess; }
+const char *cudaGetErrorString(cudaError_t e) {
+    return e == cudaSuccess                      ? "no error"
+           : e == cudaErrorInvalidDevice         ? "invalid device ordinal"
+           : e == cudaErrorInvalidResourceHandle ? "invalid resource handle"
+                                                 : "emulated CUDA error";
+}
+cudaError_t cudaGetLastError() {
+    cudaError_t e = g_last_error;
+    g_last_error = cudaSuccess;
+    return e;
+}
 cudaError_t cudaGetDeviceCount(int *n) {
-    *n = 1;
+    *n = device_count();
     return cudaSuccess;
 }
-cudaError_t cudaSetDevice(int) { return cudaSuccess; }
-cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
+cudaError_t cudaSetDevice(int d) {
+    if (d < 0 || d >= device_count())
+        return cudaErrorInvalidDevice;
+    g_device = d;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
+    if (d < 0 || d >= device_count())
+        return cudaErrorInvalidDevice;
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "CPU emulation");
     p->major = 9;
@@ -149,7 +268,7 @@ cudaError_t cudaMalloc(void **p, size_t n) {
         return cudaErrorMemoryAllocation;
     memset(*p, 0xa5, n); // device memory is not zeroed: the backend must zero what it promises
     std::lock_guard<std::mutex> g(g_mem_mu);
-    g_allocs[(uintptr_t)*p] = n ? n : 1;
+    g_allocs[(uintptr_t)*p] = {n ? n : 1, g_device};
     return cudaSuccess;
 }
 cudaError_t cudaFree(void *p) {
@@ -168,28 +287,39 @@ cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
     memmove(d, s, n);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cudaStream_t st) {
+    if (!emu_stream_ok(st, "cudaMemcpyAsync"))
+        return cudaErrorInvalidResourceHandle;
     memmove(d, s, n);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size_t w, size_t h, cudaMemcpyKind,
-                              cudaStream_t) {
+                              cudaStream_t st) {
+    if (!emu_stream_ok(st, "cudaMemcpy2DAsync"))
+        return cudaErrorInvalidResourceHandle;
     if (w > dp || w > sp)
         return cudaErrorInvalidValue;
     for (size_t r = 0; r < h; r++)
         memmove((char *)d + r * dp, (const char *)s + r * sp, w);
     return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) {
+cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st) {
+    if (!emu_stream_ok(st, "cudaMemsetAsync"))
+        return cudaErrorInvalidResourceHandle;
     memset(d, v, n);
     return cudaSuccess;
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
-    *s = (cudaStream_t)1;
+    *s = new emu_stream{g_device};
     return cudaSuccess;
 }
-cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    delete (emu_stream *)s;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    return emu_stream_ok(s, "cudaStreamSynchronize") ? cudaSuccess : cudaErrorInvalidResourceHandle;
+}
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p) {
     std::lock_guard<std::mutex> g(g_mem_mu);
     a->type = cudaMemoryTypeUnregistered;
@@ -197,9 +327,9 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p) {
     auto it = g_allocs.upper_bound((uintptr_t)p);
     if (it != g_allocs.begin()) {
         --it;
-        if ((uintptr_t)p < it->first + it->second) {
+        if ((uintptr_t)p < it->first + it->second.size) {
             a->type = cudaMemoryTypeDevice;
-            a->device = 0;
+            a->device = it->second.device;
         }
     }
     return cudaSuccess;
@@ -240,32 +370,47 @@ size_t esize(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
 } // namespace
 
 struct emu_blas {
-    int unused;
+    int device; // cuBLAS binds a handle to the device current at its creation
 };
+namespace {
+bool handle_ok(int device, const char *what) {
+    if (device == g_device)
+        return true;
+    fprintf(stderr, "emu: %s with a handle of device %d while device %d is current (cudaSetDevice missing)\n", what,
+            device, g_device);
+    return false;
+}
+} // namespace
 cublasStatus_t cublasCreate(cublasHandle_t *h) {
-    *h = new emu_blas();
+    *h = new emu_blas{g_device};
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasDestroy(cublasHandle_t h) {
     delete h;
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
+    return s && ((emu_stream *)s)->device != h->device ? CUBLAS_STATUS_INVALID_VALUE : CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void *alpha, const void *A, cudaDataType_t at, int lda, const void *B,
                             cudaDataType_t bt, int ldb, const void *beta, void *C, cudaDataType_t ct, int ldc,
                             cublasComputeType_t, cublasGemmAlgo_t) {
+    if (!handle_ok(h->device, "cublasGemmEx"))
+        return CUBLAS_STATUS_EXECUTION_FAILED;
     if (ct != CUDA_R_32F || at != bt)
         return CUBLAS_STATUS_NOT_SUPPORTED;
     gemm(ta == CUBLAS_OP_T, tb == CUBLAS_OP_T, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb,
          *(const float *)beta, (float *)C, ldc);
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                           int k, const void *alpha, const void *A, cudaDataType_t at, int lda,
                                           long long sa, const void *B, cudaDataType_t bt, int ldb, long long sb,
                                           const void *beta, void *C, cudaDataType_t ct, int ldc, long long sc,
                                           int count, cublasComputeType_t, cublasGemmAlgo_t) {
+    if (!handle_ok(h->device, "cublasGemmStridedBatchedEx"))
+        return CUBLAS_STATUS_EXECUTION_FAILED;
     if (ct != CUDA_R_32F || at != bt)
         return CUBLAS_STATUS_NOT_SUPPORTED;
     for (int b = 0; b < count; b++)
@@ -277,7 +422,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, 
 
 // ---- cuBLASLt (the documented semantics: D = epilogue(alpha op(A) op(B) + beta C + bias)) -------
 struct emu_lt {
-    int unused;
+    int device;
 };
 struct emu_desc {
     bool ta = false, tb = false;
@@ -293,7 +438,7 @@ struct emu_pref {
     int unused;
 };
 cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {
-    *h = new emu_lt();
+    *h = new emu_lt{g_device};
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) {
@@ -356,10 +501,12 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
     *n = 1;
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t d, const void *alpha, const void *A,
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const void *alpha, const void *A,
                               cublasLtMatrixLayout_t la, const void *B, cublasLtMatrixLayout_t lb, const void *beta,
                               const void *C, cublasLtMatrixLayout_t lc, void *D, cublasLtMatrixLayout_t ld,
-                              const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t) {
+                              const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t st) {
+    if (!handle_ok(h->device, "cublasLtMatmul") || !emu_stream_ok(st, "cublasLtMatmul"))
+        return CUBLAS_STATUS_EXECUTION_FAILED;
     if (C != D || lc->ld != ld->ld)
         return CUBLAS_STATUS_NOT_SUPPORTED; // the backend only computes in place
     int m = (int)(d->ta ? la->cols : la->rows), k = (int)(d->ta ? la->rows : la->cols);

@@ -28,18 +28,23 @@ struct dim3 {
 struct emu_idx {
     unsigned x, y, z;
 };
-extern thread_local emu_idx threadIdx, blockIdx;
-extern thread_local dim3 blockDim, gridDim;
+extern emu_idx threadIdx, blockIdx;
+extern dim3 blockDim, gridDim;
 
 void __syncthreads();
 float __shfl_xor_sync(unsigned mask, float v, int lane_mask);
 void *emu_dynamic_smem();
 void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
 
+// Devices: CANARY_EMU_DEVICES (1-8, default 1) emulated GPUs sharing host memory. Work queued
+// on a stream (or a cuBLAS handle) of another device than the calling thread's current one fails
+// as on a GPU, so code that forgets cudaSetDevice before using a second device's stream shows.
+bool emu_stream_ok(void *stream, const char *what);
+
 template <class... P, class... A>
 void emu_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, void *stream, A... a) {
-    (void)stream;
-    emu_run(grid, block, smem, [&] { k(a...); });
+    if (emu_stream_ok(stream, "a kernel launch"))
+        emu_run(grid, block, smem, [&] { k(a...); });
 }
 
 #define __expf(x) expf(x) // glibc declares a __expf of its own, not exported
@@ -70,6 +75,8 @@ typedef enum cudaError {
     cudaSuccess = 0,
     cudaErrorInvalidValue = 1,
     cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidDevice = 101,
+    cudaErrorInvalidResourceHandle = 400,
     cudaErrorUnknown = 999,
     cudaErrorLaunchFailure = 719
 } cudaError_t;
@@ -110,7 +117,12 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p);
 
 // ---- cuBLAS -------------------------------------------------------------------------------------
-typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_NOT_SUPPORTED = 15, CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;
+typedef enum {
+    CUBLAS_STATUS_SUCCESS = 0,
+    CUBLAS_STATUS_INVALID_VALUE = 7,
+    CUBLAS_STATUS_EXECUTION_FAILED = 13,
+    CUBLAS_STATUS_NOT_SUPPORTED = 15
+} cublasStatus_t;
 typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
 typedef enum { CUDA_R_32F = 0, CUDA_R_16F = 2, CUDA_R_16BF = 14 } cudaDataType_t;
 typedef enum { CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32F_FAST_TF32 = 77 } cublasComputeType_t;

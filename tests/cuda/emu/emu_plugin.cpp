@@ -13,14 +13,17 @@ EXPORT int cn_cuda_abi_version(void) { return CN_CUDA_PLUGIN_ABI; }
 EXPORT void cn_cuda_versions(int *runtime, int *driver) { *runtime = *driver = 13000; }
 EXPORT int cn_cuda_enumerate(cn_cuda_device_info *out, int cap, char *msg, size_t msg_len) {
     (void)msg, (void)msg_len;
-    if (cap < 1)
-        return 0;
-    memset(out, 0, sizeof *out);
-    snprintf(out->name, sizeof out->name, "CPU emulation of the CUDA backend");
-    out->cc_major = 9;
-    out->total_mem = out->free_mem = (size_t)16 << 30;
-    snprintf(out->uuid, sizeof out->uuid, "GPU-00000000-0000-0000-0000-00000000e1e1");
-    return 1;
+    int n = 0;
+    cudaGetDeviceCount(&n);
+    for (int i = 0; i < n && i < cap; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].index = i;
+        snprintf(out[i].name, sizeof out[i].name, "CPU emulation of the CUDA backend");
+        out[i].cc_major = 9;
+        out[i].total_mem = out[i].free_mem = (size_t)16 << 30;
+        snprintf(out[i].uuid, sizeof out[i].uuid, "GPU-00000000-0000-0000-0000-00000000e1e%c", (char)('1' + i));
+    }
+    return n < cap ? n : cap;
 }
 // hwinfo --check on the emulation: no memory to test; the GEMM computed directly.
 EXPORT int cn_cuda_selftest(int device, size_t mem_bytes, const float *a, const float *b, float *c, int m, int n, int k,

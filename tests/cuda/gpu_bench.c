@@ -1,0 +1,185 @@
+/* canary-gpu-bench: the engine alone (public API, no pipeline, no server) timed like
+ * `canary-stt bench`, for the GPU bundle (tests/cuda/make-gpu-bundle.sh), which runs on machines
+ * without our Debian libraries.
+ *
+ *   canary-gpu-bench --model M.nemo [--device cuda] [--precision bf16[,fp16,...]]
+ *                    [--batches 1,64,128] [--seconds 10] [--tokens 40] [--runs 3]
+ *
+ * Per (precision, batch): one untimed warm-up, then the median of `runs` timed calls of greedy
+ * decoding with exactly `tokens` new tokens per utterance (EOS ignored) on synthetic audio. One
+ * JSON line each on stdout; exit 0 when every run succeeded. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "canary/canary.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Speech-like synthetic audio: a few harmonics under a syllable-rate envelope, item-specific. */
+static float *synth(size_t n, unsigned item) {
+    float *x = malloc(sizeof(float) * n);
+    if (!x)
+        return NULL;
+    float f0 = 110.0f + 17.0f * (float)(item % 7);
+    for (size_t k = 0; k < n; k++) {
+        float t = (float)k / CANARY_SAMPLE_RATE, env = 0.5f + 0.5f * sinf(2 * 3.14159265f * 4.0f * t);
+        x[k] = 0.1f * env * (sinf(2 * 3.14159265f * f0 * t) + 0.5f * sinf(2 * 3.14159265f * 2 * f0 * t));
+    }
+    return x;
+}
+
+static bool parse_prec(const char *s, canary_precision *out) {
+    static const char *const names[] = {"fp32", "bf16", "fp16", "tf32"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (canary_precision)i;
+            return true;
+        }
+    return false;
+}
+
+int main(int argc, char **argv) {
+    const char *model_path = NULL, *device = "cuda", *precs = "bf16", *batches = "1,64,128";
+    int seconds = 10, tokens = 40, runs = 3;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "canary-gpu-bench: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        if (strcmp(a, "--model") == 0)
+            model_path = v;
+        else if (strcmp(a, "--device") == 0)
+            device = v;
+        else if (strcmp(a, "--precision") == 0)
+            precs = v;
+        else if (strcmp(a, "--batches") == 0)
+            batches = v;
+        else if (strcmp(a, "--seconds") == 0)
+            seconds = atoi(v);
+        else if (strcmp(a, "--tokens") == 0)
+            tokens = atoi(v);
+        else if (strcmp(a, "--runs") == 0)
+            runs = atoi(v);
+        else {
+            fprintf(stderr, "canary-gpu-bench: unknown option %s\n", a);
+            return 2;
+        }
+    }
+    if (!model_path || seconds < 1 || seconds > 40 || tokens < 1 || runs < 1 || runs > 50) {
+        fprintf(stderr, "usage: canary-gpu-bench --model M.nemo [--device cuda] [--precision bf16,fp16] "
+                        "[--batches 1,64,128] [--seconds 1-40] [--tokens N] [--runs 1-50]\n");
+        return 2;
+    }
+    char msg[1024];
+    canary_model_params mp = canary_model_default_params();
+    mp.device = device;
+    canary_model *model = NULL;
+    double t0 = now_s();
+    if (canary_model_load(model_path, &mp, &model, msg, sizeof msg) != CANARY_OK) {
+        fprintf(stderr, "canary-gpu-bench: %s\n", msg);
+        return 1;
+    }
+    printf("{\"event\":\"load\",\"model\":\"%s\",\"device\":\"%s\",\"note\":\"%s\",\"load_s\":%.3f}\n",
+           canary_model_variant(model), canary_model_device(model), canary_model_device_note(model), now_s() - t0);
+    fflush(stdout);
+    canary_context *ctx = NULL;
+    if (canary_context_create(model, 0, &ctx, msg, sizeof msg) != CANARY_OK) {
+        fprintf(stderr, "canary-gpu-bench: %s\n", msg);
+        canary_model_free(model);
+        return 1;
+    }
+    int rc = 0, max_batch = 0;
+    char blist[256];
+    snprintf(blist, sizeof blist, "%s", batches);
+    for (char *s = NULL, *b = strtok_r(blist, ",", &s); b; b = strtok_r(NULL, ",", &s))
+        max_batch = atoi(b) > max_batch ? atoi(b) : max_batch;
+    if (max_batch < 1 || max_batch > 1024) {
+        fprintf(stderr, "canary-gpu-bench: --batches %s: expected sizes from 1 to 1024\n", batches);
+        return 2;
+    }
+    size_t n = (size_t)seconds * CANARY_SAMPLE_RATE;
+    float **pcm = calloc((size_t)max_batch, sizeof(float *));
+    size_t *lens = calloc((size_t)max_batch, sizeof(size_t));
+    double *walls = calloc((size_t)runs, sizeof(double));
+    for (int i = 0; pcm && lens && i < max_batch; i++) {
+        pcm[i] = synth(n, (unsigned)i);
+        lens[i] = n;
+        if (!pcm[i])
+            rc = 1;
+    }
+    if (!pcm || !lens || !walls)
+        rc = 1;
+    char plist[256];
+    snprintf(plist, sizeof plist, "%s", precs);
+    for (char *sp = NULL, *p = strtok_r(plist, ",", &sp); p && rc == 0; p = strtok_r(NULL, ",", &sp)) {
+        canary_precision prec;
+        if (!parse_prec(p, &prec)) {
+            fprintf(stderr, "canary-gpu-bench: precision %s: expected fp32, tf32, bf16 or fp16\n", p);
+            rc = 2;
+            break;
+        }
+        canary_params prm = canary_default_params(model);
+        prm.precision = prec;
+        prm.search = CANARY_SEARCH_GREEDY;
+        prm.max_new_tokens = tokens;
+        prm.ignore_eos = true;
+        snprintf(blist, sizeof blist, "%s", batches);
+        for (char *sb = NULL, *b = strtok_r(blist, ",", &sb); b; b = strtok_r(NULL, ",", &sb)) {
+            int batch = atoi(b);
+            canary_timings tm = {0};
+            canary_status st = CANARY_OK;
+            for (int r = -1; r < runs && st == CANARY_OK; r++) { /* r = -1: warm-up (plans, lazy weights) */
+                double t = now_s();
+                st = canary_transcribe_batch(ctx, &prm, (const float *const *)pcm, lens, batch, msg, sizeof msg);
+                if (r >= 0)
+                    walls[r] = now_s() - t;
+                tm = canary_last_timings(ctx);
+            }
+            if (st != CANARY_OK) {
+                printf("{\"event\":\"bench\",\"precision\":\"%s\",\"batch\":%d,\"error\":\"", p, batch);
+                for (const char *c = msg; *c; c++) /* a JSON string: the message without quotes */
+                    putchar(*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 ? '\'' : *c);
+                printf("\"}\n");
+                fflush(stdout);
+                rc = 1;
+                continue;
+            }
+            int toks = canary_result_token_count(ctx, 0);
+            if (toks != tokens) {
+                printf("{\"event\":\"bench\",\"precision\":\"%s\",\"batch\":%d,\"error\":\"%d tokens generated, "
+                       "%d asked for\"}\n", p, batch, toks, tokens);
+                rc = 1;
+            }
+            qsort(walls, (size_t)runs, sizeof(double), cmp_double);
+            double wall = walls[runs / 2], audio = (double)seconds * batch;
+            printf("{\"event\":\"bench\",\"model\":\"%s\",\"device\":\"%s\",\"precision\":\"%s\",\"batch\":%d,"
+                   "\"audio_s\":%.1f,\"tokens_each\":%d,\"runs\":%d,\"wall_s\":%.4f,\"wall_min_s\":%.4f,"
+                   "\"rtfx\":%.1f,\"features_s\":%.4f,\"encoder_s\":%.4f,\"decoder_s\":%.4f}\n",
+                   canary_model_variant(model), canary_model_device(model), p, batch, audio, toks, runs, wall,
+                   walls[0], audio / wall, tm.features_s, tm.encoder_s, tm.decoder_s);
+            fflush(stdout);
+        }
+    }
+    for (int i = 0; pcm && i < max_batch; i++)
+        free(pcm[i]);
+    free(pcm);
+    free(lens);
+    free(walls);
+    canary_context_free(ctx);
+    canary_model_free(model);
+    return rc;
+}
