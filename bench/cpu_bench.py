@@ -88,10 +88,16 @@ def onnx_run(onnx_dir, model, threads, audio, workdir):
     out = subprocess.run(["node", script, "--onnx", onnx_dir, "--features", f, "--n-mels", str(feats.shape[1]),
                           "--frames", str(feats.shape[2]), "--length", str(int(flen[0])),
                           "--prompt", ",".join(map(str, prompt)), "--eos", "-5", "--max-gen", str(TOKENS - 1),
-                          "--repeat", "3", "--threads", str(threads), "--out", workdir],
+                          "--repeat", "3", "--threads", str(threads), "--batch", str(BATCH), "--out", workdir],
                          check=True, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    return {"stdout": out.stdout.strip()[-2000:], "process_wall_s": wall}
+    r = json.load(open(os.path.join(workdir, "result.json")))
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    single, batch = med(r["wall_ms"]) / 1e3, med(r["batch"]["wall_ms"]) / 1e3
+    return {"onnxruntime": r.get("onnxruntime"), "process_wall_s": wall,
+            "single": {"wall_s": single, "rtfx": SECONDS / single, "encoder_s": med(r["enc_ms"]) / 1e3},
+            "batch": {"n": BATCH, "wall_s": batch, "rtfx": SECONDS * BATCH / batch,
+                      "encoder_s": med(r["batch"]["enc_ms"]) / 1e3}}
 
 
 def main():
@@ -113,7 +119,11 @@ def main():
                   f"(encoder {r['batch']['encoder_gflops']:.0f} GFLOP/s), peak RSS {r['peak_rss_mb']:.0f} MB")
             print(json.dumps(r))
         if i < len(a.onnx):
-            print("onnxruntime:", json.dumps(onnx_run(a.onnx[i], m, a.threads, audios[0], a.onnx[i] + "-run")))
+            r = onnx_run(a.onnx[i], m, a.threads, audios[0], a.onnx[i] + "-run")
+            print(f"onnxruntime fp32 (no features): 1x10 s RTFx {r['single']['rtfx']:.1f} "
+                  f"(encoder {r['single']['encoder_s']:.3f} s), {BATCH}x10 s RTFx {r['batch']['rtfx']:.1f} "
+                  f"(encoder {r['batch']['encoder_s']:.3f} s)")
+            print(json.dumps(r))
         if not a.skip_torch:
             r = torch_ref(m, a.threads, audios)
             print(f"pytorch fp32: load {r['load_s']:.2f} s, 1x10 s RTFx {r['single']['rtfx']:.1f}, "

@@ -6,7 +6,8 @@
 //        --prompt 7,4,16 --eos 3 --max-gen 250 [--steps 4] [--repeat R] --out DIR
 //
 // --repeat R runs the whole pipeline R times and reports per-run wall time (benchmark use only;
-// the parity check never looks at time).
+// the parity check never looks at time). --batch B (benchmark only) then also decodes B copies of
+// the features as one batch for exactly --max-gen + 1 steps (EOS ignored) and reports its times.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -56,6 +57,7 @@ async function main() {
   const nSteps = Number(o.steps || 4);
   const repeat = Number(o.repeat || 1);
   const times = [];
+  const encTimes = [];
   let result;
   for (let r = 0; r < repeat; r++) {
     const t0 = process.hrtime.bigint();
@@ -67,6 +69,7 @@ async function main() {
     const encLen = Number(e.encoder_lengths.data[0]);
     const Tenc = states.dims[1];
     const ckv = await cross.run({ encoder_states: states });
+    encTimes.push(Number(process.hrtime.bigint() - t0) / 1e6);
     const mask = new Float32Array(Tenc);
     for (let t = 0; t < Tenc; t++) mask[t] = t < encLen ? 1 : 0;
     const maskT = new ort.Tensor('float32', mask, [1, Tenc]);
@@ -100,6 +103,8 @@ async function main() {
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
     result = { states, encLen, Tenc, out, firstSteps };
   }
+  const batch = o.batch ? await runBatch(Number(o.batch), enc, cross, step, info, feats, nMels, T, Number(o.length),
+    prompt, maxGen, repeat) : null;
   fs.mkdirSync(o.out, { recursive: true });
   writeF32(path.join(o.out, 'encoder_states.f32'), result.states.data);
   const vocab = result.firstSteps[0].length;
@@ -111,8 +116,55 @@ async function main() {
   fs.writeFileSync(path.join(o.out, 'result.json'), JSON.stringify({
     onnxruntime: ort.env.versions ? ort.env.versions : null,
     encoder_states_shape: result.states.dims, encoder_length: result.encLen,
-    log_probs_shape: [result.firstSteps.length, vocab], beam1_ids: gen, wall_ms: times,
+    log_probs_shape: [result.firstSteps.length, vocab], beam1_ids: gen, wall_ms: times, enc_ms: encTimes, batch,
   }));
+}
+
+// B copies of one utterance as a batch, maxGen + 1 decoder steps, argmax per row: the work of
+// `canary-stt bench` at batch B (benchmark only).
+async function runBatch(B, enc, cross, step, info, feats, nMels, T, len, prompt, maxGen, repeat) {
+  const fb = new Float32Array(B * nMels * T);
+  for (let b = 0; b < B; b++) fb.set(feats, b * nMels * T);
+  const out = { n: B, wall_ms: [], enc_ms: [] };
+  for (let r = 0; r < repeat; r++) {
+    const t0 = process.hrtime.bigint();
+    const e = await enc.run({
+      features: new ort.Tensor('float32', fb, [B, nMels, T]),
+      feature_lengths: i64(Array(B).fill(len), [B]),
+    });
+    const Tenc = e.encoder_states.dims[1];
+    const ckv = await cross.run({ encoder_states: e.encoder_states });
+    out.enc_ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const mask = new Float32Array(B * Tenc);
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < Tenc; t++) mask[b * Tenc + t] = t < Number(e.encoder_lengths.data[b]) ? 1 : 0;
+    const { decoder_layers: nl, decoder_heads: h, head_dim: dk } = info;
+    let pastK = new ort.Tensor('float32', new Float32Array(0), [nl, B, h, 0, dk]);
+    let pastV = pastK;
+    let last = null;
+    let pos = 0;
+    for (let s = 0; s <= maxGen; s++) {
+      const feed = s === 0 ? Array(B).fill(prompt).flat() : last;
+      const L = s === 0 ? prompt.length : 1;
+      const res = await step.run({
+        input_ids: i64(feed, [B, L]), start_pos: i64([pos], [1]), past_k: pastK, past_v: pastV,
+        cross_k: ckv.cross_k, cross_v: ckv.cross_v, encoder_mask: new ort.Tensor('float32', mask, [B, Tenc]),
+      });
+      pos += L;
+      pastK = res.present_k;
+      pastV = res.present_v;
+      const lp = res.log_probs.data;
+      const V = lp.length / B;
+      last = [];
+      for (let b = 0; b < B; b++) {
+        let best = 0;
+        for (let v = 1; v < V; v++) if (lp[b * V + v] > lp[b * V + best]) best = v;
+        last.push(best);
+      }
+    }
+    out.wall_ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return out;
 }
 
 main().catch((e) => { console.error(`run_ort: ${e.message}`); process.exit(1); });
