@@ -63,6 +63,17 @@ static void load_once(void) {
     }
     if (CANARY_PLUGIN_DIR[0])
         snprintf(candidates[n++], PATH_MAX, "%s/libcanary_cuda.so", CANARY_PLUGIN_DIR);
+    /* Without the NVIDIA driver there is nothing the plugin can do, and loading it maps the CUDA
+     * runtime and cuBLAS (about 200 MB of resident memory) into every CPU-only process. A plugin
+     * named explicitly (CANARY_CUDA_PLUGIN: tests, emulation) is loaded regardless. */
+    if (!(env && *env)) {
+        void *driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+        if (!driver) {
+            cn_error_set(&g_err, CANARY_EDEVICE, "no NVIDIA driver (libcuda.so.1 not found): no GPU can be used");
+            return;
+        }
+        dlclose(driver);
+    }
     char why[600] = "";
     for (int i = 0; i < n; i++) {
         int r = try_open(candidates[i], why, sizeof why);
