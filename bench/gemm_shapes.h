@@ -14,7 +14,7 @@ static const int gemm_shapes[][3] = {{1000, 2048, 512}, {1000, 512, 2048}, {1000
 static inline float *gemm_random(size_t n) {
     float *p = malloc(n * sizeof *p);
     for (size_t i = 0; p && i < n; i++)
-        p[i] = (float)rand() / RAND_MAX - 0.5f;
+        p[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     return p;
 }
 
