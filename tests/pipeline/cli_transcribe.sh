@@ -14,10 +14,10 @@ espeak-ng -w tts.wav "The quick brown fox jumps over the lazy dog."
 sox tts.wav -r 16000 -c 1 -b 16 tts16.wav
 sox -t raw -r 16000 -e signed -b 16 -c 1 $DATA/goforward.raw go.wav
 sox -t raw -r 16000 -e signed -b 16 -c 1 $DATA/numbers.raw num.wav
-sox -n -r 16000 -c 1 -b 16 noise2.wav synth 2 whitenoise vol 0.003
-sox -n -r 16000 -c 1 -b 16 sil3.wav trim 0 3
+sox -R -n -r 16000 -c 1 -b 16 noise2.wav synth 2 whitenoise vol 0.003
+sox -R -n -r 16000 -c 1 -b 16 sil3.wav trim 0 3
 sox noise2.wav tts16.wav sil3.wav go.wav noise2.wav num.wav speech.wav
-sox -n -r 16000 -c 1 -b 16 silence.wav synth 20 whitenoise vol 0.002
+sox -R -n -r 16000 -c 1 -b 16 silence.wav synth 20 whitenoise vol 0.002
 DUR=$(soxi -D speech.wav)
 
 for f in text json verbose_json srt vtt; do
@@ -88,7 +88,7 @@ expect_grep "says which models have them" "no timestamp tokens" "$TMP/err"
 
 # an hour (and ten minutes, for comparison): about 26 s of speech then 4:40 of noise, repeated.
 sox speech.wav num.wav go.wav tts16.wav block_speech.wav
-sox -n -r 16000 -c 1 -b 16 block_quiet.wav synth 280 whitenoise vol 0.002
+sox -R -n -r 16000 -c 1 -b 16 block_quiet.wav synth 280 whitenoise vol 0.002
 sox block_speech.wav block_quiet.wav block.wav
 SPEECH=$(soxi -D block_speech.wav); BLOCK=$(soxi -D block.wav)
 sox $(for i in $(seq 12); do echo block.wav; done) hour.flac
