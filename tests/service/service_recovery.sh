@@ -37,6 +37,8 @@ expect_code "its result" 200 "$URL/v1/jobs/$R/result"
 expect_eq "srt result" "$(printf '1\n00:00:00,000 --> 00:00:01,000\nChunk 1 of 4.')" "$(head -3 "$TMP/body")"
 expect_code "list" 200 "$URL/v1/jobs?status=completed"
 expect_eq "all three jobs completed" "3" "$(jb '.data|length')"
+# a job's audio is removed just after its completion is stored: give the worker a moment
+for _ in $(seq 1 100); do [ "$(find "$TMP/d/audio" "$TMP/d/tmp" -type f | wc -l)" = 0 ] && break; sleep 0.05; done
 expect_eq "no audio or partial uploads left" "0" "$(find "$TMP/d/audio" "$TMP/d/tmp" -type f | wc -l)"
 
 # A webhook that could not be delivered before a crash is delivered after the restart.
