@@ -462,7 +462,7 @@ static cn_status setup_swr(cn_audio_decoder *d, const AVFrame *f, cn_error *err)
         swr_free(&d->swr);
     }
     av_channel_layout_uninit(&d->swr_in_layout);
-    AVChannelLayout in_layout;
+    AVChannelLayout in_layout = {0}; /* av_channel_layout_copy uninits its destination first */
     if (f->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
         av_channel_layout_default(&in_layout, nch);
     else if (av_channel_layout_copy(&in_layout, &f->ch_layout) < 0)
