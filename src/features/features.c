@@ -8,6 +8,8 @@
  * BLAS/FFT backends. */
 #include "features/features.h"
 
+#include "base/threadpool.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -426,9 +428,26 @@ static void compute_item(const cn_features *f, const float *audio, int64_t len, 
     }
 }
 
-cn_status cn_features_compute_batch(const cn_features *f, const float *const *audio,
-                                    const int64_t *lens, int batch, float *out, int64_t *valid,
-                                    cn_error *err) {
+/* Items of a batch on a pool: thread t computes with its own scratch. */
+typedef struct {
+    const cn_features *f;
+    const float *const *audio;
+    const int64_t *lens;
+    int64_t lmax;
+    size_t item;
+    float *out;
+    int64_t *valid;
+    scratch *s; /* one per pool thread */
+} batch_job;
+
+static void batch_task(void *ctx, size_t b, int thread) {
+    const batch_job *j = ctx;
+    compute_item(j->f, j->audio[b], j->lens[b], j->lmax, &j->s[thread], j->out + b * j->item, &j->valid[b]);
+}
+
+cn_status cn_features_compute_batch_pool(const cn_features *f, cn_pool *pool, const float *const *audio,
+                                         const int64_t *lens, int batch, float *out, int64_t *valid,
+                                         cn_error *err) {
     if (batch < 1)
         return cn_error_set(err, CANARY_EINVAL, "feature batch size %d must be at least 1", batch);
     int64_t lmax = 0;
@@ -450,13 +469,34 @@ cn_status cn_features_compute_batch(const cn_features *f, const float *const *au
     if (lmax > ((int64_t)1 << 40))
         return cn_error_set(err, CANARY_ELIMIT, "feature input of %lld samples is too long",
                             (long long)lmax);
-    scratch s;
-    CN_TRY(scratch_alloc(f, lmax, &s, err));
-    const size_t item = (size_t)f->cfg.n_mels * (size_t)cn_features_columns(f, lmax);
-    for (int b = 0; b < batch; b++)
-        compute_item(f, audio[b], lens[b], lmax, &s, out + (size_t)b * item, &valid[b]);
-    scratch_free(&s);
-    return CANARY_OK;
+    /* one scratch (a full padded-length work area) per pool thread; one item needs no pool */
+    int threads = pool && batch > 1 ? cn_pool_threads(pool) : 1;
+    scratch *s = calloc((size_t)threads, sizeof *s);
+    if (!s)
+        return cn_error_set(err, CANARY_ENOMEM, "out of memory for feature scratch");
+    cn_status st = CANARY_OK;
+    int made = 0;
+    for (; made < threads && st == CANARY_OK; made++)
+        st = scratch_alloc(f, lmax, &s[made], err);
+    if (st == CANARY_OK) {
+        batch_job j = {f, audio, lens, lmax, (size_t)f->cfg.n_mels * (size_t)cn_features_columns(f, lmax), out,
+                       valid, s};
+        if (threads > 1)
+            cn_pool_run(pool, (size_t)batch, batch_task, &j);
+        else
+            for (int b = 0; b < batch; b++)
+                batch_task(&j, (size_t)b, 0);
+    }
+    for (int t = 0; t < made; t++)
+        scratch_free(&s[t]);
+    free(s);
+    return st;
+}
+
+cn_status cn_features_compute_batch(const cn_features *f, const float *const *audio,
+                                    const int64_t *lens, int batch, float *out, int64_t *valid,
+                                    cn_error *err) {
+    return cn_features_compute_batch_pool(f, NULL, audio, lens, batch, out, valid, err);
 }
 
 cn_status cn_features_compute(const cn_features *f, const float *audio, int64_t n, float *out,

@@ -104,6 +104,13 @@ cn_status cn_features_compute_batch(const cn_features *f, const float *const *au
                                     const int64_t *lens, int batch, float *out, int64_t *valid,
                                     cn_error *err);
 
+/* The same with the items spread over `pool`'s threads (NULL: the calling thread only). Each
+ * item's result is the same as in cn_features_compute_batch. */
+typedef struct cn_pool cn_pool;
+cn_status cn_features_compute_batch_pool(const cn_features *f, cn_pool *pool, const float *const *audio,
+                                         const int64_t *lens, int batch, float *out, int64_t *valid,
+                                         cn_error *err);
+
 /* The mel filterbank in use, [n_mels, n_fft/2 + 1] (for tests and tools). */
 const float *cn_features_filterbank(const cn_features *f);
 

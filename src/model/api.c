@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/threadpool.h"
 #include "canary/canary.h"
 #include "features/features.h"
 #include "model/model.h"
@@ -39,6 +40,7 @@ typedef struct result {
 struct canary_context {
     const canary_model *model;
     int n_threads;
+    cn_pool *feat_pool; /* the batch's features, one item per thread */
     cn_canary_ctx *cc[N_PREC];
     result *res;
     int n_res;
@@ -243,6 +245,15 @@ canary_status canary_context_create(const canary_model *m, int n_threads, canary
         return fail_text(msg, msg_size, CANARY_ENOMEM, "out of memory");
     c->model = m;
     c->n_threads = n_threads;
+    /* Features of a batch run one item per thread (threads idle otherwise); a GPU batch of 128
+     * would spend as long in single-threaded features as in the network. */
+    int feat_threads = n_threads > 0 ? n_threads : cn_physical_cores();
+    cn_error err;
+    cn_error_clear(&err);
+    if (feat_threads > 1 && cn_pool_create(feat_threads, &c->feat_pool, &err) != CANARY_OK) {
+        free(c);
+        return fail(msg, msg_size, &err);
+    }
     *out = c;
     return CANARY_OK;
 }
@@ -263,6 +274,7 @@ void canary_context_free(canary_context *c) {
     clear_results(c);
     for (int i = 0; i < N_PREC; i++)
         cn_canary_ctx_free(c->cc[i]);
+    cn_pool_destroy(c->feat_pool);
     free(c);
 }
 
@@ -373,7 +385,7 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
         st = cn_error_set(err, CANARY_ENOMEM, "out of memory for features of %d utterances", n);
         goto out;
     }
-    st = cn_features_compute_batch(fx, items, lens, n, fbuf, valid, err);
+    st = cn_features_compute_batch_pool(fx, c->feat_pool, items, lens, n, fbuf, valid, err);
     if (st != CANARY_OK)
         goto out;
     for (int i = 0; i < n; i++) {

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "base/threadpool.h"
 #include "features/features.h"
 #include "feature_inputs.h"
 #include "test_util.h"
@@ -86,7 +87,42 @@ static void test_concurrent_extraction(void **state) {
     cn_features_destroy(g_shared);
 }
 
+/* A batch's items spread over a pool give exactly the single-threaded batch. */
+static void test_batch_on_pool(void **state) {
+    (void)state;
+    cn_features_config cfg;
+    cn_features_config_canary(&cfg, CN_FEAT_NEMO_2_4);
+    cn_features *f;
+    cn_error err = {0};
+    assert_int_equal(cn_features_create(&cfg, &f, &err), CANARY_OK);
+    enum { B = 7 };
+    float *in[B];
+    int64_t len[B], lmax = 0, v1[B], v2[B];
+    for (int i = 0; i < B; i++) {
+        len[i] = 4000 + 2731 * i;
+        lmax = len[i] > lmax ? len[i] : lmax;
+        in[i] = make_signal(len[i], (uint32_t)i + 5, 0.5f);
+    }
+    size_t n = (size_t)B * 128 * (size_t)cn_features_columns(f, lmax);
+    float *seq = malloc(n * sizeof(float)), *par = malloc(n * sizeof(float));
+    assert_int_equal(cn_features_compute_batch(f, (const float *const *)in, len, B, seq, v1, &err), CANARY_OK);
+    for (int threads = 2; threads <= 9; threads += 7) { /* fewer and more threads than items */
+        cn_pool *pool;
+        assert_int_equal(cn_pool_create(threads, &pool, &err), CANARY_OK);
+        memset(par, 0xff, n * sizeof(float));
+        assert_int_equal(cn_features_compute_batch_pool(f, pool, (const float *const *)in, len, B, par, v2, &err),
+                         CANARY_OK);
+        assert_memory_equal(seq, par, n * sizeof(float));
+        assert_memory_equal(v1, v2, sizeof v1);
+        cn_pool_destroy(pool);
+    }
+    for (int i = 0; i < B; i++)
+        free(in[i]);
+    free(seq), free(par);
+    cn_features_destroy(f);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_concurrent_extraction)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_concurrent_extraction), cmocka_unit_test(test_batch_on_pool)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
