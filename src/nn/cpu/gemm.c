@@ -460,23 +460,16 @@ void cn_cpu_gemm_bf16(int m, int n, int k_pad, const uint16_t *a, const uint16_t
         gemm_bf16_scalar(m, n, k_pad, a, wp, c, ldc, alpha, accumulate);
 }
 
-/* fp32 -> bf16 rows (round to nearest even), zero-padded to k_pad. */
-BF16_TARGET static void to_bf16_avx512(const float *x, int k, int k_pad, uint16_t *o) {
+/* fp32 -> bf16 (round to nearest even) of the leading multiple of 16; returns how many. */
+BF16_TARGET static int to_bf16_avx512(const float *x, int k, uint16_t *o) {
     int i = 0;
     for (; i + 16 <= k; i += 16)
         _mm256_storeu_si256((__m256i *)(void *)(o + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
-    for (; i < k; i++)
-        o[i] = cn_f32_to_bf16(x[i]);
-    for (; i < k_pad; i++)
-        o[i] = 0;
+    return i;
 }
 
 void cn_cpu_to_bf16(const float *x, int k, int k_pad, uint16_t *o) {
-    if (have_bf16) {
-        to_bf16_avx512(x, k, k_pad, o);
-        return;
-    }
-    int i = 0;
+    int i = have_bf16 ? to_bf16_avx512(x, k, o) : 0;
     for (; i < k; i++)
         o[i] = cn_f32_to_bf16(x[i]);
     for (; i < k_pad; i++)
