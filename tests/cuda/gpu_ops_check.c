@@ -580,12 +580,19 @@ static void run_checks(ctx *c, bool quick) {
     t_linear(c, "m37_k160_n96_nobias", 37, 160, 96, false, CN_ACT_NONE, false, 0, 0, 0);
     t_linear(c, "m37_k160_n96_acc0.5", 37, 160, 96, true, CN_ACT_NONE, true, 0.5f, 0, 0);
     t_linear(c, "m37_k160_n96_acc1_nobias", 37, 160, 96, false, CN_ACT_NONE, true, 1.0f, 0, 0);
+    t_linear(c, "m37_k160_n96_acc1_bias", 37, 160, 96, true, CN_ACT_NONE, true, 1.0f, 0, 0);
+    t_linear(c, "m1_k64_n33_acc1_bias_decoder_row", 1, 64, 33, true, CN_ACT_NONE, true, 1.0f, 0, 0);
     t_linear(c, "m5_k96_n80_strided_offset", 5, 96, 80, true, CN_ACT_NONE, false, 0, 7, 3);
     t_linear(c, "m1_k64_n33_decoder_row", 1, 64, 33, true, CN_ACT_NONE, false, 0, 0, 0);
     if (!quick)
         t_linear(c, "m67_k1024_n1536_silu", 67, 1024, 1536, true, CN_ACT_SILU, false, 0, 0, 0);
     t_layer_norm(c, 50, 1024, false);
     t_layer_norm(c, 9, 80, true);
+    t_layer_norm(c, 6, 200, false); /* the warp kernel's partial last float4 group */
+    t_layer_norm(c, 5, 83, false);  /* d not a multiple of 4: the block kernel */
+    t_layer_norm(c, 3, 1536, true); /* d > 1024: the block kernel */
+    /* more rows than a grid's y dimension (65535): the element-wise kernels' row stride */
+    t_linear(c, "m70001_k8_n12_silu_rows_beyond_grid_y", 70001, 8, 12, true, CN_ACT_SILU, false, 0, 0, 0);
     t_glu(c);
     t_dwconv(c, 2, 19, 48, 9, true, CN_ACT_SILU);
     t_dwconv(c, 1, 40, 24, 31, false, CN_ACT_NONE);

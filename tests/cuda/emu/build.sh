@@ -11,7 +11,7 @@ for f in backend kernels; do
         -e 's/extern __shared__ float smem\[\];/float *smem = (float *)emu_dynamic_smem();/' \
         "$SRC/src/nn/cuda/$f.cu" >"$OUT/$f.emu.cpp"
 done
-FLAGS="-std=c++17 -O2 -g -fPIC -fvisibility=hidden -Wall -Wno-unused-function -I$EMU/include -I$EMU -I$SRC/src -I$SRC/include"
+FLAGS="-std=c++17 -O2 -g -fPIC -fvisibility=hidden -Wall -Wno-unused-function -Wno-unknown-pragmas -I$EMU/include -I$EMU -I$SRC/src -I$SRC/include"
 "$CC" -std=gnu11 -O1 -fPIC -fvisibility=hidden -I"$SRC/include" -I"$SRC/src" -c "$SRC/src/base/error.c" -o "$OUT/error.o"
 "$CXX" $FLAGS -shared -o "$OUT/libcanary_cuda_emu.so" "$OUT/backend.emu.cpp" "$OUT/kernels.emu.cpp" \
     "$EMU/emu_cuda.cpp" "$EMU/emu_plugin.cpp" "$OUT/error.o"

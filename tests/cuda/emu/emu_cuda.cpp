@@ -141,15 +141,21 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bo
         fprintf(stderr, "emu: block of %d threads\n", nt);
         abort();
     }
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535 ||
+        block.y != 1 || block.z != 1) {
+        fprintf(stderr, "emu: invalid launch: grid %u x %u x %u, block %u x %u x %u\n", grid.x, grid.y, grid.z,
+                block.x, block.y, block.z);
+        abort(); // a GPU refuses such a launch (cudaErrorInvalidConfiguration)
+    }
     g_smem.assign(smem + 16, 0);
     g_body = &body;
     if (g_fibers.size() < (size_t)nt)
         g_fibers.resize((size_t)nt, fiber{});
     blockDim = block;
     gridDim = grid;
-    for (unsigned by = 0; by < grid.y; by++)
+    for (unsigned long long yz = 0; yz < (unsigned long long)grid.y * grid.z; yz++) // blocks in y, then z
         for (unsigned bx = 0; bx < grid.x; bx++) {
-            blockIdx = {bx, by, 0};
+            blockIdx = {bx, (unsigned)(yz % grid.y), (unsigned)(yz / grid.y)};
             for (int t = 0; t < nt; t++)
                 fiber_start(g_fibers[(size_t)t], t);
             for (;;) {
@@ -185,8 +191,8 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bo
                             g_fibers[(size_t)t].st = RUN;
                     continue;
                 }
-                fprintf(stderr, "emu: deadlock in block (%u,%u): %d done, %d at __syncthreads, rest at shuffles\n",
-                        bx, by, done, at_block);
+                fprintf(stderr, "emu: deadlock in block (%u,%u,%u): %d done, %d at __syncthreads, rest at shuffles\n",
+                        bx, blockIdx.y, blockIdx.z, done, at_block);
                 abort();
             }
         }

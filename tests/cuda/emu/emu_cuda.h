@@ -63,12 +63,21 @@ static inline __nv_bfloat16 __float2bfloat16_rn(float f) {
     r.bits = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
     return r;
 }
+static inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.bits; }
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(8) uint2 {
+    unsigned x, y;
+};
 static inline __half __float2half_rn(float f) {
     _Float16 h = (_Float16)f;
     __half r;
     memcpy(&r.bits, &h, 2);
     return r;
 }
+
+static inline unsigned short __half_as_ushort(__half h) { return h.bits; }
 
 // ---- runtime ------------------------------------------------------------------------------------
 typedef enum cudaError {
