@@ -138,16 +138,25 @@ static void *scratch(cn_exec *ex, size_t bytes) {
     return ex->scratch;
 }
 
-// Makes room for 4 staged int arrays of n each. An operation that stages several arrays reserves
-// for the largest first: growing frees the buffer, which must not happen between two stagings.
+// Host int arrays (valid lengths, ids, positions, kv blocks) are staged in CU_STAGE_SLOTS device
+// slots of equal size. A slot keeps a host copy of what it holds, so an array the device already
+// has is not copied again: the decoder passes the same lengths to every layer and step, and each
+// copy from pageable memory costs microseconds of host time, as much as the kernels of a batch-1
+// step. Slots are reused least recently used first, so an operation's second array never evicts
+// its first. Growing frees the buffer: an operation staging several arrays reserves for the
+// largest first.
 static bool ints_reserve(cn_exec *ex, size_t n) {
-    if (n <= ex->ints_cap / 4)
+    if (n <= ex->ints_cap / CU_STAGE_SLOTS)
         return true;
     cudaStreamSynchronize(ex->stream);
     cudaFree(ex->ints);
     ex->ints = NULL;
     ex->ints_cap = 0;
-    size_t cap = 4 * (n + n / 2 + 1024);
+    for (int i = 0; i < CU_STAGE_SLOTS; i++) {
+        free(ex->stage[i].host);
+        ex->stage[i] = cu_stage{};
+    }
+    size_t cap = CU_STAGE_SLOTS * (n + n / 2 + 1024);
     if (cudaMalloc(&ex->ints, cap * sizeof(int)) != cudaSuccess) {
         CU_NOTE(ex, cudaGetLastError(), "allocating index staging");
         return false;
@@ -156,14 +165,43 @@ static bool ints_reserve(cn_exec *ex, size_t n) {
     return true;
 }
 
-// Copies host ints (valid lengths, ids, ...) to the device: up to 4 arrays per operation, each in
-// its own slot. Queued on the stream, so a later operation's staging never overwrites a pending one.
-static const int *stage_ints(cn_exec *ex, int slot, const int *host, size_t n) {
+// Copies host ints to a device slot (queued on the stream, so a later operation's staging never
+// overwrites a pending one), or returns the slot that already holds them.
+static const int *stage_ints(cn_exec *ex, const int *host, size_t n) {
     if (!host || n == 0 || !ints_reserve(ex, n))
         return NULL;
-    size_t per = ex->ints_cap / 4;
-    int *dst = ex->ints + (size_t)slot * per;
-    CU_NOTE(ex, cudaMemcpyAsync(dst, host, n * sizeof(int), cudaMemcpyHostToDevice, ex->stream), "staging indices");
+    size_t per = ex->ints_cap / CU_STAGE_SLOTS;
+    int victim = 0;
+    for (int i = 0; i < CU_STAGE_SLOTS; i++) {
+        cu_stage *sl = &ex->stage[i];
+        if (sl->n == n && memcmp(sl->host, host, n * sizeof(int)) == 0) {
+            sl->used = ++ex->stage_clock;
+            ex->stage_hits++;
+            return ex->ints + (size_t)i * per;
+        }
+        if (sl->used < ex->stage[victim].used)
+            victim = i;
+    }
+    cu_stage *sl = &ex->stage[victim];
+    int *dst = ex->ints + (size_t)victim * per;
+    sl->n = 0; // unknown until the copy is queued
+    if (sl->cap < n) {
+        int *h = (int *)realloc(sl->host, n * sizeof(int));
+        if (!h) { // no host copy: stage without remembering it
+            CU_NOTE(ex, cudaMemcpyAsync(dst, host, n * sizeof(int), cudaMemcpyHostToDevice, ex->stream),
+                    "staging indices");
+            return dst;
+        }
+        sl->host = h;
+        sl->cap = n;
+    }
+    cudaError_t e = cudaMemcpyAsync(dst, host, n * sizeof(int), cudaMemcpyHostToDevice, ex->stream);
+    CU_NOTE(ex, e, "staging indices");
+    if (e == cudaSuccess) {
+        memcpy(sl->host, host, n * sizeof(int));
+        sl->n = n;
+    }
+    sl->used = ++ex->stage_clock;
     return dst;
 }
 
@@ -275,6 +313,8 @@ static void cu_exec_destroy(cn_exec *ex) {
     }
     cudaFree(ex->scratch);
     cudaFree(ex->ints);
+    for (int i = 0; i < CU_STAGE_SLOTS; i++)
+        free(ex->stage[i].host);
     cudaFree(ex->lt_work);
     if (ex->host_topk)
         cudaFreeHost(ex->host_topk);
@@ -506,7 +546,10 @@ static void cu_linear(cn_exec *ex, const cn_linear *l, const float *x, int ldx, 
     }
     float a = accumulate ? alpha : 1.0f, beta = accumulate ? 1.0f : 0.0f;
     // Epilogue fused into the GEMM where cuBLASLt has it (bias, ReLU); SiLU and the scaled bias of
-    // accumulating layers run as one element-wise pass after it.
+    // accumulating layers run as one element-wise pass after it. An accumulating layer with alpha 1
+    // (the decoder's residual projections) takes the bias epilogue with beta 1: y + xWᵀ + b in one
+    // pass whatever the order cuBLASLt adds bias and beta·C in; with another alpha the bias would
+    // have to be scaled, so those keep the extra pass.
     int epi = CUBLASLT_EPILOGUE_DEFAULT;
     bool fused = false;
     if (!accumulate && act != CN_ACT_SILU) {
@@ -514,6 +557,9 @@ static void cu_linear(cn_exec *ex, const cn_linear *l, const float *x, int ldx, 
             epi = l->b ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
         else if (l->b)
             epi = CUBLASLT_EPILOGUE_BIAS;
+        fused = true;
+    } else if (accumulate && l->b && alpha == 1.0f) {
+        epi = CUBLASLT_EPILOGUE_BIAS;
         fused = true;
     }
     bool done = false;
@@ -553,7 +599,7 @@ static void cu_op_layer_norm(cn_exec *ex, const float *x, float *y, int rows, in
 
 static void cu_op_glu_mask(cn_exec *ex, const float *x, float *y, int n_seq, int t, int d, const int *valid) {
     bind(ex);
-    cu_glu_mask(ex->stream, x, y, n_seq, t, d, stage_ints(ex, 0, valid, (size_t)n_seq));
+    cu_glu_mask(ex->stream, x, y, n_seq, t, d, stage_ints(ex, valid, (size_t)n_seq));
     CU_NOTE(ex, cudaGetLastError(), "glu_mask");
 }
 
@@ -567,13 +613,13 @@ static void cu_op_dwconv1d(cn_exec *ex, const float *x, float *y, int n_seq, int
 static void cu_op_conv2d_s2(cn_exec *ex, const float *x, float *y, int n_seq, int t, int f, int c_in, int c,
                             const float *w, const float *b, const int *valid_in, cn_act act) {
     bind(ex);
-    cu_conv2d_s2(ex->stream, x, y, n_seq, t, f, c_in, c, w, b, stage_ints(ex, 0, valid_in, (size_t)n_seq), act);
+    cu_conv2d_s2(ex->stream, x, y, n_seq, t, f, c_in, c, w, b, stage_ints(ex, valid_in, (size_t)n_seq), act);
     CU_NOTE(ex, cudaGetLastError(), "conv2d_s2");
 }
 
 static void cu_op_mask_time(cn_exec *ex, float *x, int n_seq, int t, size_t row, const int *valid) {
     bind(ex);
-    const int *dv = stage_ints(ex, 0, valid, (size_t)n_seq);
+    const int *dv = stage_ints(ex, valid, (size_t)n_seq);
     if (dv) // NULL only when staging failed (recorded for sync)
         cu_mask_time(ex->stream, x, n_seq, t, row, dv);
     CU_NOTE(ex, cudaGetLastError(), "mask_time");
@@ -600,7 +646,7 @@ static void cu_op_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
     if (!base)
         return;
     float *qu = base, *qv = qu + part, *k = qv + part, *v = k + part, *ac = v + part, *bd = ac + n_ac;
-    const int *valid = stage_ints(ex, 0, a->valid, (size_t)S);
+    const int *valid = stage_ints(ex, a->valid, (size_t)S);
     cu_rel_split(ex->stream, a->qkv, a->bias_u, a->bias_v, S, t, H, dk, qu, qv, k, v);
     const float one = 1.0f, zero = 0.0f;
     cublasComputeType_t ct = internal_compute(ex);
@@ -635,8 +681,8 @@ static void cu_op_attention(cn_exec *ex, const cn_attn_args *a) {
     }
     if (!ints_reserve(ex, (size_t)(n_blocks > a->n_seq ? n_blocks : a->n_seq)))
         return;
-    const int *kvb = stage_ints(ex, 0, a->kv_block, (size_t)a->n_seq);
-    const int *kvv = stage_ints(ex, 1, a->kv_valid, (size_t)n_blocks);
+    const int *kvb = stage_ints(ex, a->kv_block, (size_t)a->n_seq);
+    const int *kvv = stage_ints(ex, a->kv_valid, (size_t)n_blocks);
     float *glob = NULL;
     if (a->lk > cu_attention_smem_keys()) {
         glob = (float *)scratch(ex, sizeof(float) * (size_t)a->n_seq * a->n_heads * a->lq * a->lk);
@@ -654,7 +700,7 @@ static void cu_op_embed(cn_exec *ex, const float *table, const float *pos, const
     bind(ex);
     if (n > 0 && !ints_reserve(ex, (size_t)n))
         return;
-    const int *di = stage_ints(ex, 0, ids, (size_t)n), *dp = stage_ints(ex, 1, positions, (size_t)n);
+    const int *di = stage_ints(ex, ids, (size_t)n), *dp = stage_ints(ex, positions, (size_t)n);
     if (n > 0 && (!di || !dp))
         return;
     cu_embed(ex->stream, table, pos, di, dp, n, d, out);

@@ -59,6 +59,14 @@ typedef struct cu_plan {
     cublasLtMatmulAlgo_t algo;
 } cu_plan;
 
+// A staging slot's host copy of the ints it holds (n 0: nothing known).
+typedef struct cu_stage {
+    int *host;
+    size_t n, cap;
+    unsigned long used; // stage_clock of the last use
+} cu_stage;
+#define CU_STAGE_SLOTS 8
+
 #define CU_PLANS 4096
 #define CU_PLAN_WAYS 8
 
@@ -73,8 +81,11 @@ struct cn_exec {
     cu_chunk *chunks;
     cu_block *blocks;
     // Scratch: ints staged from the host, half-precision inputs, attention intermediates.
-    int *ints;
+    int *ints; // CU_STAGE_SLOTS slots of ints_cap / CU_STAGE_SLOTS
     size_t ints_cap;
+    cu_stage stage[CU_STAGE_SLOTS]; // what each slot holds
+    unsigned long stage_clock;
+    long stage_hits; // stagings that found their ints already on the device
     void *scratch;
     size_t scratch_cap;
     float *host_topk; // pinned results of topk
