@@ -93,32 +93,16 @@ static cn_status cache_reserve(cn_canary_ctx *c, int rows, int cap, int keep, cn
     return CANARY_OK;
 }
 
-/* Runs the decoder on `n` rows of `lq` new tokens each. Row s reads/writes cache row
- * cache_row[s], attends to encoder item item[s], has `cur` cached positions before this step, and
- * its tokens are embedded at positions pos0 .. pos0+lq-1. Leaves log-probs of each row's last
- * token in BUF_LOGITS [n, vocab]. */
-static cn_status dec_step(cn_canary_ctx *c, int n, int lq, const int *ids, int pos0, int cur, const int *cache_row,
-                          const int *item, cn_error *err) {
+/* The operations of one decoder step (dec_step): queued, not waited for. */
+static void dec_step_ops(cn_canary_ctx *c, int n, int lq, const int *ids, const int *pos, int cur,
+                         const int *cache_row, const int *item) {
     const cn_canary *m = c->m;
     const cn_backend_ops *ops = m->be->ops;
     int d = m->desc.dec.hidden, h = m->desc.dec.n_heads, dk = d / h, inner = m->desc.dec.inner;
     size_t rows = (size_t)n * lq;
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DH], rows * d, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DLN], rows * d, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DQKV], rows * 3 * d, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DATT], rows * d, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DFF], rows * inner, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DLAST], (size_t)n * d, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_LOGITS], (size_t)n * m->vocab, err));
-    int *pos = malloc(sizeof(int) * rows);
-    if (!pos)
-        return cn_error_set(err, CANARY_ENOMEM, "out of memory");
-    for (size_t r = 0; r < rows; r++)
-        pos[r] = pos0 + (int)(r % (size_t)lq);
     float *x = c->buf[BUF_DH].p, *ln = c->buf[BUF_DLN].p, *qkv = c->buf[BUF_DQKV].p, *att = c->buf[BUF_DATT].p,
           *ff = c->buf[BUF_DFF].p;
     ops->embed(c->ex, m->tok_emb, m->pos_enc, ids, pos, (int)rows, d, x);
-    free(pos);
     const float eps = 1e-5f;
     ops->layer_norm(c->ex, x, x, (int)rows, d, m->emb_ln_g, m->emb_ln_b, eps);
     /* NeMo scales q and k each by dk^-1/4; one 1/sqrt(dk) on the product is the same math. */
@@ -169,6 +153,37 @@ static cn_status dec_step(cn_canary_ctx *c, int n, int lq, const int *ids, int p
         ops->layer_norm(c->ex, last, last, n, d, m->final_ln_g, m->final_ln_b, eps);
     ops->linear(c->ex, m->head, last, d, n, c->buf[BUF_LOGITS].p, m->vocab, CN_ACT_NONE, false, 0);
     ops->log_softmax(c->ex, c->buf[BUF_LOGITS].p, n, m->vocab);
+}
+
+/* Runs the decoder on `n` rows of `lq` new tokens each. Row s reads/writes cache row
+ * cache_row[s], attends to encoder item item[s], has `cur` cached positions before this step, and
+ * its tokens are embedded at positions pos0 .. pos0+lq-1. Leaves log-probs of each row's last
+ * token in BUF_LOGITS [n, vocab]. A one-token step is recorded as one graph where the backend
+ * can (CUDA graphs: its ~100 small kernels launched at once); a recording the backend gives up
+ * has run nothing, and the step is queued again without it. */
+static cn_status dec_step(cn_canary_ctx *c, int n, int lq, const int *ids, int pos0, int cur, const int *cache_row,
+                          const int *item, cn_error *err) {
+    const cn_canary *m = c->m;
+    const cn_backend_ops *ops = m->be->ops;
+    int d = m->desc.dec.hidden, inner = m->desc.dec.inner;
+    size_t rows = (size_t)n * lq;
+    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DH], rows * d, err));
+    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DLN], rows * d, err));
+    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DQKV], rows * 3 * d, err));
+    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DATT], rows * d, err));
+    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DFF], rows * inner, err));
+    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_DLAST], (size_t)n * d, err));
+    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_LOGITS], (size_t)n * m->vocab, err));
+    int *pos = malloc(sizeof(int) * rows);
+    if (!pos)
+        return cn_error_set(err, CANARY_ENOMEM, "out of memory");
+    for (size_t r = 0; r < rows; r++)
+        pos[r] = pos0 + (int)(r % (size_t)lq);
+    bool recorded = lq == 1 && ops->capture_begin && ops->capture_begin(c->ex);
+    dec_step_ops(c, n, lq, ids, pos, cur, cache_row, item);
+    if (recorded && !ops->capture_end(c->ex))
+        dec_step_ops(c, n, lq, ids, pos, cur, cache_row, item);
+    free(pos);
     return ops->sync(c->ex, err); /* a GPU reports its failures here */
 }
 

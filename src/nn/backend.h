@@ -135,6 +135,15 @@ typedef struct cn_backend_ops {
      * where per-row copy() calls would cost a GPU launch each (KV-cache appends, gathers). */
     void (*copy_2d)(cn_exec *ex, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
                     size_t rows);
+    /* Optional (NULL where there is nothing to gain, as on the CPU): the operations queued between
+     * capture_begin and capture_end run as one unit (a CUDA graph: a decoder step is ~100 small
+     * kernels whose launches cost more than their work). capture_begin returns false when it did
+     * not begin (off, or unavailable): the operations then run as usual. No download, topk or sync
+     * in between. capture_end launches what was recorded and returns true, or returns false when
+     * the capture was given up (an operation could not be recorded): then none of those operations
+     * ran and the caller queues them again, now without capture. */
+    bool (*capture_begin)(cn_exec *ex);
+    bool (*capture_end)(cn_exec *ex);
 } cn_backend_ops;
 
 struct cn_backend {

@@ -557,6 +557,16 @@ static void t_arena(ctx *c) {
     for (int r = 0; r < 37; r++)
         for (int i = 0; i < 6; i++)
             bad += back[r * 6 + i] != (i < 5 ? h[3 + r * 11 + i] : 0.0f);
+    /* copy_2d of whole words (a kernel) and of bytes (not multiples of 4: cudaMemcpy2DAsync): 3 rows
+     * of 7 bytes from pitch 13 to pitch 9, into a zeroed block */
+    float *z = dev(c, NULL, 16);
+    c->o->copy_2d(c->ex, z, 9, (const char *)a + 1, 13, 7, 3);
+    unsigned char zb[64], *hb = (unsigned char *)h + 1;
+    get(c, (float *)zb, z, 16);
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < 9; i++)
+            bad += r * 9 + i < 27 && zb[r * 9 + i] != (i < 7 ? hb[r * 13 + i] : 0);
+    c->o->free(c->ex, z);
     check_sync(c, "arena");
     g_cases++;
     if (bad)

@@ -18,13 +18,41 @@ extern "C" {
 #define LT_WORKSPACE (32u << 20)
 
 void cu_note(cn_exec *ex, cudaError_t e, const char *where) {
-    if (e == cudaSuccess || ex->first_error != cudaSuccess)
+    if (e == cudaSuccess)
+        return;
+    if (ex->capturing) { // the recording is discarded and its operations queued again without it
+        capture_doom(ex, where, cudaGetErrorString(e));
+        return;
+    }
+    if (ex->first_error != cudaSuccess)
         return;
     ex->first_error = e;
     snprintf(ex->first_error_where, sizeof ex->first_error_where, "%s", where);
 }
 
 static inline void bind(cn_exec *ex) { cudaSetDevice(ex->be->device); }
+
+// CUDA graphs for decoder steps (below, "CUDA graphs"): CANARY_CUDA_GRAPHS=1.
+static bool graphs_wanted(void) {
+    const char *g = getenv("CANARY_CUDA_GRAPHS");
+    return g && *g && strcmp(g, "0") != 0;
+}
+
+// Marks the recording in progress as one to discard (the first reason is kept for the log).
+void capture_doom(cn_exec *ex, const char *what, const char *detail) {
+    if (ex->doomed)
+        return;
+    ex->doomed = true;
+    snprintf(ex->capture_why, sizeof ex->capture_why, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
+}
+
+// Operations return at once after a recording was doomed: nothing they queue would run, and the
+// caller queues them all again once capture_end has said so.
+#define CU_SKIP_IF_DOOMED(ex) \
+    do {                      \
+        if ((ex)->doomed)     \
+            return;           \
+    } while (0)
 
 static inline cu_backend *cub(cn_backend *be) { return (cu_backend *)(void *)be; }
 
@@ -86,6 +114,18 @@ static void *cu_alloc(cn_exec *ex, size_t bytes) {
                 b->size = need;
             }
             b->used = true;
+            if (ex->capturing) {
+                // Recorded, the zeroing would be lost with a discarded recording while the block
+                // stays allocated: zero it now (the stream is idle at capture_begin). Steps that
+                // allocate are rare (the first of a shape); they run again without a graph.
+                capture_doom(ex, "an allocation while recording", NULL);
+                if (cudaMemset(b->base, 0, need) != cudaSuccess) {
+                    cudaGetLastError();
+                    b->used = false;
+                    return NULL;
+                }
+                return b->base;
+            }
             CU_NOTE(ex, cudaMemsetAsync(b->base, 0, need, ex->stream), "zeroing an allocation");
             return b->base;
         }
@@ -122,6 +162,10 @@ static void cu_free(cn_exec *ex, void *p) {
 static void *scratch(cn_exec *ex, size_t bytes) {
     if (bytes <= ex->scratch_cap)
         return ex->scratch;
+    if (ex->capturing) { // growing waits for the stream and frees memory: not while recording
+        capture_doom(ex, "operation scratch grows", NULL);
+        return NULL;
+    }
     cudaStreamSynchronize(ex->stream);
     cudaFree(ex->scratch);
     ex->scratch = NULL;
@@ -148,6 +192,10 @@ static void *scratch(cn_exec *ex, size_t bytes) {
 static bool ints_reserve(cn_exec *ex, size_t n) {
     if (n <= ex->ints_cap / CU_STAGE_SLOTS)
         return true;
+    if (ex->capturing) {
+        capture_doom(ex, "index staging grows", NULL);
+        return false;
+    }
     cudaStreamSynchronize(ex->stream);
     cudaFree(ex->ints);
     ex->ints = NULL;
@@ -185,6 +233,19 @@ static const int *stage_ints(cn_exec *ex, const int *host, size_t n) {
     cu_stage *sl = &ex->stage[victim];
     int *dst = ex->ints + (size_t)victim * per;
     sl->n = 0; // unknown until the copy is queued
+    if (ex->capturing) {
+        // A recorded copy reads its source when the graph runs, and only from pinned memory:
+        // the ints go to the exec's pinned area, kept until the step's graph has run.
+        size_t bytes = n * sizeof(int), at = (ex->pin_used + 15) & ~(size_t)15;
+        if (!ex->pin || at + bytes > ex->pin_cap) {
+            ex->pin_want = 2 * (at + bytes);
+            capture_doom(ex, "the pinned staging area is full", NULL);
+            return NULL;
+        }
+        memcpy(ex->pin + at, host, bytes);
+        ex->pin_used = at + bytes;
+        host = (const int *)(const void *)(ex->pin + at);
+    }
     if (sl->cap < n) {
         int *h = (int *)realloc(sl->host, n * sizeof(int));
         if (!h) { // no host copy: stage without remembering it
@@ -207,12 +268,32 @@ static const int *stage_ints(cn_exec *ex, const int *host, size_t n) {
 
 static void cu_upload(cn_exec *ex, void *dst, const void *src, size_t bytes) {
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
+    if (ex->capturing) {
+        capture_doom(ex, "an upload from pageable memory while recording", NULL);
+        return;
+    }
     if (bytes)
         CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "upload");
 }
 
+// Waiting operations (download, topk, sync) cannot be part of a recording (backend.h): one that
+// comes while recording is an error of the caller, reported by the next sync.
+static bool waits_while_recording(cn_exec *ex, const char *what) {
+    if (!ex->capturing)
+        return false;
+    capture_doom(ex, what, "waits inside a recorded step");
+    if (ex->first_error == cudaSuccess) {
+        ex->first_error = cudaErrorStreamCaptureUnsupported;
+        snprintf(ex->first_error_where, sizeof ex->first_error_where, "%s inside a recorded step", what);
+    }
+    return true;
+}
+
 static void cu_download(cn_exec *ex, void *dst, const void *src, size_t bytes) {
     bind(ex);
+    if (waits_while_recording(ex, "download"))
+        return;
     if (bytes)
         CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "download");
     CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "download");
@@ -220,6 +301,7 @@ static void cu_download(cn_exec *ex, void *dst, const void *src, size_t bytes) {
 
 static void cu_copy(cn_exec *ex, void *dst, const void *src, size_t bytes) {
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
     if (bytes)
         CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "copy");
 }
@@ -227,7 +309,12 @@ static void cu_copy(cn_exec *ex, void *dst, const void *src, size_t bytes) {
 static void cu_copy_2d(cn_exec *ex, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
                        size_t rows) {
     bind(ex);
-    if (width && rows)
+    CU_SKIP_IF_DOOMED(ex);
+    if (!width || !rows)
+        return;
+    if (cu_copy_2d_words(ex->stream, dst, dst_pitch, src, src_pitch, width, rows)) // float rows: a kernel
+        CU_NOTE(ex, cudaGetLastError(), "copy_2d");
+    else
         CU_NOTE(ex, cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDefault, ex->stream),
                 "copy_2d");
 }
@@ -261,6 +348,12 @@ static cn_status cu_exec_create(cn_backend *be_, int n_threads, cn_exec **out, c
         ex->lt_work_size = LT_WORKSPACE;
         e = cudaMalloc(&ex->lt_work, ex->lt_work_size);
         what = "allocating the cuBLASLt workspace";
+        // cuBLAS shares it (same stream, so never at the same time): with a workspace of its own
+        // choosing it would allocate inside a recorded decoder step
+        if (e == cudaSuccess && cublasSetWorkspace(ex->blas, ex->lt_work, ex->lt_work_size) != CUBLAS_STATUS_SUCCESS) {
+            e = cudaErrorUnknown;
+            what = "cublasSetWorkspace";
+        }
     }
     if (e == cudaSuccess) {
         // The arena's first chunk: CANARY_CUDA_ARENA_MB (default 256) reserved up front.
@@ -276,6 +369,8 @@ static cn_status cu_exec_create(cn_backend *be_, int n_threads, cn_exec **out, c
         cu_exec_destroy(ex);
         return cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: %s: %s", be->device, what, cudaGetErrorString(e));
     }
+    ex->graphs = graphs_wanted();
+    ex->pin_want = 64 << 10; // pinned staging for recorded steps, allocated at the first capture_begin
     *out = ex;
     return CANARY_OK;
 }
@@ -298,6 +393,13 @@ static void cu_exec_destroy(cn_exec *ex) {
     if (!ex)
         return;
     bind(ex);
+    if (ex->capturing) { // a recording left open (an error between capture_begin and capture_end)
+        cudaGraph_t g = NULL;
+        cudaStreamEndCapture(ex->stream, &g);
+        if (g)
+            cudaGraphDestroy(g);
+        ex->capturing = false;
+    }
     if (ex->stream)
         cudaStreamSynchronize(ex->stream);
     for (int i = 0; i < CU_PLANS; i++)
@@ -318,6 +420,16 @@ static void cu_exec_destroy(cn_exec *ex) {
     cudaFree(ex->lt_work);
     if (ex->host_topk)
         cudaFreeHost(ex->host_topk);
+    if (ex->gexec)
+        cudaGraphExecDestroy(ex->gexec);
+    if (ex->pin)
+        cudaFreeHost(ex->pin);
+    if (graphs_wanted())
+        fprintf(stderr,
+                "canary: CUDA device %d: graphs: %ld steps launched as graphs (%ld instantiated, %ld updated), "
+                "%ld recordings given up%s%s\n",
+                ex->be->device, ex->graph_launches, ex->graph_instantiations, ex->graph_updates, ex->graph_give_ups,
+                ex->graph_give_ups ? ", last: " : "", ex->graph_give_ups ? ex->capture_why : "");
     if (ex->lt)
         cublasLtDestroy(ex->lt);
     if (ex->blas)
@@ -330,6 +442,11 @@ static void cu_exec_destroy(cn_exec *ex) {
 
 static cn_status cu_sync(cn_exec *ex, cn_error *err) {
     bind(ex);
+    if (waits_while_recording(ex, "sync")) {
+        cn_status st = cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: sync inside a recorded step",
+                                    ex->be->device);
+        return st;
+    }
     CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "synchronizing");
     CU_NOTE(ex, cudaGetLastError(), "a kernel launch");
     if (ex->first_error == cudaSuccess)
@@ -533,6 +650,7 @@ static void cu_linear(cn_exec *ex, const cn_linear *l, const float *x, int ldx, 
     if (m <= 0)
         return;
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
     const void *xb = x;
     int ldb = ldx;
     bool half = l->prec == CN_PREC_BF16 || l->prec == CN_PREC_F16;
@@ -593,12 +711,14 @@ static void cu_linear(cn_exec *ex, const cn_linear *l, const float *x, int ldx, 
 static void cu_op_layer_norm(cn_exec *ex, const float *x, float *y, int rows, int d, const float *g, const float *b,
                              float eps) {
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
     cu_layer_norm(ex->stream, x, y, rows, d, g, b, eps);
     CU_NOTE(ex, cudaGetLastError(), "layer_norm");
 }
 
 static void cu_op_glu_mask(cn_exec *ex, const float *x, float *y, int n_seq, int t, int d, const int *valid) {
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
     cu_glu_mask(ex->stream, x, y, n_seq, t, d, stage_ints(ex, valid, (size_t)n_seq));
     CU_NOTE(ex, cudaGetLastError(), "glu_mask");
 }
@@ -606,6 +726,7 @@ static void cu_op_glu_mask(cn_exec *ex, const float *x, float *y, int n_seq, int
 static void cu_op_dwconv1d(cn_exec *ex, const float *x, float *y, int n_seq, int t, int d, const float *w,
                            const float *b, int k, cn_act act) {
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
     cu_dwconv1d(ex->stream, x, y, n_seq, t, d, w, b, k, act);
     CU_NOTE(ex, cudaGetLastError(), "dwconv1d");
 }
@@ -613,12 +734,14 @@ static void cu_op_dwconv1d(cn_exec *ex, const float *x, float *y, int n_seq, int
 static void cu_op_conv2d_s2(cn_exec *ex, const float *x, float *y, int n_seq, int t, int f, int c_in, int c,
                             const float *w, const float *b, const int *valid_in, cn_act act) {
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
     cu_conv2d_s2(ex->stream, x, y, n_seq, t, f, c_in, c, w, b, stage_ints(ex, valid_in, (size_t)n_seq), act);
     CU_NOTE(ex, cudaGetLastError(), "conv2d_s2");
 }
 
 static void cu_op_mask_time(cn_exec *ex, float *x, int n_seq, int t, size_t row, const int *valid) {
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
     const int *dv = stage_ints(ex, valid, (size_t)n_seq);
     if (dv) // NULL only when staging failed (recorded for sync)
         cu_mask_time(ex->stream, x, n_seq, t, row, dv);
@@ -637,6 +760,7 @@ static cublasComputeType_t internal_compute(const cn_exec *ex) {
 // straight into the [s, t, d] output.
 static void cu_op_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
     int S = a->n_seq, t = a->t, H = a->n_heads, dk = a->head_dim, d = H * dk, np = 2 * t - 1;
     if (S <= 0 || t <= 0)
         return;
@@ -670,6 +794,7 @@ static void cu_op_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
 
 static void cu_op_attention(cn_exec *ex, const cn_attn_args *a) {
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
     if (a->n_seq <= 0 || a->lq <= 0)
         return;
     int n_blocks = a->n_seq;
@@ -698,6 +823,7 @@ static void cu_op_attention(cn_exec *ex, const cn_attn_args *a) {
 static void cu_op_embed(cn_exec *ex, const float *table, const float *pos, const int *ids, const int *positions, int n,
                         int d, float *out) {
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
     if (n > 0 && !ints_reserve(ex, (size_t)n))
         return;
     const int *di = stage_ints(ex, ids, (size_t)n), *dp = stage_ints(ex, positions, (size_t)n);
@@ -709,6 +835,7 @@ static void cu_op_embed(cn_exec *ex, const float *table, const float *pos, const
 
 static void cu_op_log_softmax(cn_exec *ex, float *x, int rows, int n) {
     bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
     cu_log_softmax(ex->stream, x, rows, n);
     CU_NOTE(ex, cudaGetLastError(), "log_softmax");
 }
@@ -740,6 +867,8 @@ static void topk_host(const float *x, int rows, int n, int k, float *vals, int *
 
 static void cu_op_topk(cn_exec *ex, const float *x, int rows, int n, int k, float *vals, int *idx) {
     bind(ex);
+    if (waits_while_recording(ex, "topk"))
+        return;
     if (rows <= 0 || k <= 0)
         return;
     cudaPointerAttributes at;
@@ -759,6 +888,103 @@ static void cu_op_topk(cn_exec *ex, const float *x, int rows, int n, int k, floa
     CU_NOTE(ex, cudaMemcpyAsync(vals, dv, cnt * sizeof(float), cudaMemcpyDeviceToHost, ex->stream), "topk results");
     CU_NOTE(ex, cudaMemcpyAsync(idx, di, cnt * sizeof(int), cudaMemcpyDeviceToHost, ex->stream), "topk results");
     CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "topk");
+}
+
+// ---- CUDA graphs --------------------------------------------------------------------------------------
+// With CANARY_CUDA_GRAPHS=1 the model records each decoder step (capture_begin .. capture_end) and
+// launches it as one graph: a step is ~100 kernels of a few microseconds, so their launches, not
+// their work, bound a small batch. The executable graph is updated in place from step to step
+// (same operations, new lengths and addresses) and instantiated again when the shape changes. A
+// recording that an operation cannot join (an allocation, growing scratch, pageable memory, any
+// CUDA error) is discarded and the model queues the step again without it; three in a row turn
+// graphs off for the exec, with the reason on stderr. Off by default until measured on a GPU
+// (docs/CUDA.md).
+
+static void forget_staged(cn_exec *ex) {
+    for (int i = 0; i < CU_STAGE_SLOTS; i++)
+        ex->stage[i].n = 0;
+}
+
+static bool cu_capture_begin(cn_exec *ex) {
+    if (!ex->graphs || ex->capturing)
+        return false;
+    bind(ex);
+    if (ex->pin_want > ex->pin_cap) { // outside a recording: pinned allocation may synchronise
+        cudaFreeHost(ex->pin);
+        ex->pin = NULL;
+        ex->pin_cap = 0;
+        if (cudaHostAlloc((void **)&ex->pin, ex->pin_want, cudaHostAllocDefault) != cudaSuccess) {
+            cudaGetLastError();
+            ex->pin = NULL;
+            ex->graphs = false;
+            fprintf(stderr, "canary: CUDA device %d: no pinned memory for graph staging; decoder steps run "
+                            "without CUDA graphs\n", ex->be->device);
+            return false;
+        }
+        ex->pin_cap = ex->pin_want;
+    }
+    ex->pin_used = 0; // the previous step's graph has run: the caller synchronised after it
+    ex->doomed = false;
+    if (cudaStreamBeginCapture(ex->stream, cudaStreamCaptureModeRelaxed) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    ex->capturing = true;
+    return true;
+}
+
+static bool cu_capture_end(cn_exec *ex) {
+    if (!ex->capturing)
+        return false;
+    bind(ex);
+    cudaGraph_t g = NULL;
+    cudaError_t e = cudaStreamEndCapture(ex->stream, &g);
+    ex->capturing = false;
+    if (e != cudaSuccess || !g) {
+        cudaGetLastError();
+        capture_doom(ex, "ending the recording", cudaGetErrorString(e));
+    }
+    if (!ex->doomed && ex->gexec) {
+        cudaGraphExecUpdateResultInfo info;
+        if (cudaGraphExecUpdate(ex->gexec, g, &info) == cudaSuccess) {
+            ex->graph_updates++;
+        } else { // another shape: instantiate anew
+            cudaGetLastError();
+            cudaGraphExecDestroy(ex->gexec);
+            ex->gexec = NULL;
+        }
+    }
+    if (!ex->doomed && !ex->gexec) {
+        e = cudaGraphInstantiate(&ex->gexec, g, 0);
+        if (e == cudaSuccess) {
+            ex->graph_instantiations++;
+        } else {
+            cudaGetLastError();
+            ex->gexec = NULL;
+            capture_doom(ex, "instantiating the graph", cudaGetErrorString(e));
+        }
+    }
+    if (g)
+        cudaGraphDestroy(g);
+    if (ex->doomed) { // nothing recorded ran: what the slots were said to hold was never copied
+        forget_staged(ex);
+        ex->doomed = false;
+        ex->graph_give_ups++;
+        if (++ex->give_ups_in_row >= 3) {
+            ex->graphs = false;
+            fprintf(stderr, "canary: CUDA device %d: decoder steps run without CUDA graphs: %s\n", ex->be->device,
+                    ex->capture_why);
+        }
+        return false;
+    }
+    ex->give_ups_in_row = 0;
+    e = cudaGraphLaunch(ex->gexec, ex->stream);
+    if (e != cudaSuccess) {
+        forget_staged(ex);
+        CU_NOTE(ex, e, "launching a decoder step's CUDA graph"); // reported by the caller's sync
+    }
+    ex->graph_launches++;
+    return true;
 }
 
 // ---- the backend object ---------------------------------------------------------------------------
@@ -803,6 +1029,8 @@ static const cn_backend_ops cuda_ops = {
     /* constant */ cu_constant,
     /* sync */ cu_sync,
     /* copy_2d */ cu_copy_2d,
+    /* capture_begin */ cu_capture_begin,
+    /* capture_end */ cu_capture_end,
 };
 
 CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out, cn_error *err) {

@@ -95,6 +95,16 @@ struct cn_exec {
     cu_plan plans[CU_PLANS];
     unsigned plan_evict;
     long lt_fallbacks;       // GEMMs that cuBLASLt refused and the plain path ran
+    // CUDA graphs (CANARY_CUDA_GRAPHS=1): decoder steps recorded and launched as one graph.
+    bool graphs;             // on for this exec
+    bool capturing;          // the stream is recording
+    bool doomed;             // the recording will be discarded (an operation could not be recorded)
+    char capture_why[128];   // why the last one was discarded
+    cudaGraphExec_t gexec;   // the last step's executable graph, updated in place while the shape holds
+    char *pin;               // pinned host copies of the ints staged while recording
+    size_t pin_cap, pin_used, pin_want;
+    int give_ups_in_row;
+    long graph_launches, graph_instantiations, graph_updates, graph_give_ups;
 };
 
 struct cn_linear {
@@ -106,6 +116,8 @@ struct cn_linear {
 
 // Records the first failure of an operation (ops return void; sync() reports it).
 void cu_note(cn_exec *ex, cudaError_t e, const char *where);
+// While recording a graph: the recording will be discarded, for this reason.
+void capture_doom(cn_exec *ex, const char *what, const char *detail);
 #define CU_NOTE(ex, expr, where) cu_note((ex), (expr), (where))
 
 // ---- kernel launchers (kernels.cu); all on stream `st` ---------------------------------------
@@ -133,6 +145,10 @@ void cu_embed(cudaStream_t st, const float *table, const float *pos, const int *
               int d, float *out);
 void cu_log_softmax(cudaStream_t st, float *x, int rows, int n);
 void cu_topk(cudaStream_t st, const float *x, int rows, int n, int k, float *vals, int *idx);
+// dst/src device buffers, pitches and width in bytes; false (nothing queued) unless all are
+// multiples of 4.
+bool cu_copy_2d_words(cudaStream_t st, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
+                      size_t rows);
 void cu_convert_weights(cudaStream_t st, const float *w, size_t n, void *out, cn_precision prec);
 
 #endif

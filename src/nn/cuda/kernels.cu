@@ -178,6 +178,30 @@ void cu_bias_act(cudaStream_t st, float *y, int ldy, int rows, int cols, const f
                                                                                    b, act, accumulate, alpha);
 }
 
+// Strided copies of 4-byte words between device buffers (KV-cache appends, the last-row gather): a
+// kernel rather than cudaMemcpy2DAsync so that a recorded decoder step holds only kernel nodes,
+// whose parameters an executable graph can take from step to step.
+__global__ void k_copy_words(unsigned *dst, size_t dst_pitch, const unsigned *src, size_t src_pitch, size_t words,
+                             size_t rows) {
+    ROW_LOOP(r, rows) {
+        unsigned *d = dst + r * dst_pitch;
+        const unsigned *s = src + r * src_pitch;
+        COL_LOOP(c, words) d[c] = s[c];
+    }
+}
+
+bool cu_copy_2d_words(cudaStream_t st, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
+                      size_t rows) {
+    if (((uintptr_t)dst | (uintptr_t)src | dst_pitch | src_pitch | width) & 3u)
+        return false;
+    if (!width || !rows)
+        return true;
+    k_copy_words<<<grid_rows(rows, width / 4, THREADS), THREADS, 0, st>>>((unsigned *)dst, dst_pitch / 4,
+                                                                         (const unsigned *)src, src_pitch / 4,
+                                                                         width / 4, rows);
+    return true;
+}
+
 // ---- normalisation and element-wise ----------------------------------------------------------
 
 // One block per row; two passes over the row (mean, then centred variance) as the CPU does. For

@@ -3,6 +3,7 @@
 // each runs until it reaches __syncthreads (all of the block's live threads must arrive) or a warp
 // shuffle (the warp's 32 lanes must arrive), so barrier-synchronised code runs as on a GPU and a
 // missing arrival is reported as a deadlock instead of hanging.
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <ucontext.h>
@@ -218,7 +219,41 @@ int device_count() {
 
 struct emu_stream {
     int device;
+    std::vector<std::pair<std::function<void()>, const void *>> *rec; // recording: the work kept for the graph
+    bool rec_invalid;                          // something the graph cannot hold was queued
 };
+struct emu_graph {
+    std::vector<std::pair<std::function<void()>, const void *>> work; // (work, kind)
+};
+namespace {
+std::map<uintptr_t, size_t> g_pinned; // cudaHostAlloc'ed ranges (guarded by g_mem_mu)
+
+// Host memory a recorded copy may read or write when the graph runs: device or pinned memory only
+// (a pageable source cannot be captured, as on a GPU).
+bool capturable(const void *p) {
+    std::lock_guard<std::mutex> g(g_mem_mu);
+    auto d = g_allocs.upper_bound((uintptr_t)p);
+    if (d != g_allocs.begin() && (uintptr_t)p < std::prev(d)->first + std::prev(d)->second.size)
+        return true;
+    auto h = g_pinned.upper_bound((uintptr_t)p);
+    return h != g_pinned.begin() && (uintptr_t)p < std::prev(h)->first + std::prev(h)->second;
+}
+// An operation that would wait for a recording stream, or read pageable memory into it,
+// invalidates the recording (cudaStreamEndCapture then fails) and fails itself.
+cudaError_t invalidate(emu_stream *s) {
+    s->rec_invalid = true;
+    return cudaErrorStreamCaptureUnsupported;
+}
+} // namespace
+
+const char K_COPY[] = "memcpy", K_COPY2D[] = "memcpy2d", K_SET[] = "memset", K_GEMM[] = "gemm";
+bool emu_record(void *stream, const std::function<void()> &work, const void *kind) {
+    emu_stream *s = (emu_stream *)stream;
+    if (!s || !s->rec)
+        return false;
+    s->rec->emplace_back(work, kind);
+    return true;
+}
 
 bool emu_stream_ok(void *stream, const char *what) {
     int dev = stream ? ((emu_stream *)stream)->device : g_device; // the legacy stream: current device
@@ -286,6 +321,10 @@ cudaError_t cudaFree(void *p) {
     return cudaSuccess;
 }
 cudaError_t cudaFreeHost(void *p) {
+    {
+        std::lock_guard<std::mutex> g(g_mem_mu);
+        g_pinned.erase((uintptr_t)p);
+    }
     free(p);
     return cudaSuccess;
 }
@@ -296,6 +335,13 @@ cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cudaStream_t st) {
     if (!emu_stream_ok(st, "cudaMemcpyAsync"))
         return cudaErrorInvalidResourceHandle;
+    emu_stream *es = (emu_stream *)st;
+    if (es && es->rec) {
+        if (!capturable(d) || !capturable(s))
+            return invalidate(es);
+        es->rec->emplace_back([=] { memmove(d, s, n); }, K_COPY);
+        return cudaSuccess;
+    }
     memmove(d, s, n);
     return cudaSuccess;
 }
@@ -305,26 +351,109 @@ cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size
         return cudaErrorInvalidResourceHandle;
     if (w > dp || w > sp)
         return cudaErrorInvalidValue;
-    for (size_t r = 0; r < h; r++)
-        memmove((char *)d + r * dp, (const char *)s + r * sp, w);
+    auto run = [=] {
+        for (size_t r = 0; r < h; r++)
+            memmove((char *)d + r * dp, (const char *)s + r * sp, w);
+    };
+    emu_stream *es = (emu_stream *)st;
+    if (es && es->rec && (!capturable(d) || !capturable(s)))
+        return invalidate(es);
+    if (!emu_record(st, run, K_COPY2D))
+        run();
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st) {
     if (!emu_stream_ok(st, "cudaMemsetAsync"))
         return cudaErrorInvalidResourceHandle;
+    auto run = [=] { memset(d, v, n); };
+    if (!emu_record(st, run, K_SET))
+        run();
+    return cudaSuccess;
+}
+cudaError_t cudaMemset(void *d, int v, size_t n) { // the legacy stream: not recorded
     memset(d, v, n);
     return cudaSuccess;
 }
+cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) {
+    *p = malloc(n ? n : 1);
+    if (!*p)
+        return cudaErrorMemoryAllocation;
+    std::lock_guard<std::mutex> g(g_mem_mu);
+    g_pinned[(uintptr_t)*p] = n ? n : 1;
+    return cudaSuccess;
+}
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
-    *s = new emu_stream{g_device};
+    *s = new emu_stream{g_device, nullptr, false};
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (s)
+        delete ((emu_stream *)s)->rec;
     delete (emu_stream *)s;
     return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
-    return emu_stream_ok(s, "cudaStreamSynchronize") ? cudaSuccess : cudaErrorInvalidResourceHandle;
+    if (!emu_stream_ok(s, "cudaStreamSynchronize"))
+        return cudaErrorInvalidResourceHandle;
+    if (s && ((emu_stream *)s)->rec)
+        return invalidate((emu_stream *)s);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+    emu_stream *es = (emu_stream *)s;
+    if (!es || es->rec)
+        return cudaErrorInvalidValue; // the legacy stream cannot record; no nested recordings
+    es->rec = new std::vector<std::pair<std::function<void()>, const void *>>();
+    es->rec_invalid = false;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
+    emu_stream *es = (emu_stream *)s;
+    *g = nullptr;
+    if (!es || !es->rec)
+        return cudaErrorInvalidValue;
+    auto *rec = es->rec;
+    es->rec = nullptr;
+    if (es->rec_invalid) {
+        delete rec;
+        return cudaErrorStreamCaptureInvalidated;
+    }
+    *g = new emu_graph{std::move(*rec)};
+    delete rec;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long) {
+    *e = new emu_graph{g->work};
+    return cudaSuccess;
+}
+// As on a GPU, an update needs the same topology (here: the same number of operations); their
+// parameters (addresses, lengths) may change.
+cudaError_t cudaGraphExecUpdate(cudaGraphExec_t e, cudaGraph_t g, cudaGraphExecUpdateResultInfo *info) {
+    if (info)
+        info->result = 0;
+    if (e->work.size() != g->work.size())
+        return cudaErrorGraphExecUpdateFailure;
+    for (size_t i = 0; i < g->work.size(); i++)
+        if (e->work[i].second != g->work[i].second)
+            return cudaErrorGraphExecUpdateFailure;
+    e->work = g->work;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
+    if (!emu_stream_ok(s, "cudaGraphLaunch"))
+        return cudaErrorInvalidResourceHandle;
+    for (auto &w : e->work)
+        if (!emu_record(s, w.first, w.second))
+            w.first();
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    delete g;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
+    delete e;
+    return cudaSuccess;
 }
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p) {
     std::lock_guard<std::mutex> g(g_mem_mu);
@@ -377,6 +506,7 @@ size_t esize(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
 
 struct emu_blas {
     int device; // cuBLAS binds a handle to the device current at its creation
+    cudaStream_t stream;
 };
 namespace {
 bool handle_ok(int device, const char *what) {
@@ -388,7 +518,7 @@ bool handle_ok(int device, const char *what) {
 }
 } // namespace
 cublasStatus_t cublasCreate(cublasHandle_t *h) {
-    *h = new emu_blas{g_device};
+    *h = new emu_blas{g_device, nullptr};
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasDestroy(cublasHandle_t h) {
@@ -396,8 +526,12 @@ cublasStatus_t cublasDestroy(cublasHandle_t h) {
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
-    return s && ((emu_stream *)s)->device != h->device ? CUBLAS_STATUS_INVALID_VALUE : CUBLAS_STATUS_SUCCESS;
+    if (s && ((emu_stream *)s)->device != h->device)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    h->stream = s;
+    return CUBLAS_STATUS_SUCCESS;
 }
+cublasStatus_t cublasSetWorkspace(cublasHandle_t, void *, size_t) { return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void *alpha, const void *A, cudaDataType_t at, int lda, const void *B,
                             cudaDataType_t bt, int ldb, const void *beta, void *C, cudaDataType_t ct, int ldc,
@@ -406,8 +540,10 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
         return CUBLAS_STATUS_EXECUTION_FAILED;
     if (ct != CUDA_R_32F || at != bt)
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    gemm(ta == CUBLAS_OP_T, tb == CUBLAS_OP_T, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb,
-         *(const float *)beta, (float *)C, ldc);
+    float al = *(const float *)alpha, be = *(const float *)beta; // host scalars: read now
+    auto run = [=] { gemm(ta == CUBLAS_OP_T, tb == CUBLAS_OP_T, m, n, k, al, A, at, lda, B, bt, ldb, be, (float *)C, ldc); };
+    if (!emu_record(h->stream, run, K_GEMM))
+        run();
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
@@ -419,10 +555,14 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
         return CUBLAS_STATUS_EXECUTION_FAILED;
     if (ct != CUDA_R_32F || at != bt)
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    for (int b = 0; b < count; b++)
-        gemm(ta == CUBLAS_OP_T, tb == CUBLAS_OP_T, m, n, k, *(const float *)alpha,
-             (const char *)A + (size_t)b * sa * esize(at), at, lda, (const char *)B + (size_t)b * sb * esize(bt), bt,
-             ldb, *(const float *)beta, (float *)C + (size_t)b * sc, ldc);
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    auto run = [=] {
+        for (int b = 0; b < count; b++)
+            gemm(ta == CUBLAS_OP_T, tb == CUBLAS_OP_T, m, n, k, al, (const char *)A + (size_t)b * sa * esize(at), at,
+                 lda, (const char *)B + (size_t)b * sb * esize(bt), bt, ldb, be, (float *)C + (size_t)b * sc, ldc);
+    };
+    if (!emu_record(h->stream, run, K_GEMM))
+        run();
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -518,17 +658,26 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
     int m = (int)(d->ta ? la->cols : la->rows), k = (int)(d->ta ? la->rows : la->cols);
     int n = (int)(d->tb ? lb->rows : lb->cols);
     float *out = (float *)D;
-    gemm(d->ta, d->tb, m, n, k, *(const float *)alpha, A, la->t, la->ld, B, lb->t, lb->ld, *(const float *)beta, out,
-         ld->ld);
+    // everything read now, as cuBLASLt does (descriptors and host scalars may change after the call)
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    bool ta = d->ta, tb = d->tb;
+    cudaDataType_t at = la->t, bt = lb->t;
+    long lda = la->ld, ldb = lb->ld, ldd = ld->ld;
     bool bias = d->epi == CUBLASLT_EPILOGUE_BIAS || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS;
     bool relu = d->epi == CUBLASLT_EPILOGUE_RELU || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS;
-    for (int j = 0; j < n; j++)
-        for (int i = 0; i < m; i++) {
-            float *v = out + i + (size_t)j * ld->ld;
-            if (bias)
-                *v += d->bias[i];
-            if (relu && *v < 0)
-                *v = 0;
-        }
+    const float *bias_p = d->bias;
+    auto run = [=] {
+        gemm(ta, tb, m, n, k, al, A, at, lda, B, bt, ldb, be, out, ldd);
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++) {
+                float *v = out + i + (size_t)j * ldd;
+                if (bias)
+                    *v += bias_p[i];
+                if (relu && *v < 0)
+                    *v = 0;
+            }
+    };
+    if (!emu_record(st, run, K_GEMM))
+        run();
     return CUBLAS_STATUS_SUCCESS;
 }

@@ -41,10 +41,19 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bo
 // as on a GPU, so code that forgets cudaSetDevice before using a second device's stream shows.
 bool emu_stream_ok(void *stream, const char *what);
 
+// Stream capture: work queued on a recording stream is kept (by value) for the graph instead of run.
+// Returns true when `work` was recorded, false when the caller should run it now. `kind` names the
+// node (the kernel, or a copy/memset/GEMM marker): an executable graph takes another recording's
+// parameters only when the kinds match node for node, as on a GPU.
+bool emu_record(void *stream, const std::function<void()> &work, const void *kind);
+
 template <class... P, class... A>
 void emu_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, void *stream, A... a) {
-    if (emu_stream_ok(stream, "a kernel launch"))
-        emu_run(grid, block, smem, [&] { k(a...); });
+    if (!emu_stream_ok(stream, "a kernel launch"))
+        return;
+    auto run = [=] { emu_run(grid, block, smem, [&] { k(a...); }); };
+    if (!emu_record(stream, run, (const void *)k))
+        run();
 }
 
 #define __expf(x) expf(x) // glibc declares a __expf of its own, not exported
@@ -86,6 +95,9 @@ typedef enum cudaError {
     cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorGraphExecUpdateFailure = 910,
     cudaErrorUnknown = 999,
     cudaErrorLaunchFailure = 719
 } cudaError_t;
@@ -103,6 +115,14 @@ struct cudaDeviceProp {
     int integrated;
 };
 #define cudaStreamNonBlocking 1
+#define cudaHostAllocDefault 0
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1,
+                             cudaStreamCaptureModeRelaxed = 2 };
+typedef struct emu_graph *cudaGraph_t;
+typedef struct emu_graph *cudaGraphExec_t;
+struct cudaGraphExecUpdateResultInfo {
+    int result;
+};
 
 const char *cudaGetErrorString(cudaError_t e);
 cudaError_t cudaGetLastError();
@@ -124,6 +144,15 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p);
+cudaError_t cudaHostAlloc(void **p, size_t n, unsigned flags);
+cudaError_t cudaMemset(void *d, int v, size_t n);
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long flags);
+cudaError_t cudaGraphExecUpdate(cudaGraphExec_t e, cudaGraph_t g, cudaGraphExecUpdateResultInfo *info);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s);
+cudaError_t cudaGraphDestroy(cudaGraph_t g);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e);
 
 // ---- cuBLAS -------------------------------------------------------------------------------------
 typedef enum {
@@ -140,6 +169,7 @@ typedef struct emu_blas *cublasHandle_t;
 cublasStatus_t cublasCreate(cublasHandle_t *h);
 cublasStatus_t cublasDestroy(cublasHandle_t h);
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s);
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *work, size_t bytes);
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void *alpha, const void *A, cudaDataType_t at, int lda, const void *B,
                             cudaDataType_t bt, int ldb, const void *beta, void *C, cudaDataType_t ct, int ldc,
