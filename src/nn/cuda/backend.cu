@@ -67,6 +67,7 @@ static bool arena_grow(cn_exec *ex, size_t need) {
 
 static void *cu_alloc(cn_exec *ex, size_t bytes) {
     bind(ex);
+    CU_PROF(ex, CU_OP_ALLOC, (long)bytes);
     size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     if (need == 0)
         need = ARENA_ALIGN;
@@ -169,19 +170,24 @@ static const int *stage_ints(cn_exec *ex, int slot, const int *host, size_t n) {
 
 static void cu_upload(cn_exec *ex, void *dst, const void *src, size_t bytes) {
     bind(ex);
+    CU_PROF(ex, CU_OP_UPLOAD, (long)bytes);
     if (bytes)
         CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "upload");
 }
 
 static void cu_download(cn_exec *ex, void *dst, const void *src, size_t bytes) {
     bind(ex);
+    CU_PROF(ex, CU_OP_DOWNLOAD, (long)bytes);
     if (bytes)
         CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "download");
+    if (ex->prof)
+        cu_prof_before_wait(ex);
     CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "download");
 }
 
 static void cu_copy(cn_exec *ex, void *dst, const void *src, size_t bytes) {
     bind(ex);
+    CU_PROF(ex, CU_OP_COPY, (long)bytes);
     if (bytes)
         CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "copy");
 }
@@ -189,6 +195,7 @@ static void cu_copy(cn_exec *ex, void *dst, const void *src, size_t bytes) {
 static void cu_copy_2d(cn_exec *ex, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
                        size_t rows) {
     bind(ex);
+    CU_PROF(ex, CU_OP_COPY_2D, (long)rows, (long)width);
     if (width && rows)
         CU_NOTE(ex, cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDefault, ex->stream),
                 "copy_2d");
@@ -238,6 +245,7 @@ static cn_status cu_exec_create(cn_backend *be_, int n_threads, cn_exec **out, c
         cu_exec_destroy(ex);
         return cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: %s: %s", be->device, what, cudaGetErrorString(e));
     }
+    ex->prof = cu_prof_create();
     *out = ex;
     return CANARY_OK;
 }
@@ -262,6 +270,7 @@ static void cu_exec_destroy(cn_exec *ex) {
     bind(ex);
     if (ex->stream)
         cudaStreamSynchronize(ex->stream);
+    cu_prof_destroy(ex);
     for (int i = 0; i < CU_PLANS; i++)
         plan_release(&ex->plans[i]);
     for (cu_chunk *c = ex->chunks, *n; c; c = n) {
@@ -290,6 +299,7 @@ static void cu_exec_destroy(cn_exec *ex) {
 
 static cn_status cu_sync(cn_exec *ex, cn_error *err) {
     bind(ex);
+    CU_PROF(ex, CU_OP_SYNC); // closes the profile's window after the wait
     CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "synchronizing");
     CU_NOTE(ex, cudaGetLastError(), "a kernel launch");
     if (ex->first_error == cudaSuccess)
@@ -493,6 +503,7 @@ static void cu_linear(cn_exec *ex, const cn_linear *l, const float *x, int ldx, 
     if (m <= 0)
         return;
     bind(ex);
+    CU_PROF(ex, CU_OP_LINEAR, m, l->n_out, l->n_in, l->prec);
     const void *xb = x;
     int ldb = ldx;
     bool half = l->prec == CN_PREC_BF16 || l->prec == CN_PREC_F16;
@@ -547,12 +558,14 @@ static void cu_linear(cn_exec *ex, const cn_linear *l, const float *x, int ldx, 
 static void cu_op_layer_norm(cn_exec *ex, const float *x, float *y, int rows, int d, const float *g, const float *b,
                              float eps) {
     bind(ex);
+    CU_PROF(ex, CU_OP_LAYER_NORM, rows, d);
     cu_layer_norm(ex->stream, x, y, rows, d, g, b, eps);
     CU_NOTE(ex, cudaGetLastError(), "layer_norm");
 }
 
 static void cu_op_glu_mask(cn_exec *ex, const float *x, float *y, int n_seq, int t, int d, const int *valid) {
     bind(ex);
+    CU_PROF(ex, CU_OP_GLU_MASK, n_seq, t, d);
     cu_glu_mask(ex->stream, x, y, n_seq, t, d, stage_ints(ex, 0, valid, (size_t)n_seq));
     CU_NOTE(ex, cudaGetLastError(), "glu_mask");
 }
@@ -560,6 +573,7 @@ static void cu_op_glu_mask(cn_exec *ex, const float *x, float *y, int n_seq, int
 static void cu_op_dwconv1d(cn_exec *ex, const float *x, float *y, int n_seq, int t, int d, const float *w,
                            const float *b, int k, cn_act act) {
     bind(ex);
+    CU_PROF(ex, CU_OP_DWCONV1D, n_seq, t, d, k);
     cu_dwconv1d(ex->stream, x, y, n_seq, t, d, w, b, k, act);
     CU_NOTE(ex, cudaGetLastError(), "dwconv1d");
 }
@@ -567,12 +581,14 @@ static void cu_op_dwconv1d(cn_exec *ex, const float *x, float *y, int n_seq, int
 static void cu_op_conv2d_s2(cn_exec *ex, const float *x, float *y, int n_seq, int t, int f, int c_in, int c,
                             const float *w, const float *b, const int *valid_in, cn_act act) {
     bind(ex);
+    CU_PROF(ex, CU_OP_CONV2D_S2, n_seq, t, f, c_in, c);
     cu_conv2d_s2(ex->stream, x, y, n_seq, t, f, c_in, c, w, b, stage_ints(ex, 0, valid_in, (size_t)n_seq), act);
     CU_NOTE(ex, cudaGetLastError(), "conv2d_s2");
 }
 
 static void cu_op_mask_time(cn_exec *ex, float *x, int n_seq, int t, size_t row, const int *valid) {
     bind(ex);
+    CU_PROF(ex, CU_OP_MASK_TIME, n_seq, t);
     const int *dv = stage_ints(ex, 0, valid, (size_t)n_seq);
     if (dv) // NULL only when staging failed (recorded for sync)
         cu_mask_time(ex->stream, x, n_seq, t, row, dv);
@@ -594,6 +610,7 @@ static void cu_op_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
     int S = a->n_seq, t = a->t, H = a->n_heads, dk = a->head_dim, d = H * dk, np = 2 * t - 1;
     if (S <= 0 || t <= 0)
         return;
+    CU_PROF(ex, CU_OP_REL_ATTENTION, S, t, H, dk);
     size_t part = (size_t)S * t * d;
     size_t n_ac = (size_t)H * S * t * t, n_bd = (size_t)H * S * t * np;
     float *base = (float *)scratch(ex, sizeof(float) * (4 * part + n_ac + n_bd));
@@ -626,6 +643,7 @@ static void cu_op_attention(cn_exec *ex, const cn_attn_args *a) {
     bind(ex);
     if (a->n_seq <= 0 || a->lq <= 0)
         return;
+    CU_PROF(ex, CU_OP_ATTENTION, a->n_seq, a->n_heads, a->lq, a->lk, a->causal_offset >= 0);
     int n_blocks = a->n_seq;
     if (a->kv_block) {
         n_blocks = 0;
@@ -652,6 +670,7 @@ static void cu_op_attention(cn_exec *ex, const cn_attn_args *a) {
 static void cu_op_embed(cn_exec *ex, const float *table, const float *pos, const int *ids, const int *positions, int n,
                         int d, float *out) {
     bind(ex);
+    CU_PROF(ex, CU_OP_EMBED, n, d);
     if (n > 0 && !ints_reserve(ex, (size_t)n))
         return;
     const int *di = stage_ints(ex, 0, ids, (size_t)n), *dp = stage_ints(ex, 1, positions, (size_t)n);
@@ -663,6 +682,7 @@ static void cu_op_embed(cn_exec *ex, const float *table, const float *pos, const
 
 static void cu_op_log_softmax(cn_exec *ex, float *x, int rows, int n) {
     bind(ex);
+    CU_PROF(ex, CU_OP_LOG_SOFTMAX, rows, n);
     cu_log_softmax(ex->stream, x, rows, n);
     CU_NOTE(ex, cudaGetLastError(), "log_softmax");
 }
@@ -700,9 +720,11 @@ static void cu_op_topk(cn_exec *ex, const float *x, int rows, int n, int k, floa
     if (cudaPointerGetAttributes(&at, x) != cudaSuccess || (at.type != cudaMemoryTypeDevice &&
                                                             at.type != cudaMemoryTypeManaged)) {
         cudaGetLastError();
+        CU_PROF(ex, CU_OP_TOPK_HOST, rows, n, k);
         topk_host(x, rows, n, k, vals, idx);
         return;
     }
+    CU_PROF(ex, CU_OP_TOPK, rows, n, k);
     size_t cnt = (size_t)rows * k;
     float *dv = (float *)scratch(ex, cnt * (sizeof(float) + sizeof(int)));
     if (!dv)
@@ -712,6 +734,8 @@ static void cu_op_topk(cn_exec *ex, const float *x, int rows, int n, int k, floa
     CU_NOTE(ex, cudaGetLastError(), "topk");
     CU_NOTE(ex, cudaMemcpyAsync(vals, dv, cnt * sizeof(float), cudaMemcpyDeviceToHost, ex->stream), "topk results");
     CU_NOTE(ex, cudaMemcpyAsync(idx, di, cnt * sizeof(int), cudaMemcpyDeviceToHost, ex->stream), "topk results");
+    if (ex->prof)
+        cu_prof_before_wait(ex);
     CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "topk");
 }
 

@@ -77,6 +77,7 @@ typedef enum cudaError {
     cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400,
+    cudaErrorNotReady = 600,
     cudaErrorUnknown = 999,
     cudaErrorLaunchFailure = 719
 } cudaError_t;
@@ -115,6 +116,20 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p);
+// Events: launches run synchronously here, so an event records the monotonic clock when it is
+// recorded and is complete at once. CANARY_EMU_EVENT_FAIL=N fails the Nth cudaEventRecord of the
+// process (as a GPU would report it, also through cudaGetLastError): tests that a failing event
+// never fails an operation.
+typedef struct emu_event *cudaEvent_t;
+#define cudaEventDefault 0
+#define cudaEventDisableTiming 2
+cudaError_t cudaEventCreate(cudaEvent_t *e);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags);
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = 0);
+cudaError_t cudaEventQuery(cudaEvent_t e);
+cudaError_t cudaEventSynchronize(cudaEvent_t e);
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
+cudaError_t cudaEventDestroy(cudaEvent_t e);
 
 // ---- cuBLAS -------------------------------------------------------------------------------------
 typedef enum {
