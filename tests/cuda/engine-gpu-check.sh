@@ -127,10 +127,10 @@ for path in sorted(glob.glob(os.path.join(work, "profile_b*.jsonl"))):
         "precision": "bf16",
         "bench": [r for r in json_lines(os.path.join(logs, "profile_b%d.log" % batch)) if r.get("event") == "bench"],
         "summary": {r["cuda_profile_summary"]: {k: r[k] for k in ("windows", "ops", "gpu_ms", "span_ms", "busy",
-                                                                  "host_ms", "stopped") if r.get(k, "") != ""}
+                                                                  "starved", "host_ms", "stopped") if r.get(k, "") != ""}
                     for r in rows if "cuda_profile_summary" in r},
         "top": [{"key": r["cuda_profile"], "calls": r["calls"], "gpu_ms": r["gpu_ms"], "host_ms": r["host_ms"],
-                 "share": round(r["gpu_ms"] / total, 4)} for r in keys[:25]],
+                 "starved": r.get("starved"), "share": round(r["gpu_ms"] / total, 4)} for r in keys[:25]],
         "by_op": {},
     }
     by_op = res["profile"][str(batch)]["by_op"]

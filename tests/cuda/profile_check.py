@@ -5,7 +5,8 @@ canary-gpu-bench runs one timed greedy pass (fp32, then bf16: two execs, one per
 model with the profile on, off, and on with a failing cudaEventRecord. Checks: the token ids are
 identical in the three runs; each exec's profile counts exactly the operations one encoder +
 decoder pass of the model's layout makes (the warm-up is paused, so the counts are one pass's);
-linear keys carry their precision and shapes; GPU times are >= 0 and busy lies in [0, 1]; the
+linear keys carry their precision and shapes; GPU times are >= 0 and busy lies in [0, 1]; every
+operation is "starved" (launches are synchronous on the emulation); the
 failing event stops that exec's profile (reported) and fails nothing.
 
   profile_check.py BENCH PLUGIN MODEL.nemo WORKDIR
@@ -96,7 +97,7 @@ for ex, ls in execs.items():
     check([k["gpu_ms"] for k in keys] == sorted((k["gpu_ms"] for k in keys), reverse=True),
           f"{ex}: keys sorted by gpu_ms")
     for k in keys:
-        check(k["gpu_ms"] >= 0 and k["host_ms"] >= 0 and k["calls"] > 0, f"{ex}: {k}")
+        check(k["gpu_ms"] >= 0 and k["host_ms"] >= 0 and 0 <= k["starved"] <= k["calls"], f"{ex}: {k}")
     for op, n in expected.items():
         got = sum(k["calls"] for k in keys if k["cuda_profile"] == op or k["cuda_profile"].startswith(op + " "))
         check(got == n, f"{ex}: {op} calls {got}, expected {n}")
@@ -109,6 +110,9 @@ for ex, ls in execs.items():
     for name, s in summ.items():
         check(0 <= s["busy"] <= 1 and s["gpu_ms"] >= 0 and s["span_ms"] >= 0, f"{ex}: summary {s}")
         check(s["gpu_ms"] <= s["span_ms"] * 1.0001 + 1e-3, f"{ex}: {name} gpu_ms within span_ms")
+        # launches run synchronously on the emulation: every operation after a window's first finds
+        # the previous one finished
+        check(s["starved"] == (1.0 if s["ops"] > s["windows"] else 0.0), f"{ex}: {name} starved {s['starved']}")
     check(summ["encoder"]["windows"] == 1, f"{ex}: one encoder window, got {summ['encoder']['windows']}")
     check(summ["decoder"]["windows"] == 2 * T, f"{ex}: two decoder windows per step (sync, topk)")
     ops = sum(k["calls"] for k in keys if k["cuda_profile"] != "sync")

@@ -4,7 +4,9 @@
 // stream is idle anyway (sync(), download, device topk), so the profile adds event records and
 // queries, never a synchronisation. Each stretch of operations between two such points is a
 // "window": its span (first event to last) against the sum of its operations' GPU times says how
-// busy the GPU was, i.e. whether that stretch is bound by kernels or by launches and host work.
+// busy the GPU was. As an operation's events also time the launch latency when the GPU waits for
+// the host, each operation also notes whether the GPU had already finished the previous one when
+// the host began it ("starved"): the direct sign of a launch- or host-bound stretch.
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +28,7 @@ static const char *const op_names[CU_OP_COUNT] = {
 typedef struct prof_key {
     int op;
     long dim[5];
-    long calls;
+    long calls, starved;
     double gpu_ms, host_ms;
 } prof_key;
 
@@ -34,13 +36,15 @@ typedef struct prof_rec { // one operation queued since the last idle point
     int key, op;
     cudaEvent_t start, end;
     bool ended;
+    int starved; // 1: the GPU had finished the previous operation when the host began this one;
+                 // 0: it had not; -1: the window's first operation (follows an idle point)
 } prof_rec;
 
 // Windows are classed by what they ran: the encoder's, the decoder's (steps, top-k) and the rest.
 enum { CLASS_ENCODER, CLASS_DECODER, CLASS_OTHER, CLASS_COUNT };
 static const char *const class_names[CLASS_COUNT] = {"encoder", "decoder", "other"};
 typedef struct prof_class {
-    long windows, ops;
+    long windows, ops, checked, starved;
     double gpu_ms, span_ms, host_ms;
 } prof_class;
 
@@ -269,6 +273,7 @@ static void resolve(cn_exec *ex) {
     if (e != cudaSuccess)
         return stop(p, "cudaEventQuery", e);
     double sum = 0;
+    long starved = 0, checked = 0;
     bool enc = false, dec = false;
     for (int i = 0; i < p->n_pend; i++) {
         prof_rec *r = &p->pend[i];
@@ -276,6 +281,9 @@ static void resolve(cn_exec *ex) {
         if ((e = cudaEventElapsedTime(&ms, r->start, r->end)) != cudaSuccess)
             return stop(p, "cudaEventElapsedTime", e);
         p->keys[r->key].gpu_ms += ms;
+        p->keys[r->key].starved += r->starved == 1;
+        starved += r->starved == 1;
+        checked += r->starved >= 0;
         sum += ms;
         enc = enc || encoder_op(r->op);
         dec = dec || decoder_op(r->op);
@@ -286,6 +294,8 @@ static void resolve(cn_exec *ex) {
     prof_class *c = &p->cls[enc ? CLASS_ENCODER : dec ? CLASS_DECODER : CLASS_OTHER];
     c->windows++;
     c->ops += p->n_pend;
+    c->checked += checked;
+    c->starved += starved;
     c->gpu_ms += sum;
     c->span_ms += span;
     c->host_ms += p->window_host_ms;
@@ -331,6 +341,17 @@ int cu_prof_begin(cn_exec *ex, cu_op op, long a, long b, long c, long d, long e,
             p->cap_pend = cap;
         }
         prof_rec *r = &p->pend[p->n_pend];
+        r->starved = -1;
+        if (p->n_pend > 0 && p->pend[p->n_pend - 1].ended) {
+            cudaError_t q = cudaEventQuery(p->pend[p->n_pend - 1].end);
+            if (q != cudaSuccess && q != cudaErrorNotReady) {
+                stop(p, "cudaEventQuery", q);
+                return -1;
+            }
+            if (q == cudaErrorNotReady)
+                cudaGetLastError(); // not an error: the GPU is still busy
+            r->starved = q == cudaSuccess;
+        }
         if (!take_event(p, &r->start))
             return -1;
         if (!take_event(p, &r->end)) {
@@ -442,28 +463,31 @@ static void report(cn_exec *ex, sink *s) {
             sync_host += k->host_ms;
         key_name(k, name, sizeof name);
         snprintf(line, sizeof line,
-                 "{\"cuda_profile\":\"%s\",\"calls\":%ld,\"gpu_ms\":%.4f,\"host_ms\":%.4f,\"exec\":\"%s\","
-                 "\"device\":%d}\n",
-                 name, k->calls, k->gpu_ms, k->host_ms, exec_id, ex->be->device);
+                 "{\"cuda_profile\":\"%s\",\"calls\":%ld,\"gpu_ms\":%.4f,\"host_ms\":%.4f,\"starved\":%ld,"
+                 "\"exec\":\"%s\",\"device\":%d}\n",
+                 name, k->calls, k->gpu_ms, k->host_ms, k->starved, exec_id, ex->be->device);
         emit(s, line);
     }
-    prof_class all = {0, 0, 0, 0, 0};
+    prof_class all = {};
     for (int c = 0; c <= CLASS_COUNT; c++) {
         const prof_class *pc = c < CLASS_COUNT ? &p->cls[c] : &all;
         if (c < CLASS_COUNT) {
             all.windows += pc->windows;
             all.ops += pc->ops;
+            all.checked += pc->checked;
+            all.starved += pc->starved;
             all.gpu_ms += pc->gpu_ms;
             all.span_ms += pc->span_ms;
             all.host_ms += pc->host_ms;
         }
         double busy = pc->span_ms > 0 ? pc->gpu_ms / pc->span_ms : 0;
         busy = busy > 1 ? 1 : busy; // float rounding of back-to-back events
+        double starved = pc->checked > 0 ? (double)pc->starved / (double)pc->checked : 0;
         int at = snprintf(line, sizeof line,
                           "{\"cuda_profile_summary\":\"%s\",\"windows\":%ld,\"ops\":%ld,\"gpu_ms\":%.4f,"
-                          "\"span_ms\":%.4f,\"busy\":%.4f,\"host_ms\":%.4f",
+                          "\"span_ms\":%.4f,\"busy\":%.4f,\"starved\":%.4f,\"host_ms\":%.4f",
                           c < CLASS_COUNT ? class_names[c] : "all", pc->windows, pc->ops, pc->gpu_ms, pc->span_ms,
-                          busy, pc->host_ms);
+                          busy, starved, pc->host_ms);
         if (c == CLASS_COUNT)
             at += snprintf(line + at, sizeof line - (size_t)at, ",\"sync_host_ms\":%.4f,\"stopped\":\"%s\"", sync_host,
                            p->stopped);
