@@ -133,6 +133,10 @@ for path in sorted(glob.glob(os.path.join(work, "profile_b*.jsonl"))):
                  "starved": r.get("starved"), "share": round(r["gpu_ms"] / total, 4)} for r in keys[:25]],
         "by_op": {},
     }
+    # the profiled run's tokens against the unprofiled benchmark's (same precision, batch, audio)
+    same = [r.get("ids_hash") for r in res["bench"] if r.get("precision") == "bf16" and r.get("batch") == batch]
+    prun = [r.get("ids_hash") for r in res["profile"][str(batch)]["bench"]]
+    res["profile"][str(batch)]["ids_match_bench"] = (same[0] == prun[0]) if same and prun else None
     by_op = res["profile"][str(batch)]["by_op"]
     for r in keys:
         op = r["cuda_profile"].split()[0]
