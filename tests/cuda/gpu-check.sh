@@ -74,7 +74,7 @@ fi
     git -C "$ROOT" log -1 --oneline 2>/dev/null
 } >"$OUT/env.txt" 2>&1
 
-# --- build: the plugin (three .cu files in parallel + base/error.c) and the check program ------
+# --- build: the plugin (four .cu files in parallel + base/error.c) and the check program ------
 build_plugin() { bash tests/cuda/build-plugin.sh "$B" "$ARCH" "$NVCC" "$CUDA_HOME"; }
 build_check() {
     gcc -std=gnu11 -O2 -Wall -Wextra -Iinclude -Isrc tests/cuda/gpu_ops_check.c -o "$B/gpu_ops_check" -ldl -lm
