@@ -4,21 +4,31 @@
 #
 #   OUT=/some/dir bash tests/cuda/engine-gpu-check.sh        (<= BUDGET=280 s in all)
 #
+# Steps, most important first (a failing step is recorded and the later ones still run; a step
+# that no longer fits the budget is skipped with its reason in summary.txt):
 #  1. builds the CUDA plugin for the GPU's architecture (nvcc), and meanwhile writes the full-size
-#     canary-1b-flash checkpoint with random weights (torch only) outside $OUT;
+#     canary-1b-flash checkpoint with random weights (torch only) under $WORK;
 #  2. parity with the goldens on the GPU, every tiny layout: fp32 (the CPU's tolerances: encoder
 #     max |diff| 1e-3, identical greedy / beam-1 / beam-4 ids and text), then tf32, bf16 and fp16
 #     (encoder relative error, teacher-forced greedy token agreement, no NaN/Inf), each precision
 #     in its own process;
 #  3. the engine benchmark on the full model: batch 1/64/128, 10 s, 40 tokens, bf16/fp16/tf32;
 #  4. the PyTorch eager baseline (shared/bench/anchor_pytorch.py, carried in the bundle) on the same
-#     GPU, same run.
-# Results: $OUT/results.json (every step's status and time, the parity summaries, the benchmark
-# rows, the baseline's rows), $OUT/summary.txt, and each step's log. A failing step is recorded
-# and the later ones still run. Knobs: ARCH=90, BUDGET=280, SKIP_BASELINE=1, BATCHES=1,64,128,
-# BENCH_PREC=bf16,fp16,tf32, WORK=/tmp/canary-engine-gpu (the 3.5 GB checkpoint; not in $OUT);
-# to try the script without a GPU: PLUGIN=<a built plugin, e.g. the emulation> (no nvcc build) and
-# FULL_MODEL=<a .nemo to benchmark instead of the generated one>.
+#     GPU, same run;
+#  5. the per-operation profile (CANARY_CUDA_PROFILE, docs/CUDA.md): canary-gpu-bench, bf16, one
+#     timed run per batch of PROFILE_BATCHES=1,128 in its own process (warm-up not profiled);
+#  6. last, with budget left: the fp32 parity program on the `short` case under compute-sanitizer
+#     memcheck.
+# $OUT receives at most 7 files (the device tool brings back 8): results.json (every step's status
+# and time, parity summaries, benchmark rows, baseline, the profile's top keys and busy fractions
+# per batch; rewritten after every step, so a run cut short still leaves one), summary.txt,
+# env.txt, bench.jsonl, profile.jsonl (every profile line, with "batch" added), logs.tar.gz (every
+# step's log, trimmed to its head and tail past 2 MiB) and anchor_pytorch.json (the baseline's).
+# Builds, logs and the 3.5 GB checkpoint stay under WORK=/tmp/canary-engine-gpu.
+# Knobs: ARCH=90, BUDGET=280, SKIP_BASELINE=1, BATCHES=1,64,128, BENCH_PREC=bf16,fp16,tf32,
+# PROFILE_BATCHES=1,128, PARITY_CASES=short,batch,librivox, WORK; to try the script without a GPU:
+# PLUGIN=<a built plugin, e.g. the emulation> (no nvcc build) and FULL_MODEL=<a .nemo to benchmark
+# instead of the generated one>.
 set -u
 OUT=${OUT:-/tmp/canary-engine-gpu-check}
 export OUT # the baseline writes $OUT/anchor_pytorch.json
@@ -27,8 +37,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
 BUNDLE=$ROOT/build/gpu-bundle
 WORK=${WORK:-/tmp/canary-engine-gpu}
-B="$OUT/build"
-mkdir -p "$B" "$WORK"
+B="$WORK/build"
+LOGS="$WORK/logs"
+rm -rf "$LOGS" "$WORK"/profile_b*.jsonl
+mkdir -p "$B" "$LOGS"
 SUMMARY="$OUT/summary.txt"
 : >"$SUMMARY"
 t_start=$(date +%s)
@@ -39,13 +51,14 @@ step() { # step NAME TIMEOUT_S COMMAND...: runs, logs, records "NAME rc=N Ns"
     shift 2
     local t0 rc
     t0=$(date +%s)
-    timeout -k 10 "$limit" "$@" >"$OUT/$name.log" 2>&1
+    timeout -k 10 "$limit" "$@" >"$LOGS/$name.log" 2>&1
     rc=$?
     echo "$name rc=$rc $(($(date +%s) - t0))s" >>"$SUMMARY"
-    tail -n 3 "$OUT/$name.log"
+    tail -n 3 "$LOGS/$name.log"
     return $rc
 }
 left() { echo $((BUDGET - ($(date +%s) - t_start))); }
+skip() { echo "$1 skipped: $2" | tee -a "$SUMMARY"; }
 
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$(readlink -f "$NVCC")")")}
@@ -62,6 +75,94 @@ fi
     echo "CUDA_HOME=$CUDA_HOME ARCH=$ARCH bundle: $(cat "$BUNDLE/COMMIT" 2>/dev/null)"
     git -C "$ROOT" log -1 --oneline 2>/dev/null
 } >"$OUT/env.txt" 2>&1
+
+# results.json, bench.jsonl, profile.jsonl and logs.tar.gz from what the steps have left so far.
+results() {
+    python3 - "$OUT" "$LOGS" "$WORK" <<'PY'
+import glob, json, os, re, sys
+out, logs, work = sys.argv[1:4]
+res = {"env": open(os.path.join(out, "env.txt"), errors="replace").read()[-4000:], "steps": [], "skipped": [],
+       "parity": {}, "bench": [], "baseline": None, "profile": {}}
+for line in open(os.path.join(out, "summary.txt")):
+    m = re.match(r"(\S+) rc=(\d+) (\d+)s", line)
+    if m:
+        res["steps"].append({"step": m[1], "rc": int(m[2]), "seconds": int(m[3])})
+    elif " skipped: " in line:
+        res["skipped"].append(line.strip())
+for f in sorted(os.listdir(logs)):
+    if f.startswith("parity_") and f.endswith(".log"):
+        lines = open(os.path.join(logs, f), errors="replace").read().splitlines()
+        keep = [l.strip() for l in lines if re.search(r"max \|diff\||identical|cases checked|agreement|FAILED|Error|error", l)]
+        res["parity"][f[len("parity_"):-4]] = keep[-60:]
+def json_lines(path):
+    rows = []
+    for l in open(path, errors="replace") if os.path.exists(path) else []:
+        if l.startswith("{"):
+            try:
+                rows.append(json.loads(l))
+            except ValueError:
+                pass
+    return rows
+res["bench"] = [r for r in json_lines(os.path.join(logs, "bench.log")) if r.get("event") == "bench"]
+with open(os.path.join(out, "bench.jsonl"), "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in res["bench"])
+a = os.path.join(out, "anchor_pytorch.json")
+if os.path.exists(a):
+    try:
+        res["baseline"] = json.load(open(a))
+    except ValueError as e:
+        res["baseline"] = {"error": "unreadable: %s" % e}
+# The profile: one file per batch (each process appends one exec's lines; an exec that ran nothing
+# writes none), merged with "batch" added; the summary keeps the top keys and the busy fractions.
+prof_lines = []
+for path in sorted(glob.glob(os.path.join(work, "profile_b*.jsonl"))):
+    batch = int(re.search(r"profile_b(\d+)\.jsonl$", path)[1])
+    rows = json_lines(path)
+    for r in rows:
+        r["batch"] = batch
+    prof_lines += rows
+    keys = [r for r in rows if "cuda_profile" in r]
+    total = sum(r["gpu_ms"] for r in keys) or 1.0
+    res["profile"][str(batch)] = {
+        "precision": "bf16",
+        "bench": [r for r in json_lines(os.path.join(logs, "profile_b%d.log" % batch)) if r.get("event") == "bench"],
+        "summary": {r["cuda_profile_summary"]: {k: r[k] for k in ("windows", "ops", "gpu_ms", "span_ms", "busy",
+                                                                  "starved", "host_ms", "stopped") if r.get(k, "") != ""}
+                    for r in rows if "cuda_profile_summary" in r},
+        "top": [{"key": r["cuda_profile"], "calls": r["calls"], "gpu_ms": r["gpu_ms"], "host_ms": r["host_ms"],
+                 "starved": r.get("starved"), "share": round(r["gpu_ms"] / total, 4)} for r in keys[:25]],
+        "by_op": {},
+    }
+    # the profiled run's tokens against the unprofiled benchmark's (same precision, batch, audio)
+    same = [r.get("ids_hash") for r in res["bench"] if r.get("precision") == "bf16" and r.get("batch") == batch]
+    prun = [r.get("ids_hash") for r in res["profile"][str(batch)]["bench"]]
+    res["profile"][str(batch)]["ids_match_bench"] = (same[0] == prun[0]) if same and prun else None
+    by_op = res["profile"][str(batch)]["by_op"]
+    for r in keys:
+        op = r["cuda_profile"].split()[0]
+        o = by_op.setdefault(op, {"calls": 0, "gpu_ms": 0.0, "host_ms": 0.0})
+        o["calls"] += r["calls"]
+        o["gpu_ms"] = round(o["gpu_ms"] + r["gpu_ms"], 4)
+        o["host_ms"] = round(o["host_ms"] + r["host_ms"], 4)
+with open(os.path.join(out, "profile.jsonl"), "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in prof_lines)
+json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=1)
+PY
+    # every step's log; a huge one keeps its first 256 KiB and last 1.5 MiB
+    local trimmed="$WORK/logs-trimmed"
+    rm -rf "$trimmed" && mkdir -p "$trimmed"
+    for f in "$LOGS"/*.log; do
+        [ -f "$f" ] || continue
+        if [ "$(stat -c %s "$f")" -gt $((2 << 20)) ]; then
+            { head -c $((256 << 10)) "$f"; printf '\n[... trimmed ...]\n'; tail -c $((1536 << 10)) "$f"; } \
+                >"$trimmed/$(basename "$f")"
+        else
+            cp "$f" "$trimmed/"
+        fi
+    done
+    tar -czf "$OUT/logs.tar.gz" -C "$trimmed" .
+}
+
 if [ ! -x "$BUNDLE/bin/canary-gpu-parity" ]; then
     echo "no bundle at $BUNDLE: run 'make gpu-bundle' and carry build/gpu-bundle" | tee -a "$SUMMARY"
     exit 1
@@ -73,7 +174,7 @@ FULL=${FULL_MODEL:-$WORK/canary-1b-flash-full.nemo}
     if [ -f "$FULL" ]; then echo "using $FULL"; else
         timeout 200 python3 tests/cuda/full_model.py weights "$BUNDLE/full/canary-1b-flash" "$FULL"
     fi
-) >"$OUT/full_model.log" 2>&1 &
+) >"$LOGS/full_model.log" 2>&1 &
 full_pid=$!
 if [ -n "${PLUGIN:-}" ]; then
     echo "build_plugin skipped: PLUGIN=$PLUGIN" >>"$SUMMARY"
@@ -92,16 +193,21 @@ for prec in fp32 tf32 bf16 fp16; do
     [ $prec = fp32 ] && CANARY_PARITY_REDUCED=none
     step "parity_$prec" 45 "$BUNDLE/bin/canary-gpu-parity"
 done
+results
 
 # --- 3. the engine benchmark on the full model ---------------------------------------------------
 wait $full_pid
-echo "full_model rc=$? ($(tail -n 1 "$OUT/full_model.log"))" >>"$SUMMARY"
+echo "full_model rc=$? ($(tail -n 1 "$LOGS/full_model.log"))" >>"$SUMMARY"
 if [ -f "$FULL" ]; then
     step bench $(($(left) > 160 ? 120 : 60)) "$BUNDLE/bin/canary-gpu-bench" --model "$FULL" --device cuda \
         --precision "${BENCH_PREC:-bf16,fp16,tf32}" --batches "${BATCHES:-1,64,128}" --seconds 10 --tokens 40 --runs 3
+else
+    skip bench "no model at $FULL"
 fi
+results
 
 # --- 4. the PyTorch eager baseline, same machine, same run ----------------------------------------
+PROFILE_RESERVE=45 # seconds kept for step 5 when the baseline can still have 60
 if [ -z "${SKIP_BASELINE:-}" ]; then
     ANCHOR=""
     for a in "$BUNDLE/bench/anchor_pytorch.py" shared/bench/anchor_pytorch.py ../shared/bench/anchor_pytorch.py \
@@ -109,41 +215,45 @@ if [ -z "${SKIP_BASELINE:-}" ]; then
         [ -f "$a" ] && ANCHOR=$a && break
     done
     budget=$(($(left) - 10))
+    [ $((budget - PROFILE_RESERVE)) -ge 60 ] && budget=$((budget - PROFILE_RESERVE))
     if [ -n "$ANCHOR" ] && [ $budget -gt 40 ]; then
         step baseline_pytorch "$budget" python3 "$ANCHOR"
     else
-        echo "baseline_pytorch skipped (anchor: '${ANCHOR:-not found}', ${budget}s left)" >>"$SUMMARY"
+        skip baseline_pytorch "anchor '${ANCHOR:-not found}', ${budget}s left"
     fi
+    results
+fi
+
+# --- 5. where the time goes: the per-operation profile, bf16, one process per batch --------------
+IFS=, read -r -a profile_batches <<<"${PROFILE_BATCHES:-1,128}"
+for b in "${profile_batches[@]}"; do
+    if [ ! -f "$FULL" ]; then
+        skip "profile_b$b" "no model at $FULL"
+    elif [ "$(left)" -lt 30 ]; then
+        skip "profile_b$b" "$(left)s of the ${BUDGET}s budget left"
+    else
+        lim=$(($(left) - 5))
+        [ $lim -gt 90 ] && lim=90
+        CANARY_CUDA_PROFILE="$WORK/profile_b$b.jsonl" step "profile_b$b" "$lim" "$BUNDLE/bin/canary-gpu-bench" \
+            --model "$FULL" --device cuda --precision bf16 --batches "$b" --seconds 10 --tokens 40 --runs 1
+    fi
+done
+results
+
+# --- 6. last, if time is left: fp32 parity on the short case under compute-sanitizer --------------
+SAN="$CUDA_HOME/bin/compute-sanitizer"
+if [ -n "${PLUGIN:-}" ]; then
+    skip sanitizer "PLUGIN=$PLUGIN is not a CUDA build"
+elif [ ! -x "$SAN" ]; then
+    skip sanitizer "no $SAN"
+elif [ "$(left)" -lt 40 ]; then
+    skip sanitizer "$(left)s of the ${BUDGET}s budget left"
+else
+    CANARY_PARITY_CASES=short CANARY_PARITY_REDUCED=none step sanitizer $(($(left) - 5)) "$SAN" --tool memcheck \
+        --print-limit 20 --error-exitcode 3 "$BUNDLE/bin/canary-gpu-parity"
 fi
 echo "total $(($(date +%s) - t_start))s" >>"$SUMMARY"
-
-# --- results.json ----------------------------------------------------------------------------------
-python3 - "$OUT" <<'PY'
-import json, os, re, sys
-out = sys.argv[1]
-res = {"env": open(os.path.join(out, "env.txt"), errors="replace").read()[-4000:], "steps": [], "parity": {},
-       "bench": [], "baseline": None}
-for line in open(os.path.join(out, "summary.txt")):
-    m = re.match(r"(\S+) rc=(\d+) (\d+)s", line)
-    if m:
-        res["steps"].append({"step": m[1], "rc": int(m[2]), "seconds": int(m[3])})
-for f in sorted(os.listdir(out)):
-    if f.startswith("parity_") and f.endswith(".log"):
-        lines = open(os.path.join(out, f), errors="replace").read().splitlines()
-        keep = [l.strip() for l in lines if re.search(r"max \|diff\||identical|cases checked|agreement|FAILED|Error|error", l)]
-        res["parity"][f[len("parity_"):-4]] = keep[-60:]
-if os.path.exists(os.path.join(out, "bench.log")):
-    for l in open(os.path.join(out, "bench.log"), errors="replace"):
-        if l.startswith("{"):
-            try:
-                res["bench"].append(json.loads(l))
-            except ValueError:
-                pass
-a = os.path.join(out, "anchor_pytorch.json")
-if os.path.exists(a):
-    res["baseline"] = json.load(open(a))
-json.dump(res, open(os.path.join(out, "results.json"), "w"), indent=1)
-PY
+results
 cat "$SUMMARY"
 grep -q 'rc=[^0]' "$SUMMARY" && exit 1
 exit 0

@@ -7,7 +7,11 @@
  *
  * Per (precision, batch): one untimed warm-up, then the median of `runs` timed calls of greedy
  * decoding with exactly `tokens` new tokens per utterance (EOS ignored) on synthetic audio. One
- * JSON line each on stdout; exit 0 when every run succeeded. */
+ * JSON line each on stdout (with a hash of every utterance's token ids: runs must agree); exit 0
+ * when every run succeeded. With CANARY_CUDA_PROFILE set and the plugin named by
+ * CANARY_CUDA_PLUGIN, the plugin's profile is paused during the warm-ups: it covers the timed runs
+ * (docs/CUDA.md). */
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +42,32 @@ static float *synth(size_t n, unsigned item) {
         x[k] = 0.1f * env * (sinf(2 * 3.14159265f * f0 * t) + 0.5f * sinf(2 * 3.14159265f * 2 * f0 * t));
     }
     return x;
+}
+
+/* cn_cuda_profile_pause of the loaded CUDA plugin, when profiling with a named plugin; else NULL. */
+static void (*profile_pause_fn(void))(int) {
+    const char *prof = getenv("CANARY_CUDA_PROFILE"), *plugin = getenv("CANARY_CUDA_PLUGIN");
+    if (!prof || !*prof || strcmp(prof, "0") == 0 || !plugin || !*plugin)
+        return NULL;
+    void *h = dlopen(plugin, RTLD_NOW | RTLD_NOLOAD); /* the engine's handle: loaded by model load */
+    void (*fn)(int) = NULL;
+    if (h) {
+        *(void **)&fn = dlsym(h, "cn_cuda_profile_pause");
+        dlclose(h); /* drops only this reference */
+    }
+    return fn;
+}
+
+/* FNV-1a over every utterance's token ids of the last run. */
+static unsigned long ids_hash(const canary_context *ctx) {
+    unsigned long h = 1469598103934665603ul;
+    for (int i = 0; i < canary_result_count(ctx); i++)
+        for (int j = 0; j <= canary_result_token_count(ctx, i); j++) {
+            unsigned v = j < canary_result_token_count(ctx, i) ? (unsigned)canary_result_token(ctx, i, j).id : ~0u;
+            for (int b = 0; b < 4; b++)
+                h = (h ^ ((v >> (8 * b)) & 0xffu)) * 1099511628211ul;
+        }
+    return h;
 }
 
 static bool parse_prec(const char *s, canary_precision *out) {
@@ -96,6 +126,9 @@ int main(int argc, char **argv) {
     printf("{\"event\":\"load\",\"model\":\"%s\",\"device\":\"%s\",\"note\":\"%s\",\"load_s\":%.3f}\n",
            canary_model_variant(model), canary_model_device(model), canary_model_device_note(model), now_s() - t0);
     fflush(stdout);
+    void (*profile_pause)(int) = profile_pause_fn();
+    if (profile_pause)
+        profile_pause(1);
     canary_context *ctx = NULL;
     if (canary_context_create(model, 0, &ctx, msg, sizeof msg) != CANARY_OK) {
         fprintf(stderr, "canary-gpu-bench: %s\n", msg);
@@ -143,12 +176,16 @@ int main(int argc, char **argv) {
             canary_timings tm = {0};
             canary_status st = CANARY_OK;
             for (int r = -1; r < runs && st == CANARY_OK; r++) { /* r = -1: warm-up (plans, lazy weights) */
+                if (profile_pause)
+                    profile_pause(r < 0);
                 double t = now_s();
                 st = canary_transcribe_batch(ctx, &prm, (const float *const *)pcm, lens, batch, msg, sizeof msg);
                 if (r >= 0)
                     walls[r] = now_s() - t;
                 tm = canary_last_timings(ctx);
             }
+            if (profile_pause)
+                profile_pause(1);
             if (st != CANARY_OK) {
                 printf("{\"event\":\"bench\",\"precision\":\"%s\",\"batch\":%d,\"error\":\"", p, batch);
                 for (const char *c = msg; *c; c++) /* a JSON string: the message without quotes */
@@ -168,9 +205,11 @@ int main(int argc, char **argv) {
             double wall = walls[runs / 2], audio = (double)seconds * batch;
             printf("{\"event\":\"bench\",\"model\":\"%s\",\"device\":\"%s\",\"precision\":\"%s\",\"batch\":%d,"
                    "\"audio_s\":%.1f,\"tokens_each\":%d,\"runs\":%d,\"wall_s\":%.4f,\"wall_min_s\":%.4f,"
-                   "\"rtfx\":%.1f,\"features_s\":%.4f,\"encoder_s\":%.4f,\"decoder_s\":%.4f}\n",
+                   "\"rtfx\":%.1f,\"features_s\":%.4f,\"encoder_s\":%.4f,\"decoder_s\":%.4f,"
+                   "\"ids_hash\":\"%016lx\",\"profiled\":%s}\n",
                    canary_model_variant(model), canary_model_device(model), p, batch, audio, toks, runs, wall,
-                   walls[0], audio / wall, tm.features_s, tm.encoder_s, tm.decoder_s);
+                   walls[0], audio / wall, tm.features_s, tm.encoder_s, tm.decoder_s, ids_hash(ctx),
+                   profile_pause ? "true" : "false");
             fflush(stdout);
         }
     }

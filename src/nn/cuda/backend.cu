@@ -95,6 +95,7 @@ static bool arena_grow(cn_exec *ex, size_t need) {
 
 static void *cu_alloc(cn_exec *ex, size_t bytes) {
     bind(ex);
+    CU_PROF(ex, CU_OP_ALLOC, (long)bytes);
     size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     if (need == 0)
         need = ARENA_ALIGN;
@@ -273,6 +274,7 @@ static void cu_upload(cn_exec *ex, void *dst, const void *src, size_t bytes) {
         capture_doom(ex, "an upload from pageable memory while recording", NULL);
         return;
     }
+    CU_PROF(ex, CU_OP_UPLOAD, (long)bytes);
     if (bytes)
         CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "upload");
 }
@@ -294,14 +296,18 @@ static void cu_download(cn_exec *ex, void *dst, const void *src, size_t bytes) {
     bind(ex);
     if (waits_while_recording(ex, "download"))
         return;
+    CU_PROF(ex, CU_OP_DOWNLOAD, (long)bytes);
     if (bytes)
         CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "download");
+    if (ex->prof)
+        cu_prof_before_wait(ex);
     CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "download");
 }
 
 static void cu_copy(cn_exec *ex, void *dst, const void *src, size_t bytes) {
     bind(ex);
     CU_SKIP_IF_DOOMED(ex);
+    CU_PROF(ex, CU_OP_COPY, (long)bytes);
     if (bytes)
         CU_NOTE(ex, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ex->stream), "copy");
 }
@@ -312,6 +318,7 @@ static void cu_copy_2d(cn_exec *ex, void *dst, size_t dst_pitch, const void *src
     CU_SKIP_IF_DOOMED(ex);
     if (!width || !rows)
         return;
+    CU_PROF(ex, CU_OP_COPY_2D, (long)rows, (long)width);
     if (cu_copy_2d_words(ex->stream, dst, dst_pitch, src, src_pitch, width, rows)) // float rows: a kernel
         CU_NOTE(ex, cudaGetLastError(), "copy_2d");
     else
@@ -371,6 +378,7 @@ static cn_status cu_exec_create(cn_backend *be_, int n_threads, cn_exec **out, c
     }
     ex->graphs = graphs_wanted();
     ex->pin_want = 64 << 10; // pinned staging for recorded steps, allocated at the first capture_begin
+    ex->prof = cu_prof_create();
     *out = ex;
     return CANARY_OK;
 }
@@ -402,6 +410,7 @@ static void cu_exec_destroy(cn_exec *ex) {
     }
     if (ex->stream)
         cudaStreamSynchronize(ex->stream);
+    cu_prof_destroy(ex);
     for (int i = 0; i < CU_PLANS; i++)
         plan_release(&ex->plans[i]);
     for (cu_chunk *c = ex->chunks, *n; c; c = n) {
@@ -447,6 +456,7 @@ static cn_status cu_sync(cn_exec *ex, cn_error *err) {
                                     ex->be->device);
         return st;
     }
+    CU_PROF(ex, CU_OP_SYNC); // closes the profile's window after the wait
     CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "synchronizing");
     CU_NOTE(ex, cudaGetLastError(), "a kernel launch");
     if (ex->first_error == cudaSuccess)
@@ -651,6 +661,7 @@ static void cu_linear(cn_exec *ex, const cn_linear *l, const float *x, int ldx, 
         return;
     bind(ex);
     CU_SKIP_IF_DOOMED(ex);
+    CU_PROF(ex, CU_OP_LINEAR, m, l->n_out, l->n_in, l->prec);
     const void *xb = x;
     int ldb = ldx;
     bool half = l->prec == CN_PREC_BF16 || l->prec == CN_PREC_F16;
@@ -712,6 +723,7 @@ static void cu_op_layer_norm(cn_exec *ex, const float *x, float *y, int rows, in
                              float eps) {
     bind(ex);
     CU_SKIP_IF_DOOMED(ex);
+    CU_PROF(ex, CU_OP_LAYER_NORM, rows, d);
     cu_layer_norm(ex->stream, x, y, rows, d, g, b, eps);
     CU_NOTE(ex, cudaGetLastError(), "layer_norm");
 }
@@ -719,6 +731,7 @@ static void cu_op_layer_norm(cn_exec *ex, const float *x, float *y, int rows, in
 static void cu_op_glu_mask(cn_exec *ex, const float *x, float *y, int n_seq, int t, int d, const int *valid) {
     bind(ex);
     CU_SKIP_IF_DOOMED(ex);
+    CU_PROF(ex, CU_OP_GLU_MASK, n_seq, t, d);
     cu_glu_mask(ex->stream, x, y, n_seq, t, d, stage_ints(ex, valid, (size_t)n_seq));
     CU_NOTE(ex, cudaGetLastError(), "glu_mask");
 }
@@ -727,6 +740,7 @@ static void cu_op_dwconv1d(cn_exec *ex, const float *x, float *y, int n_seq, int
                            const float *b, int k, cn_act act) {
     bind(ex);
     CU_SKIP_IF_DOOMED(ex);
+    CU_PROF(ex, CU_OP_DWCONV1D, n_seq, t, d, k);
     cu_dwconv1d(ex->stream, x, y, n_seq, t, d, w, b, k, act);
     CU_NOTE(ex, cudaGetLastError(), "dwconv1d");
 }
@@ -735,6 +749,7 @@ static void cu_op_conv2d_s2(cn_exec *ex, const float *x, float *y, int n_seq, in
                             const float *w, const float *b, const int *valid_in, cn_act act) {
     bind(ex);
     CU_SKIP_IF_DOOMED(ex);
+    CU_PROF(ex, CU_OP_CONV2D_S2, n_seq, t, f, c_in, c);
     cu_conv2d_s2(ex->stream, x, y, n_seq, t, f, c_in, c, w, b, stage_ints(ex, valid_in, (size_t)n_seq), act);
     CU_NOTE(ex, cudaGetLastError(), "conv2d_s2");
 }
@@ -742,6 +757,7 @@ static void cu_op_conv2d_s2(cn_exec *ex, const float *x, float *y, int n_seq, in
 static void cu_op_mask_time(cn_exec *ex, float *x, int n_seq, int t, size_t row, const int *valid) {
     bind(ex);
     CU_SKIP_IF_DOOMED(ex);
+    CU_PROF(ex, CU_OP_MASK_TIME, n_seq, t);
     const int *dv = stage_ints(ex, valid, (size_t)n_seq);
     if (dv) // NULL only when staging failed (recorded for sync)
         cu_mask_time(ex->stream, x, n_seq, t, row, dv);
@@ -764,6 +780,7 @@ static void cu_op_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
     int S = a->n_seq, t = a->t, H = a->n_heads, dk = a->head_dim, d = H * dk, np = 2 * t - 1;
     if (S <= 0 || t <= 0)
         return;
+    CU_PROF(ex, CU_OP_REL_ATTENTION, S, t, H, dk);
     size_t part = (size_t)S * t * d;
     size_t n_ac = (size_t)H * S * t * t, n_bd = (size_t)H * S * t * np;
     float *base = (float *)scratch(ex, sizeof(float) * (4 * part + n_ac + n_bd));
@@ -797,6 +814,7 @@ static void cu_op_attention(cn_exec *ex, const cn_attn_args *a) {
     CU_SKIP_IF_DOOMED(ex);
     if (a->n_seq <= 0 || a->lq <= 0)
         return;
+    CU_PROF(ex, CU_OP_ATTENTION, a->n_seq, a->n_heads, a->lq, a->lk, a->causal_offset >= 0);
     int n_blocks = a->n_seq;
     if (a->kv_block) {
         n_blocks = 0;
@@ -824,6 +842,7 @@ static void cu_op_embed(cn_exec *ex, const float *table, const float *pos, const
                         int d, float *out) {
     bind(ex);
     CU_SKIP_IF_DOOMED(ex);
+    CU_PROF(ex, CU_OP_EMBED, n, d);
     if (n > 0 && !ints_reserve(ex, (size_t)n))
         return;
     const int *di = stage_ints(ex, ids, (size_t)n), *dp = stage_ints(ex, positions, (size_t)n);
@@ -836,6 +855,7 @@ static void cu_op_embed(cn_exec *ex, const float *table, const float *pos, const
 static void cu_op_log_softmax(cn_exec *ex, float *x, int rows, int n) {
     bind(ex);
     CU_SKIP_IF_DOOMED(ex);
+    CU_PROF(ex, CU_OP_LOG_SOFTMAX, rows, n);
     cu_log_softmax(ex->stream, x, rows, n);
     CU_NOTE(ex, cudaGetLastError(), "log_softmax");
 }
@@ -875,9 +895,11 @@ static void cu_op_topk(cn_exec *ex, const float *x, int rows, int n, int k, floa
     if (cudaPointerGetAttributes(&at, x) != cudaSuccess || (at.type != cudaMemoryTypeDevice &&
                                                             at.type != cudaMemoryTypeManaged)) {
         cudaGetLastError();
+        CU_PROF(ex, CU_OP_TOPK_HOST, rows, n, k);
         topk_host(x, rows, n, k, vals, idx);
         return;
     }
+    CU_PROF(ex, CU_OP_TOPK, rows, n, k);
     size_t cnt = (size_t)rows * k;
     float *dv = (float *)scratch(ex, cnt * (sizeof(float) + sizeof(int)));
     if (!dv)
@@ -887,6 +909,8 @@ static void cu_op_topk(cn_exec *ex, const float *x, int rows, int n, int k, floa
     CU_NOTE(ex, cudaGetLastError(), "topk");
     CU_NOTE(ex, cudaMemcpyAsync(vals, dv, cnt * sizeof(float), cudaMemcpyDeviceToHost, ex->stream), "topk results");
     CU_NOTE(ex, cudaMemcpyAsync(idx, di, cnt * sizeof(int), cudaMemcpyDeviceToHost, ex->stream), "topk results");
+    if (ex->prof)
+        cu_prof_before_wait(ex);
     CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "topk");
 }
 
@@ -978,6 +1002,7 @@ static bool cu_capture_end(cn_exec *ex) {
         return false;
     }
     ex->give_ups_in_row = 0;
+    CU_PROF(ex, CU_OP_GRAPH_LAUNCH);
     e = cudaGraphLaunch(ex->gexec, ex->stream);
     if (e != cudaSuccess) {
         forget_staged(ex);

@@ -105,6 +105,7 @@ struct cn_exec {
     size_t pin_cap, pin_used, pin_want;
     int give_ups_in_row;
     long graph_launches, graph_instantiations, graph_updates, graph_give_ups;
+    struct cu_prof *prof;    // per-operation profile (CANARY_CUDA_PROFILE), NULL when off
 };
 
 struct cn_linear {
@@ -119,6 +120,35 @@ void cu_note(cn_exec *ex, cudaError_t e, const char *where);
 // While recording a graph: the recording will be discarded, for this reason.
 void capture_doom(cn_exec *ex, const char *what, const char *detail);
 #define CU_NOTE(ex, expr, where) cu_note((ex), (expr), (where))
+
+// ---- per-operation profile (profile.cu; CANARY_CUDA_PROFILE) ---------------------------------
+// Each operation opens a cu_prof_scope after bind(): with the profile off it costs one branch.
+typedef enum cu_op {
+    CU_OP_LINEAR, CU_OP_LAYER_NORM, CU_OP_GLU_MASK, CU_OP_DWCONV1D, CU_OP_CONV2D_S2, CU_OP_MASK_TIME,
+    CU_OP_REL_ATTENTION, CU_OP_ATTENTION, CU_OP_EMBED, CU_OP_LOG_SOFTMAX, CU_OP_TOPK, CU_OP_TOPK_HOST, CU_OP_COPY,
+    CU_OP_COPY_2D, CU_OP_UPLOAD, CU_OP_DOWNLOAD, CU_OP_ALLOC, CU_OP_SYNC, CU_OP_GRAPH_LAUNCH, CU_OP_COUNT
+} cu_op;
+struct cu_prof *cu_prof_create(void); // NULL unless CANARY_CUDA_PROFILE is set (and not "0")
+void cu_prof_destroy(cn_exec *ex);    // resolves, reports, frees (the stream must be idle)
+int cu_prof_begin(cn_exec *ex, cu_op op, long a, long b, long c, long d, long e, double *t0);
+void cu_prof_end(cn_exec *ex, cu_op op, int key, double t0);
+void cu_prof_before_wait(cn_exec *ex); // an op about to wait for its stream: its GPU part ends here
+struct cu_prof_scope {
+    cn_exec *ex;
+    cu_op op;
+    int key = -1;
+    double t0 = 0;
+    cu_prof_scope(cn_exec *e, cu_op o, long a = 0, long b = 0, long c = 0, long d = 0, long f = 0)
+        : ex(e->prof ? e : nullptr), op(o) {
+        if (ex)
+            key = cu_prof_begin(ex, op, a, b, c, d, f, &t0);
+    }
+    ~cu_prof_scope() {
+        if (ex)
+            cu_prof_end(ex, op, key, t0);
+    }
+};
+#define CU_PROF(ex, ...) cu_prof_scope cu_prof_scope_((ex), __VA_ARGS__)
 
 // ---- kernel launchers (kernels.cu); all on stream `st` ---------------------------------------
 void cu_f32_to_half(cudaStream_t st, const float *x, int ldx, int rows, int cols, void *out, bool bf16);

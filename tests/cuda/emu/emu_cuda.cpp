@@ -4,6 +4,8 @@
 // shuffle (the warp's 32 lanes must arrive), so barrier-synchronised code runs as on a GPU and a
 // missing arrival is reported as a deadlock instead of hanging.
 #include <iterator>
+#include <atomic>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <ucontext.h>
@@ -467,6 +469,47 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p) {
             a->device = it->second.device;
         }
     }
+    return cudaSuccess;
+}
+
+struct emu_event {
+    unsigned flags;
+    bool recorded;
+    double ms; // CLOCK_MONOTONIC when recorded
+};
+namespace {
+std::atomic<long> g_event_records;
+}
+cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
+    *e = new emu_event{flags, false, 0};
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    if (!e)
+        return g_last_error = cudaErrorInvalidResourceHandle;
+    if (!emu_stream_ok(s, "cudaEventRecord"))
+        return cudaErrorInvalidResourceHandle;
+    static const long fail_at = getenv("CANARY_EMU_EVENT_FAIL") ? atol(getenv("CANARY_EMU_EVENT_FAIL")) : 0;
+    if (++g_event_records == fail_at)
+        return g_last_error = cudaErrorUnknown;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    e->ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+    e->recorded = true;
+    return cudaSuccess;
+}
+cudaError_t cudaEventQuery(cudaEvent_t e) { return e ? cudaSuccess : cudaErrorInvalidResourceHandle; }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { return e ? cudaSuccess : cudaErrorInvalidResourceHandle; }
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) {
+    // as CUDA: both recorded, both with timing
+    if (!start || !end || !start->recorded || !end->recorded || (start->flags | end->flags) & cudaEventDisableTiming)
+        return g_last_error = cudaErrorInvalidResourceHandle;
+    *ms = (float)(end->ms - start->ms);
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete e;
     return cudaSuccess;
 }
 
