@@ -114,6 +114,9 @@ int main(int argc, char **argv) {
                         "[--batches 1,64,128] [--seconds 1-40] [--tokens N] [--runs 1-50]\n");
         return 2;
     }
+    /* CANARY_CUDA_GRAPHS=1 makes the CUDA backend run decoder steps as graphs (docs/CUDA.md) */
+    const char *graphs_env = getenv("CANARY_CUDA_GRAPHS");
+    bool graphs = graphs_env && *graphs_env && strcmp(graphs_env, "0") != 0;
     char msg[1024];
     canary_model_params mp = canary_model_default_params();
     mp.device = device;
@@ -206,10 +209,10 @@ int main(int argc, char **argv) {
             printf("{\"event\":\"bench\",\"model\":\"%s\",\"device\":\"%s\",\"precision\":\"%s\",\"batch\":%d,"
                    "\"audio_s\":%.1f,\"tokens_each\":%d,\"runs\":%d,\"wall_s\":%.4f,\"wall_min_s\":%.4f,"
                    "\"rtfx\":%.1f,\"features_s\":%.4f,\"encoder_s\":%.4f,\"decoder_s\":%.4f,"
-                   "\"ids_hash\":\"%016lx\",\"profiled\":%s}\n",
+                   "\"ids_hash\":\"%016lx\",\"profiled\":%s,\"cuda_graphs\":%s}\n",
                    canary_model_variant(model), canary_model_device(model), p, batch, audio, toks, runs, wall,
                    walls[0], audio / wall, tm.features_s, tm.encoder_s, tm.decoder_s, ids_hash(ctx),
-                   profile_pause ? "true" : "false");
+                   profile_pause ? "true" : "false", graphs ? "true" : "false");
             fflush(stdout);
         }
     }
