@@ -256,7 +256,10 @@ static cn_status finish(cn_canary_ctx *c, search *s, const cn_decode_opts *o, co
         memset(h, 0, sizeof *h);
         int r = best_row[b];
         int n = s->n_gen;
-        while (n > 0 && (s->tok[(size_t)r * W + n - 1] == s->eos || s->tok[(size_t)r * W + n - 1] == s->pad))
+        /* trailing EOS/pad are not text; with ignore_eos (benchmarks) every generated token is kept,
+         * so that the count says how much work was done */
+        while (!o->ignore_eos && n > 0 &&
+               (s->tok[(size_t)r * W + n - 1] == s->eos || s->tok[(size_t)r * W + n - 1] == s->pad))
             n--;
         h->ids = malloc(sizeof(int) * (size_t)(n + 1));
         h->logprobs = malloc(sizeof(float) * (size_t)(n + 1));

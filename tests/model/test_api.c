@@ -148,6 +148,38 @@ static void test_timestamps_support(void **state) {
     }
 }
 
+/* ignore_eos (benchmarks): exactly max_new_tokens tokens in the result, greedy and beam, on every
+ * layout, also where random weights emit EOS from the first step on (canary-1b, canary-1b-v2),
+ * whose trailing EOS the result keeps; without it the same run ends at its first EOS. */
+static void test_ignore_eos_counts(void **state) {
+    (void)state;
+    static const char *layouts[] = {"canary-180m-flash", "canary-1b-flash", "canary-1b", "canary-1b-v2"};
+    for (size_t k = 0; k < sizeof layouts / sizeof layouts[0]; k++) {
+        char path[1024], msg[512];
+        snprintf(path, sizeof path, "%s/models/%s-tiny.nemo", cn_test_binary_dir(), layouts[k]);
+        canary_model *m;
+        canary_context *ctx;
+        assert_int_equal(canary_model_load(path, NULL, &m, msg, sizeof msg), CANARY_OK);
+        assert_int_equal(canary_context_create(m, 1, &ctx, msg, sizeof msg), CANARY_OK);
+        for (int beam = 1; beam <= 2; beam++) {
+            canary_params p = canary_default_params(m);
+            p.search = beam == 1 ? CANARY_SEARCH_GREEDY : CANARY_SEARCH_BEAM;
+            p.beam_size = beam;
+            p.max_new_tokens = 7;
+            p.ignore_eos = true;
+            assert_int_equal(canary_transcribe(ctx, &p, pcm[0], n_pcm[0], msg, sizeof msg), CANARY_OK);
+            int n = canary_result_token_count(ctx, 0);
+            if (n != 7)
+                fail_msg("%s, beam %d: %d tokens with ignore_eos and max_new_tokens 7", layouts[k], beam, n);
+            p.ignore_eos = false;
+            assert_int_equal(canary_transcribe(ctx, &p, pcm[0], n_pcm[0], msg, sizeof msg), CANARY_OK);
+            assert_true(canary_result_token_count(ctx, 0) <= 7);
+        }
+        canary_context_free(ctx);
+        canary_model_free(m);
+    }
+}
+
 int main(void) {
     char path[1024], msg[512];
     snprintf(path, sizeof path, "%s/models/canary-180m-flash-tiny.nemo", cn_test_binary_dir());
@@ -161,6 +193,7 @@ int main(void) {
         cmocka_unit_test(test_batch_equals_single),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_timestamps_support),
+        cmocka_unit_test(test_ignore_eos_counts),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     canary_model_free(model);
