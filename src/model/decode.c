@@ -143,8 +143,7 @@ static void dec_step_ops(cn_canary_ctx *c, int n, int lq, const int *ids, const 
         ops->linear(c->ex, L->cross_out, att, d, (int)rows, x, d, CN_ACT_NONE, true, 1.0f);
         /* feed-forward */
         ops->layer_norm(c->ex, x, ln, (int)rows, d, L->ln3_g, L->ln3_b, eps);
-        ops->linear(c->ex, L->ff_in, ln, d, (int)rows, ff, inner, CN_ACT_RELU, false, 0);
-        ops->linear(c->ex, L->ff_out, ff, inner, (int)rows, x, d, CN_ACT_NONE, true, 1.0f);
+        cn_ffn(ops, c->ex, L->ff_in, L->ff_out, ln, d, (int)rows, ff, inner, x, d, CN_ACT_RELU, true, 1.0f);
     }
     float *last = c->buf[BUF_DLAST].p;
     ops->copy_2d(c->ex, last, sizeof(float) * (size_t)d, x + (size_t)(lq - 1) * d, sizeof(float) * (size_t)lq * d,

@@ -504,8 +504,7 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
         const enc_layer *L = &m->enc[li];
         /* x += 0.5 * FFN1(LN(x)) */
         ops->layer_norm(c->ex, x, ln, (int)rows, d, L->ln_ff1_g, L->ln_ff1_b, eps);
-        ops->linear(c->ex, L->ff1_in, ln, d, (int)rows, wide_p, dff, CN_ACT_SILU, false, 0);
-        ops->linear(c->ex, L->ff1_out, wide_p, dff, (int)rows, x, d, CN_ACT_NONE, true, 0.5f);
+        cn_ffn(ops, c->ex, L->ff1_in, L->ff1_out, ln, d, (int)rows, wide_p, dff, x, d, CN_ACT_SILU, true, 0.5f);
         /* x += RelPosMHSA(LN(x)) */
         ops->layer_norm(c->ex, x, ln, (int)rows, d, L->ln_att_g, L->ln_att_b, eps);
         ops->linear(c->ex, L->qkv, ln, d, (int)rows, wide_p, 3 * d, CN_ACT_NONE, false, 0);
@@ -521,8 +520,7 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
         ops->linear(c->ex, L->pw2, cv, d, (int)rows, x, d, CN_ACT_NONE, true, 1.0f);
         /* x += 0.5 * FFN2(LN(x)); x = LN_out(x) */
         ops->layer_norm(c->ex, x, ln, (int)rows, d, L->ln_ff2_g, L->ln_ff2_b, eps);
-        ops->linear(c->ex, L->ff2_in, ln, d, (int)rows, wide_p, dff, CN_ACT_SILU, false, 0);
-        ops->linear(c->ex, L->ff2_out, wide_p, dff, (int)rows, x, d, CN_ACT_NONE, true, 0.5f);
+        cn_ffn(ops, c->ex, L->ff2_in, L->ff2_out, ln, d, (int)rows, wide_p, dff, x, d, CN_ACT_SILU, true, 0.5f);
         ops->layer_norm(c->ex, x, x, (int)rows, d, L->ln_out_g, L->ln_out_b, eps);
         if (tap)
             tap(tap_ud, "layer", li, x, B, t, d);

@@ -37,4 +37,18 @@ cn_status cn_ctx_buf_reserve(cn_canary_ctx *c, cn_buf *b, size_t floats, cn_erro
 void cn_ctx_buf_free(cn_canary_ctx *c, cn_buf *b);
 void cn_dec_state_free(cn_canary_ctx *c);
 
+/* A feed-forward block y (+)= alpha·(act(x·W1ᵀ + b1)·W2ᵀ + b2) through the backend's ffn where it has
+ * one (a GPU keeps a half-precision hidden layer in its own type), else two linears through
+ * `hidden` [m, dh]. */
+static inline void cn_ffn(const cn_backend_ops *ops, cn_exec *ex, const cn_linear *l_in, const cn_linear *l_out,
+                          const float *x, int ldx, int m, float *hidden, int dh, float *y, int ldy, cn_act act,
+                          bool accumulate, float alpha) {
+    if (ops->ffn) {
+        ops->ffn(ex, l_in, l_out, x, ldx, m, hidden, y, ldy, act, accumulate, alpha);
+        return;
+    }
+    ops->linear(ex, l_in, x, ldx, m, hidden, dh, act, false, 0);
+    ops->linear(ex, l_out, hidden, dh, m, y, ldy, CN_ACT_NONE, accumulate, alpha);
+}
+
 #endif

@@ -144,6 +144,12 @@ typedef struct cn_backend_ops {
      * ran and the caller queues them again, now without capture. */
     bool (*capture_begin)(cn_exec *ex);
     bool (*capture_end)(cn_exec *ex);
+    /* Optional (NULL: two linear() calls do it): a feed-forward block, y = act(x·W1ᵀ + b1)·W2ᵀ + b2,
+     * or with accumulate y += alpha·(…) (l_in [dh, n_in], l_out [n_out, dh]). `hidden` is the
+     * caller's [m, dh] fp32 buffer, which the backend may use in any format (its contents after
+     * the call are unspecified): a GPU keeps a half-precision hidden layer in its own type. */
+    void (*ffn)(cn_exec *ex, const cn_linear *l_in, const cn_linear *l_out, const float *x, int ldx, int m,
+                float *hidden, float *y, int ldy, cn_act act, bool accumulate, float alpha);
 } cn_backend_ops;
 
 struct cn_backend {

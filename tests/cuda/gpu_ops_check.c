@@ -190,6 +190,52 @@ static void t_linear(ctx *c, const char *cs, int m, int n_in, int n_out, bool bi
     free(w), free(b), free(x), free(y0), free(got), free(ref), free(g2);
 }
 
+/* A feed-forward block (the backend's optional ffn): y0 + alpha(act(x W1' + b1) W2' + b2) or without
+ * accumulation, against double; half precisions keep the hidden layer in their type, so their
+ * tolerance is the linear's. Skipped where the backend has no ffn (the CPU). */
+static void t_ffn(ctx *c, const char *cs, int m, int n_in, int dh, int n_out, cn_act act, bool acc, float alpha) {
+    if (!c->o->ffn)
+        return;
+    float *w1 = rnd((size_t)dh * n_in, 1.0f / sqrtf((float)n_in)), *b1 = rnd((size_t)dh, 0.5f);
+    float *w2 = rnd((size_t)n_out * dh, 1.0f / sqrtf((float)dh)), *b2 = rnd((size_t)n_out, 0.5f);
+    float *x = rnd((size_t)m * n_in, 1.0f), *y0 = rnd((size_t)m * n_out, 1.0f);
+    cn_linear *l1 = NULL, *l2 = NULL;
+    cn_error e = {0};
+    if (c->o->linear_create(c->be, w1, b1, dh, n_in, c->prec, false, &l1, &e) != CANARY_OK ||
+        c->o->linear_create(c->be, w2, b2, n_out, dh, c->prec, false, &l2, &e) != CANARY_OK) {
+        printf("{\"op\":\"ffn\",\"case\":\"%s\",\"prec\":\"%s\",\"ok\":false,\"error\":\"%s\"}\n", cs, c->pname, e.msg);
+        g_failures++;
+        return;
+    }
+    float *dx = dev(c, x, (size_t)m * n_in), *dy = dev(c, y0, (size_t)m * n_out), *dh_buf = dev(c, NULL, (size_t)m * dh);
+    c->o->ffn(c->ex, l1, l2, dx, n_in, m, dh_buf, dy, n_out, act, acc, alpha);
+    float *got = zeros((size_t)m * n_out);
+    get(c, got, dy, (size_t)m * n_out);
+    check_sync(c, "ffn");
+    double *ref = calloc((size_t)m * n_out, sizeof(double)), *h = calloc((size_t)dh, sizeof(double));
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < dh; j++) {
+            double s = b1[j];
+            for (int k = 0; k < n_in; k++)
+                s += (double)x[(size_t)i * n_in + k] * w1[(size_t)j * n_in + k];
+            h[j] = act_d(act, s);
+        }
+        for (int o = 0; o < n_out; o++) {
+            double s = b2[o];
+            for (int j = 0; j < dh; j++)
+                s += h[j] * w2[(size_t)o * dh + j];
+            ref[(size_t)i * n_out + o] = acc ? (double)y0[(size_t)i * n_out + o] + alpha * s : s;
+        }
+    }
+    report(c, "ffn", cs, got, ref, (size_t)m * n_out, gemm_tol(c->prec));
+    c->o->free(c->ex, dx);
+    c->o->free(c->ex, dy);
+    c->o->free(c->ex, dh_buf);
+    c->o->linear_destroy(c->be, l1);
+    c->o->linear_destroy(c->be, l2);
+    free(w1), free(b1), free(w2), free(b2), free(x), free(y0), free(got), free(ref), free(h);
+}
+
 static void t_layer_norm(ctx *c, int rows, int d, bool inplace) {
     float *x = rnd((size_t)rows * d, 3.0f), *g = rnd((size_t)d, 1.0f), *b = rnd((size_t)d, 1.0f);
     for (size_t i = 0; i < (size_t)rows * d; i++)
@@ -596,6 +642,9 @@ static void run_checks(ctx *c, bool quick) {
     t_linear(c, "m1_k64_n33_decoder_row", 1, 64, 33, true, CN_ACT_NONE, false, 0, 0, 0);
     if (!quick)
         t_linear(c, "m67_k1024_n1536_silu", 67, 1024, 1536, true, CN_ACT_SILU, false, 0, 0, 0);
+    t_ffn(c, "m37_k96_h160_n80_silu_acc0.5", 37, 96, 160, 80, CN_ACT_SILU, true, 0.5f);
+    t_ffn(c, "m3_k64_h96_n64_relu_acc1_decoder", 3, 64, 96, 64, CN_ACT_RELU, true, 1.0f);
+    t_ffn(c, "m9_k40_h72_n24_silu", 9, 40, 72, 24, CN_ACT_SILU, false, 0.0f);
     t_layer_norm(c, 50, 1024, false);
     t_layer_norm(c, 9, 80, true);
     t_layer_norm(c, 6, 200, false); /* the warp kernel's partial last float4 group */

@@ -98,11 +98,19 @@ for ex, ls in execs.items():
           f"{ex}: keys sorted by gpu_ms")
     for k in keys:
         check(k["gpu_ms"] >= 0 and k["host_ms"] >= 0 and 0 <= k["starved"] <= k["calls"], f"{ex}: {k}")
-    for op, n in expected.items():
-        got = sum(k["calls"] for k in keys if k["cuda_profile"] == op or k["cuda_profile"].startswith(op + " "))
-        check(got == n, f"{ex}: {op} calls {got}, expected {n}")
     lin_precs = {k["cuda_profile"].split()[-1] for k in keys if k["cuda_profile"].startswith("linear ")}
     prec = "bf16" if "bf16" in lin_precs else "fp32"
+    # bf16 layers run each feed-forward block (2 per conformer layer, 1 per decoder layer and step)
+    # as one ffn operation with a bf16 hidden layer; fp32 as its two linears
+    want = dict(expected)
+    if prec == "bf16":
+        want["ffn"] = 2 * Le + T * Ld
+        want["linear"] = expected["linear"] - 2 * want["ffn"]
+    else:
+        want["ffn"] = 0
+    for op, n in want.items():
+        got = sum(k["calls"] for k in keys if k["cuda_profile"] == op or k["cuda_profile"].startswith(op + " "))
+        check(got == n, f"{ex}: {op} calls {got}, expected {n}")
     precs_seen.append(prec)
     head = f"linear m={BATCH} n={vocab} k={d_dec} {prec}"
     check(sum(k["calls"] for k in keys if k["cuda_profile"] == head) == T,

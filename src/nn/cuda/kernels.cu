@@ -202,6 +202,27 @@ bool cu_copy_2d_words(cudaStream_t st, void *dst, size_t dst_pitch, const void *
     return true;
 }
 
+template <bool BF16> __device__ __forceinline__ float from_bits16(unsigned short b) {
+    if (BF16) return __bfloat162float(__ushort_as_bfloat16(b));
+    return __half2float(__ushort_as_half(b));
+}
+
+// The hidden layer of a half-precision feed-forward block: bias and activation in fp32, in place.
+template <bool BF16>
+__global__ void k_bias_act_16(unsigned short *h, size_t ldh, int cols, size_t rows, const float *b, cn_act act) {
+    ROW_LOOP(r, rows) {
+        unsigned short *hr = h + r * ldh;
+        COL_LOOP(c, cols) hr[c] = (unsigned short)to_bits16<BF16>(act_apply(act, from_bits16<BF16>(hr[c]) + (b ? b[c] : 0.0f)));
+    }
+}
+
+void cu_bias_act_half(cudaStream_t st, void *h, int ldh, int rows, int cols, const float *b, cn_act act, bool bf16) {
+    if (rows <= 0 || cols <= 0 || (!b && act == CN_ACT_NONE)) return;
+    void (*k)(unsigned short *, size_t, int, size_t, const float *, cn_act) = bf16 ? k_bias_act_16<true> : k_bias_act_16<false>;
+    k<<<grid_rows((size_t)rows, (size_t)cols, THREADS), THREADS, 0, st>>>((unsigned short *)h, (size_t)ldh, cols,
+                                                                          (size_t)rows, b, act);
+}
+
 // ---- normalisation and element-wise ----------------------------------------------------------
 
 // One block per row; two passes over the row (mean, then centred variance) as the CPU does. For

@@ -23,7 +23,7 @@
 static const char *const op_names[CU_OP_COUNT] = {
     "linear",    "layer_norm", "glu_mask", "dwconv1d", "conv2d_s2", "mask_time", "rel_attention",
     "attention", "embed",      "log_softmax", "topk",  "topk_host", "copy",      "copy_2d",
-    "upload",    "download",   "alloc",    "sync",      "graph_launch"};
+    "upload",    "download",   "alloc",    "sync",      "graph_launch", "ffn"};
 
 typedef struct prof_key {
     int op;
@@ -123,7 +123,8 @@ static void key_name(const prof_key *k, char *s, size_t n) {
     }
     switch (k->op) {
     case CU_OP_LINEAR:
-        snprintf(s, n, "linear m=%ld n=%ld k=%ld %s", d[0], d[1], d[2], prec_name(d[3]));
+    case CU_OP_FFN: // the first layer's shape: m rows, n hidden, k inputs
+        snprintf(s, n, "%s m=%ld n=%ld k=%ld %s", name, d[0], d[1], d[2], prec_name(d[3]));
         break;
     case CU_OP_LAYER_NORM:
     case CU_OP_LOG_SOFTMAX:

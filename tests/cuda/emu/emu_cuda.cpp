@@ -529,9 +529,25 @@ float load(const void *p, cudaDataType_t t, size_t i) {
     memcpy(&h, &b, 2);
     return (float)h;
 }
-// C (m x n, ldc, fp32) = alpha op(A) op(B) + beta C, column-major as cuBLAS defines it
-void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const void *A, cudaDataType_t at, long lda,
-          const void *B, cudaDataType_t bt, long ldb, float beta, float *C, long ldc) {
+void store(void *p, cudaDataType_t t, size_t i, float v) {
+    if (t == CUDA_R_32F) {
+        ((float *)p)[i] = v;
+        return;
+    }
+    uint16_t b;
+    if (t == CUDA_R_16BF) {
+        __nv_bfloat16 h = __float2bfloat16_rn(v);
+        b = h.bits;
+    } else {
+        _Float16 h = (_Float16)v;
+        memcpy(&b, &h, 2);
+    }
+    ((uint16_t *)p)[i] = b;
+}
+// C (m x n, ldc, of type ct) = alpha op(A) op(B) + beta C, column-major as cuBLAS defines it; the
+// sum in double, rounded once to ct (as a GPU rounds its fp32 accumulator once).
+void gemm_t(bool ta, bool tb, int m, int n, int k, float alpha, const void *A, cudaDataType_t at, long lda,
+            const void *B, cudaDataType_t bt, long ldb, float beta, void *C, cudaDataType_t ct, long ldc) {
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             double s = 0;
@@ -540,9 +556,14 @@ void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const void *A, cud
                 float b = tb ? load(B, bt, (size_t)(j + p * ldb)) : load(B, bt, (size_t)(p + j * ldb));
                 s += (double)a * b;
             }
-            float *c = C + i + (size_t)j * ldc;
-            *c = (float)(alpha * s + (beta != 0.0f ? beta * *c : 0.0f));
+            size_t ci = i + (size_t)j * ldc;
+            float acc = (float)(alpha * s + (beta != 0.0f ? beta * load(C, ct, ci) : 0.0f));
+            store(C, ct, ci, acc);
         }
+}
+void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const void *A, cudaDataType_t at, long lda,
+          const void *B, cudaDataType_t bt, long ldb, float beta, float *C, long ldc) {
+    gemm_t(ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, CUDA_R_32F, ldc);
 }
 size_t esize(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
 } // namespace
@@ -581,10 +602,10 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
                             cublasComputeType_t, cublasGemmAlgo_t) {
     if (!handle_ok(h->device, "cublasGemmEx"))
         return CUBLAS_STATUS_EXECUTION_FAILED;
-    if (ct != CUDA_R_32F || at != bt)
+    if ((ct != CUDA_R_32F && ct != at) || at != bt)
         return CUBLAS_STATUS_NOT_SUPPORTED;
     float al = *(const float *)alpha, be = *(const float *)beta; // host scalars: read now
-    auto run = [=] { gemm(ta == CUBLAS_OP_T, tb == CUBLAS_OP_T, m, n, k, al, A, at, lda, B, bt, ldb, be, (float *)C, ldc); };
+    auto run = [=] { gemm_t(ta == CUBLAS_OP_T, tb == CUBLAS_OP_T, m, n, k, al, A, at, lda, B, bt, ldb, be, C, ct, ldc); };
     if (!emu_record(h->stream, run, K_GEMM))
         run();
     return CUBLAS_STATUS_SUCCESS;
@@ -700,17 +721,21 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
         return CUBLAS_STATUS_NOT_SUPPORTED; // the backend only computes in place
     int m = (int)(d->ta ? la->cols : la->rows), k = (int)(d->ta ? la->rows : la->cols);
     int n = (int)(d->tb ? lb->rows : lb->cols);
-    float *out = (float *)D;
     // everything read now, as cuBLASLt does (descriptors and host scalars may change after the call)
     float al = *(const float *)alpha, be = *(const float *)beta;
     bool ta = d->ta, tb = d->tb;
-    cudaDataType_t at = la->t, bt = lb->t;
+    cudaDataType_t at = la->t, bt = lb->t, dt = ld->t;
+    if (dt != CUDA_R_32F && (dt != at || d->epi != CUBLASLT_EPILOGUE_DEFAULT))
+        return CUBLAS_STATUS_NOT_SUPPORTED; // half outputs: only what the backend uses (no epilogue)
     long lda = la->ld, ldb = lb->ld, ldd = ld->ld;
     bool bias = d->epi == CUBLASLT_EPILOGUE_BIAS || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS;
     bool relu = d->epi == CUBLASLT_EPILOGUE_RELU || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS;
     const float *bias_p = d->bias;
     auto run = [=] {
-        gemm(ta, tb, m, n, k, al, A, at, lda, B, bt, ldb, be, out, ldd);
+        gemm_t(ta, tb, m, n, k, al, A, at, lda, B, bt, ldb, be, D, dt, ldd);
+        if (dt != CUDA_R_32F)
+            return;
+        float *out = (float *)D;
         for (int j = 0; j < n; j++)
             for (int i = 0; i < m; i++) {
                 float *v = out + i + (size_t)j * ldd;

@@ -87,6 +87,27 @@ static inline __half __float2half_rn(float f) {
 }
 
 static inline unsigned short __half_as_ushort(__half h) { return h.bits; }
+static inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short b) {
+    __nv_bfloat16 r;
+    r.bits = b;
+    return r;
+}
+static inline __half __ushort_as_half(unsigned short b) {
+    __half r;
+    r.bits = b;
+    return r;
+}
+static inline float __bfloat162float(__nv_bfloat16 h) {
+    uint32_t u = (uint32_t)h.bits << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline float __half2float(__half h) {
+    _Float16 v;
+    memcpy(&v, &h.bits, 2);
+    return (float)v;
+}
 
 // ---- runtime ------------------------------------------------------------------------------------
 typedef enum cudaError {
