@@ -9,7 +9,7 @@
 typedef struct cn_backend cn_backend;
 typedef struct cn_error cn_error;
 
-#define CN_CUDA_PLUGIN_ABI 4 /* 4: cn_backend_ops.capture_begin/capture_end */
+#define CN_CUDA_PLUGIN_ABI 4 /* 4: cn_backend_ops.capture_begin/capture_end, ffn */
 
 typedef struct cn_cuda_device_info {
     int index;
