@@ -150,6 +150,11 @@ typedef struct cn_backend_ops {
      * the call are unspecified): a GPU keeps a half-precision hidden layer in its own type. */
     void (*ffn)(cn_exec *ex, const cn_linear *l_in, const cn_linear *l_out, const float *x, int ldx, int m,
                 float *hidden, float *y, int ldy, cn_act act, bool accumulate, float alpha);
+    /* n matrices x[b] [rows, cols] -> y[b] [y_rows, rows]: the first cols rows of y[b] are x[b]ᵀ, the
+     * rest zero (y_rows >= cols). The encoder's input: features [n_mels, t] per item, uploaded as
+     * they are, to time-major [t_max, n_mels] where the device is (a host transpose of a batch of
+     * 128 took 40 ms on one core). */
+    void (*transpose)(cn_exec *ex, const float *x, float *y, int n, int rows, int cols, int y_rows);
 } cn_backend_ops;
 
 struct cn_backend {

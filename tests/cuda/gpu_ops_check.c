@@ -236,6 +236,29 @@ static void t_ffn(ctx *c, const char *cs, int m, int n_in, int dh, int n_out, cn
     free(w1), free(b1), free(w2), free(b2), free(x), free(y0), free(got), free(ref), free(h);
 }
 
+/* The encoder input's transpose: n matrices [rows, cols] -> [y_rows, rows], rows past cols zero. */
+static void t_transpose(ctx *c, int n, int rows, int cols, int y_rows) {
+    size_t nx = (size_t)n * rows * cols, ny = (size_t)n * y_rows * rows;
+    float *x = rnd(nx, 1.0f), *got = zeros(ny);
+    float *dx = dev(c, x, nx), *dy = dev(c, NULL, ny);
+    float *junk = rnd(ny, 1.0f); /* the padding rows must be written, not left from before */
+    c->o->upload(c->ex, dy, junk, ny * sizeof(float));
+    c->o->transpose(c->ex, dx, dy, n, rows, cols, y_rows);
+    get(c, got, dy, ny);
+    check_sync(c, "transpose");
+    double *ref = calloc(ny, sizeof(double));
+    for (int b = 0; b < n; b++)
+        for (int r = 0; r < rows; r++)
+            for (int cc = 0; cc < cols; cc++)
+                ref[(size_t)b * y_rows * rows + (size_t)cc * rows + r] = x[(size_t)b * rows * cols + (size_t)r * cols + cc];
+    char cs[64];
+    snprintf(cs, sizeof cs, "n%d_%dx%d_to_%dx%d", n, rows, cols, y_rows, rows);
+    report(c, "transpose", cs, got, ref, ny, 0.0);
+    c->o->free(c->ex, dx);
+    c->o->free(c->ex, dy);
+    free(x), free(got), free(junk), free(ref);
+}
+
 static void t_layer_norm(ctx *c, int rows, int d, bool inplace) {
     float *x = rnd((size_t)rows * d, 3.0f), *g = rnd((size_t)d, 1.0f), *b = rnd((size_t)d, 1.0f);
     for (size_t i = 0; i < (size_t)rows * d; i++)
@@ -645,6 +668,9 @@ static void run_checks(ctx *c, bool quick) {
     t_ffn(c, "m37_k96_h160_n80_silu_acc0.5", 37, 96, 160, 80, CN_ACT_SILU, true, 0.5f);
     t_ffn(c, "m3_k64_h96_n64_relu_acc1_decoder", 3, 64, 96, 64, CN_ACT_RELU, true, 1.0f);
     t_ffn(c, "m9_k40_h72_n24_silu", 9, 40, 72, 24, CN_ACT_SILU, false, 0.0f);
+    t_transpose(c, 3, 40, 77, 77);
+    t_transpose(c, 2, 128, 101, 130); /* an encoder input: 128 mels, padded frames */
+    t_transpose(c, 1, 5, 3, 70);
     t_layer_norm(c, 50, 1024, false);
     t_layer_norm(c, 9, 80, true);
     t_layer_norm(c, 6, 200, false); /* the warp kernel's partial last float4 group */

@@ -656,6 +656,24 @@ static cn_status cpu_sync(cn_exec *ex, cn_error *err) {
     return CANARY_OK;
 }
 
+/* In 32 x 32 tiles, so that the strided side of a tile stays in L1. */
+static void cpu_transpose(cn_exec *ex, const float *x, float *y, int n, int rows, int cols, int y_rows) {
+    (void)ex;
+    for (int b = 0; b < n; b++) {
+        const float *xb = x + (size_t)b * rows * cols;
+        float *yb = y + (size_t)b * y_rows * rows;
+        for (int c0 = 0; c0 < cols; c0 += 32)
+            for (int r0 = 0; r0 < rows; r0 += 32) {
+                int c1 = c0 + 32 < cols ? c0 + 32 : cols, r1 = r0 + 32 < rows ? r0 + 32 : rows;
+                for (int r = r0; r < r1; r++)
+                    for (int c = c0; c < c1; c++)
+                        yb[(size_t)c * rows + r] = xb[(size_t)r * cols + c];
+            }
+        if (y_rows > cols)
+            memset(yb + (size_t)cols * rows, 0, sizeof(float) * (size_t)(y_rows - cols) * rows);
+    }
+}
+
 static void cpu_copy_2d(cn_exec *ex, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
                         size_t rows) {
     (void)ex;
@@ -691,6 +709,7 @@ static const cn_backend_ops cpu_ops = {
     .constant = cpu_constant,
     .sync = cpu_sync,
     .copy_2d = cpu_copy_2d,
+    .transpose = cpu_transpose,
 };
 
 cn_status cn_cpu_backend_create(cn_backend **out, cn_error *err) {

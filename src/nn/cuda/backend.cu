@@ -971,6 +971,14 @@ static void cu_op_topk(cn_exec *ex, const float *x, int rows, int n, int k, floa
     CU_NOTE(ex, cudaStreamSynchronize(ex->stream), "topk");
 }
 
+static void cu_op_transpose(cn_exec *ex, const float *x, float *y, int n, int rows, int cols, int y_rows) {
+    bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
+    CU_PROF(ex, CU_OP_TRANSPOSE, n, rows, cols, y_rows);
+    cu_transpose(ex->stream, x, y, n, rows, cols, y_rows);
+    CU_NOTE(ex, cudaGetLastError(), "transpose");
+}
+
 // ---- CUDA graphs --------------------------------------------------------------------------------------
 // With CANARY_CUDA_GRAPHS=1 the model records each decoder step (capture_begin .. capture_end) and
 // launches it as one graph: a step is ~100 kernels of a few microseconds, so their launches, not
@@ -1114,6 +1122,7 @@ static const cn_backend_ops cuda_ops = {
     /* capture_begin */ cu_capture_begin,
     /* capture_end */ cu_capture_end,
     /* ffn */ cu_ffn,
+    /* transpose */ cu_op_transpose,
 };
 
 CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out, cn_error *err) {

@@ -126,7 +126,7 @@ void capture_doom(cn_exec *ex, const char *what, const char *detail);
 typedef enum cu_op {
     CU_OP_LINEAR, CU_OP_LAYER_NORM, CU_OP_GLU_MASK, CU_OP_DWCONV1D, CU_OP_CONV2D_S2, CU_OP_MASK_TIME,
     CU_OP_REL_ATTENTION, CU_OP_ATTENTION, CU_OP_EMBED, CU_OP_LOG_SOFTMAX, CU_OP_TOPK, CU_OP_TOPK_HOST, CU_OP_COPY,
-    CU_OP_COPY_2D, CU_OP_UPLOAD, CU_OP_DOWNLOAD, CU_OP_ALLOC, CU_OP_SYNC, CU_OP_GRAPH_LAUNCH, CU_OP_FFN, CU_OP_COUNT
+    CU_OP_COPY_2D, CU_OP_UPLOAD, CU_OP_DOWNLOAD, CU_OP_ALLOC, CU_OP_SYNC, CU_OP_GRAPH_LAUNCH, CU_OP_FFN, CU_OP_TRANSPOSE, CU_OP_COUNT
 } cu_op;
 struct cu_prof *cu_prof_create(void); // NULL unless CANARY_CUDA_PROFILE is set (and not "0")
 void cu_prof_destroy(cn_exec *ex);    // resolves, reports, frees (the stream must be idle)
@@ -154,6 +154,8 @@ struct cu_prof_scope {
 void cu_f32_to_half(cudaStream_t st, const float *x, int ldx, int rows, int cols, void *out, bool bf16);
 void cu_bias_act(cudaStream_t st, float *y, int ldy, int rows, int cols, const float *b, cn_act act, bool accumulate,
                  float alpha);
+// y[b] [y_rows, rows] = x[b] [rows, cols] transposed, rows past cols zeroed (nn/backend.h).
+void cu_transpose(cudaStream_t st, const float *x, float *y, int n, int rows, int cols, int y_rows);
 // h = act(h + b) in place over a bf16 (or fp16) matrix [rows, cols] (row stride ldh), in fp32 math.
 void cu_bias_act_half(cudaStream_t st, void *h, int ldh, int rows, int cols, const float *b, cn_act act, bool bf16);
 void cu_layer_norm(cudaStream_t st, const float *x, float *y, int rows, int d, const float *g, const float *b,

@@ -223,6 +223,37 @@ void cu_bias_act_half(cudaStream_t st, void *h, int ldh, int rows, int cols, con
                                                                           (size_t)rows, b, act);
 }
 
+// Batched transpose through a 32 x 33 shared tile (coalesced reads and writes, no bank conflicts):
+// block (column tile, row tile, matrix); rows of y past cols are zeroed by the blocks of the last
+// column tiles' grid stride below.
+__global__ void k_transpose(const float *x, float *y, int n, int rows, int cols, int y_rows) {
+    __shared__ float tile[32][33];
+    int tx = threadIdx.x & 31, ty = threadIdx.x >> 5; // 32 x 8 threads
+    for (int b = (int)blockIdx.z; b < n; b += (int)gridDim.z) {
+        const float *xb = x + (size_t)b * rows * cols;
+        float *yb = y + (size_t)b * y_rows * rows;
+        for (int r0 = (int)blockIdx.y * 32; r0 < rows; r0 += (int)gridDim.y * 32)
+            for (int c0 = (int)blockIdx.x * 32; c0 < y_rows; c0 += (int)gridDim.x * 32) {
+                for (int k = ty; k < 32; k += 8) {
+                    int r = r0 + k, c = c0 + tx;
+                    tile[k][tx] = r < rows && c < cols ? xb[(size_t)r * cols + c] : 0.0f;
+                }
+                __syncthreads();
+                for (int k = ty; k < 32; k += 8) {
+                    int c = c0 + k, r = r0 + tx; // y row c, column r
+                    if (c < y_rows && r < rows) yb[(size_t)c * rows + r] = tile[tx][k];
+                }
+                __syncthreads();
+            }
+    }
+}
+
+void cu_transpose(cudaStream_t st, const float *x, float *y, int n, int rows, int cols, int y_rows) {
+    if (n <= 0 || rows <= 0 || y_rows <= 0) return;
+    dim3 g((unsigned)((y_rows + 31) / 32), cap_yz(((size_t)rows + 31) / 32), cap_yz((size_t)n));
+    k_transpose<<<g, 256, 0, st>>>(x, y, n, rows, cols, y_rows);
+}
+
 // ---- normalisation and element-wise ----------------------------------------------------------
 
 // One block per row; two passes over the row (mean, then centred variance) as the CPU does. For
