@@ -567,6 +567,9 @@ void cu_attention(cudaStream_t st, const cn_attn_args *a, const int *kv_block, c
                   float *scores_global) {
     if (a->n_seq <= 0 || a->lq <= 0 || a->n_heads <= 0) return;
     size_t smem = sizeof(float) * ((size_t)a->head_dim + (scores_global ? 0 : (size_t)a->lk));
+    // In 4 KiB steps: a decoder step's self-attention grows by one key per step, and a recorded step
+    // (CUDA graph) is updated in place more surely when its launches keep their shape.
+    smem = (smem + 4095) / 4096 * 4096;
     dim3 grid((unsigned)(a->n_seq * a->n_heads), (unsigned)a->lq);
     k_attention<<<grid, ATT_THREADS, smem, st>>>(*a, kv_block, kv_valid, scores_global);
 }
