@@ -42,8 +42,10 @@ struct canary_context {
     int n_threads;
     cn_pool *feat_pool; /* the batch's features, one item per thread */
     float *feat_buf;    /* their output, kept between calls: a fresh 65 MB block (batch 128) costs
-                         * its page faults on every call */
+                         * its page faults on every call; pinned where the backend has such memory
+                         * (a GPU uploads it several times faster) */
     size_t feat_cap;    /* floats */
+    cn_backend *feat_be; /* the backend that allocated feat_buf, NULL: malloc */
     cn_canary_ctx *cc[N_PREC];
     result *res;
     int n_res;
@@ -271,6 +273,32 @@ static void clear_results(canary_context *c) {
     c->n_res = 0;
 }
 
+static void feat_buf_free(canary_context *c) {
+    if (c->feat_be)
+        c->feat_be->ops->host_free(c->feat_be, c->feat_buf);
+    else
+        free(c->feat_buf);
+    c->feat_buf = NULL;
+    c->feat_cap = 0;
+    c->feat_be = NULL;
+}
+
+/* Room for `floats` feature values, in the backend's upload-friendly memory where it has some. */
+static float *feat_buf_reserve(canary_context *c, cn_backend *be, size_t floats) {
+    if (floats <= c->feat_cap)
+        return c->feat_buf;
+    feat_buf_free(c);
+    if (be && be->ops->host_alloc) {
+        c->feat_buf = be->ops->host_alloc(be, sizeof(float) * floats);
+        c->feat_be = c->feat_buf ? be : NULL;
+    }
+    if (!c->feat_buf)
+        c->feat_buf = malloc(sizeof(float) * floats);
+    if (c->feat_buf)
+        c->feat_cap = floats;
+    return c->feat_buf;
+}
+
 void canary_context_free(canary_context *c) {
     if (!c)
         return;
@@ -278,7 +306,7 @@ void canary_context_free(canary_context *c) {
     for (int i = 0; i < N_PREC; i++)
         cn_canary_ctx_free(c->cc[i]);
     cn_pool_destroy(c->feat_pool);
-    free(c->feat_buf);
+    feat_buf_free(c);
     free(c);
 }
 
@@ -384,15 +412,7 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
     uint64_t t0 = cn_now_ns();
     int64_t cols = cn_features_columns(fx, maxlen);
     int n_mels = cn_features_n_mels(fx);
-    size_t need = (size_t)n * (size_t)n_mels * (size_t)cols;
-    if (need > c->feat_cap) {
-        free(c->feat_buf);
-        c->feat_cap = 0;
-        c->feat_buf = malloc(sizeof(float) * need);
-        if (c->feat_buf)
-            c->feat_cap = need;
-    }
-    fbuf = c->feat_buf;
+    fbuf = feat_buf_reserve(c, m->be[0], (size_t)n * (size_t)n_mels * (size_t)cols);
     if (!fbuf) {
         st = cn_error_set(err, CANARY_ENOMEM, "out of memory for features of %d utterances", n);
         goto out;

@@ -155,6 +155,10 @@ typedef struct cn_backend_ops {
      * they are, to time-major [t_max, n_mels] where the device is (a host transpose of a batch of
      * 128 took 40 ms on one core). */
     void (*transpose)(cn_exec *ex, const float *x, float *y, int n, int rows, int cols, int y_rows);
+    /* Optional (NULL: malloc/free serve): host memory that upload() reads fastest (a GPU's pinned,
+     * page-locked memory: a batch of 128 ten-second feature maps is 65 MB). NULL when refused. */
+    void *(*host_alloc)(cn_backend *be, size_t bytes);
+    void (*host_free)(cn_backend *be, void *p);
 } cn_backend_ops;
 
 struct cn_backend {

@@ -979,6 +979,25 @@ static void cu_op_transpose(cn_exec *ex, const float *x, float *y, int n, int ro
     CU_NOTE(ex, cudaGetLastError(), "transpose");
 }
 
+// Pinned host memory (portable: any device's copies read it at full speed).
+static void *cu_host_alloc(cn_backend *be, size_t bytes) {
+    cudaSetDevice(cub(be)->device);
+    void *p = NULL;
+    if (cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocPortable) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+static void cu_host_free(cn_backend *be, void *p) {
+    if (!p)
+        return;
+    cudaSetDevice(cub(be)->device);
+    cudaFreeHost(p);
+    cudaGetLastError();
+}
+
 // ---- CUDA graphs --------------------------------------------------------------------------------------
 // With CANARY_CUDA_GRAPHS=1 the model records each decoder step (capture_begin .. capture_end) and
 // launches it as one graph: a step is ~100 kernels of a few microseconds, so their launches, not
@@ -1123,6 +1142,8 @@ static const cn_backend_ops cuda_ops = {
     /* capture_end */ cu_capture_end,
     /* ffn */ cu_ffn,
     /* transpose */ cu_op_transpose,
+    /* host_alloc */ cu_host_alloc,
+    /* host_free */ cu_host_free,
 };
 
 CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out, cn_error *err) {

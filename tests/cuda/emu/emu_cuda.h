@@ -138,6 +138,7 @@ struct cudaDeviceProp {
 };
 #define cudaStreamNonBlocking 1
 #define cudaHostAllocDefault 0
+#define cudaHostAllocPortable 1
 enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1,
                              cudaStreamCaptureModeRelaxed = 2 };
 typedef struct emu_graph *cudaGraph_t;
