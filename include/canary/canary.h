@@ -143,7 +143,9 @@ canary_token canary_result_token(const canary_context *ctx, int i, int j);
 /* Sum of the token log-probabilities (beam: the hypothesis score). */
 float canary_result_score(const canary_context *ctx, int i);
 
-/* Timings of the last run, seconds. */
+/* Timings of the last run, seconds. On a GPU the log-mel features are computed there (unless
+ * CANARY_GPU_FEATURES=0): features_s is then the host's part (staging the samples) and the GPU's
+ * feature work counts in encoder_s. */
 typedef struct canary_timings {
     double features_s, encoder_s, decoder_s;
     int encoder_frames;

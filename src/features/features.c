@@ -285,7 +285,12 @@ void cn_features_destroy(cn_features *f) {
 }
 
 int cn_features_n_mels(const cn_features *f) { return f->cfg.n_mels; }
+const cn_features_config *cn_features_cfg(const cn_features *f) { return &f->cfg; }
+const double *cn_features_window(const cn_features *f) { return f->window_d; }
 const float *cn_features_filterbank(const cn_features *f) { return f->fb; }
+int cn_features_n_bins(const cn_features *f) { return f->n_bins; }
+int cn_features_window_offset(const cn_features *f) { return f->win_offset; }
+double cn_features_std_eps(void) { return NEMO_STD_EPS; }
 
 static int64_t stft_frames(const cn_features *f, int64_t n) { return 1 + n / f->cfg.hop_length; }
 

@@ -88,6 +88,16 @@ cn_status cn_features_create(const cn_features_config *cfg, cn_features **out, c
 void cn_features_destroy(cn_features *f);
 
 int cn_features_n_mels(const cn_features *f);
+/* What another implementation of the same front end (a GPU's, model/) needs besides the filterbank
+ * (cn_features_filterbank below): the configuration (its filterbank/window pointers cleared), the
+ * window as used [win_length] (double), n_bins = n_fft/2 + 1, and where the window sits in the
+ * n_fft frame. */
+const cn_features_config *cn_features_cfg(const cn_features *f);
+const double *cn_features_window(const cn_features *f);
+int cn_features_n_bins(const cn_features *f);
+int cn_features_window_offset(const cn_features *f);
+/* The std epsilon of per-feature normalization (NeMo's 1e-5, added to the unbiased std). */
+double cn_features_std_eps(void);
 /* Output columns for a (padded) input of n samples: 1 + n/hop, rounded up to pad_to. */
 int64_t cn_features_columns(const cn_features *f, int64_t n_samples);
 /* Valid frames for an utterance of n samples (seq_len). */

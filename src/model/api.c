@@ -26,6 +26,8 @@ struct canary_model {
     cn_backend *be[2];
     int gpu;              /* CUDA device index, -1 on the CPU */
     cn_features *feat[2]; /* by canary_features */
+    cn_mel_desc mel[2];   /* the same front ends as a GPU computes them (log_mel) */
+    bool gpu_features;    /* features computed on the GPU (CANARY_GPU_FEATURES=0: on the CPU) */
     pthread_mutex_t mu;   /* guards the lazy creation of the reduced-precision weights */
     cn_canary *net[N_PREC]; /* by canary_precision */
     char device[32];      /* "cpu", "cuda:0", ... */
@@ -103,6 +105,7 @@ static cn_status make_features(canary_model *m, cn_error *err) {
         cfg.filterbank = fb;
         cfg.window_values = win;
         CN_TRY(cn_features_create(&cfg, &m->feat[s], err));
+        cn_mel_desc_from_features(m->feat[s], &m->mel[s]);
     }
     return CANARY_OK;
 }
@@ -143,6 +146,14 @@ canary_status canary_model_load(const char *path, const canary_model_params *par
         st = make_features(m, &err);
     if (st == CANARY_OK)
         st = cn_canary_load(m->nemo, m->be[0], CN_PREC_F32, &m->net[0], &err);
+    if (st == CANARY_OK && m->be[0]->ops->log_mel) {
+        /* said once per model: the GPU's front end is fp32 (as NeMo's on a GPU), the CPU's double */
+        const char *g = getenv("CANARY_GPU_FEATURES");
+        m->gpu_features = !(g && strcmp(g, "0") == 0);
+        CN_INFO("engine", "%s: log-mel features on %s", m->device,
+                m->gpu_features ? "the GPU (fp32 DFT; CANARY_GPU_FEATURES=0 computes them on the CPU in double)"
+                                : "the CPU (CANARY_GPU_FEATURES=0)");
+    }
     if (st != CANARY_OK) {
         cn_error_prefix(&err, "loading %s", path);
         canary_model_free(m);
@@ -410,6 +421,28 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
             maxlen = lens[i];
     }
     uint64_t t0 = cn_now_ns();
+    bool on_device = m->gpu_features && cn_canary_device_features(cc) && maxlen <= INT32_MAX;
+    if (on_device) {
+        /* the batch's samples side by side in the context's (pinned) buffer; the GPU computes the
+         * features where the encoder reads them (their time is then part of the encoder's) */
+        float *stage = feat_buf_reserve(c, m->be[0], (size_t)n * (size_t)maxlen);
+        if (!stage) {
+            st = cn_error_set(err, CANARY_ENOMEM, "out of memory for the samples of %d utterances", n);
+            goto out;
+        }
+        int cols_i = 0;
+        for (int i = 0; i < n; i++) {
+            memcpy(stage + (size_t)i * maxlen, items[i], sizeof(float) * (size_t)lens[i]);
+            t[i] = (int)lens[i]; /* as ints for the backend; overwritten by the columns below */
+        }
+        st = cn_canary_features_device(cc, &m->mel[p->features], stage, t, n, (int)maxlen, &cols_i, vi, err);
+        if (st != CANARY_OK)
+            goto out;
+        for (int i = 0; i < n; i++)
+            t[i] = cols_i;
+        c->timings.features_s = cn_elapsed_s(t0);
+        goto encode;
+    }
     int64_t cols = cn_features_columns(fx, maxlen);
     int n_mels = cn_features_n_mels(fx);
     fbuf = feat_buf_reserve(c, m->be[0], (size_t)n * (size_t)n_mels * (size_t)cols);
@@ -426,8 +459,9 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
         vi[i] = (int)valid[i];
     }
     c->timings.features_s = cn_elapsed_s(t0);
+encode:
     t0 = cn_now_ns();
-    cn_encoder_input in = {n, feats, t, vi, p->features == CANARY_FEATURES_NEMO_2_5};
+    cn_encoder_input in = {n, feats, t, vi, p->features == CANARY_FEATURES_NEMO_2_5, on_device};
     st = cn_canary_encode(cc, &in, NULL, NULL, err);
     if (st != CANARY_OK)
         goto out;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "features/features.h"
 #include "model/model_ctx.h"
 
 #define OPS(m) ((m)->be->ops)
@@ -412,6 +413,57 @@ static void rel_pos_table(float *pe, int t, int d) {
     }
 }
 
+void cn_mel_desc_from_features(const cn_features *f, cn_mel_desc *d) {
+    const cn_features_config *c = cn_features_cfg(f);
+    memset(d, 0, sizeof *d);
+    d->n_fft = c->n_fft;
+    d->hop = c->hop_length;
+    d->win = c->win_length;
+    d->win_offset = cn_features_window_offset(f);
+    d->n_bins = cn_features_n_bins(f);
+    d->n_mels = c->n_mels;
+    d->pad_to = c->pad_to;
+    d->nemo_2_5 = c->semantics == CN_FEAT_NEMO_2_5;
+    d->valid_extra = c->semantics == CN_FEAT_NEMO_2_4 ? 1 : 0; /* as cn_features_valid_frames */
+    d->preemph = (float)c->preemph;
+    d->mag_power = c->mag_power;
+    d->log = c->log;
+    d->log_clamp = c->log_guard_clamp;
+    d->log_guard = c->log_zero_guard_value;
+    d->normalize = c->normalize == CN_FEAT_NORM_PER_FEATURE;
+    d->std_eps = cn_features_std_eps();
+    d->pad_value = c->pad_value;
+    d->window = cn_features_window(f);
+    d->filterbank = cn_features_filterbank(f);
+}
+
+bool cn_canary_device_features(const cn_canary_ctx *c) { return OPS(c->m)->log_mel != NULL; }
+
+cn_status cn_canary_features_device(cn_canary_ctx *c, const cn_mel_desc *d, const float *pcm, const int *lens, int n,
+                                    int lpad, int *cols, int *valid, cn_error *err) {
+    const cn_backend_ops *ops = OPS(c->m);
+    if (!ops->log_mel)
+        return cn_error_set(err, CANARY_EUNSUPPORTED, "features: the %s backend does not compute them", ops->name);
+    int F = c->m->desc.enc.feat_in;
+    if (d->n_mels != F)
+        return cn_error_set(err, CANARY_EINVAL, "features: %d mels for an encoder of %d inputs", d->n_mels, F);
+    if (n <= 0 || lpad <= 0 || d->hop <= 0)
+        return cn_error_set(err, CANARY_EINVAL, "features: %d utterances of %d samples", n, lpad);
+    for (int i = 0; i < n; i++)
+        if (lens[i] < 1 || lens[i] > lpad)
+            return cn_error_set(err, CANARY_EINVAL, "features: utterance %d has %d of %d samples", i, lens[i], lpad);
+    int t = 1 + lpad / d->hop;
+    if (d->pad_to > 0 && t % d->pad_to)
+        t += d->pad_to - t % d->pad_to;
+    size_t in_floats = (size_t)n * t * F, pcm_floats = (size_t)n * lpad;
+    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_IN], in_floats, err));
+    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_SUB_B], pcm_floats > in_floats ? pcm_floats : in_floats, err));
+    ops->upload(c->ex, c->buf[BUF_SUB_B].p, pcm, sizeof(float) * pcm_floats);
+    ops->log_mel(c->ex, d, c->buf[BUF_SUB_B].p, lens, n, lpad, c->buf[BUF_IN].p, valid);
+    *cols = t;
+    return CANARY_OK;
+}
+
 cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_encoder_tap tap, void *tap_ud,
                            cn_error *err) {
     const cn_canary *m = c->m;
@@ -460,12 +512,15 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
     /* Input: [n_mels, t_i] per item, uploaded as it is into BUF_SUB_B (free until the subsampling)
      * and made time-major [B, tf, F], zero padded, by the backend: on a GPU the transpose runs
      * where the data is (done on the host, one core took 40 ms for a batch of 128). Items that lie
-     * one after the other with equal lengths (as the API passes them) go in one copy. */
+     * one after the other with equal lengths (as the API passes them) go in one copy. Features
+     * computed by the backend (on_device) are in place already. */
     float *raw = c->buf[BUF_SUB_B].p;
-    bool one_block = true;
+    bool one_block = !in->on_device;
     for (int i = 1; i < B && one_block; i++)
         one_block = in->t[i] == tf && in->feats[i] == in->feats[0] + (size_t)i * F * tf;
-    if (one_block && in->t[0] == tf) {
+    if (in->on_device) {
+        /* cn_canary_features_device wrote BUF_IN [B, tf, F] */
+    } else if (one_block && in->t[0] == tf) {
         ops->upload(c->ex, raw, in->feats[0], sizeof(float) * (size_t)B * F * tf);
         ops->transpose(c->ex, raw, c->buf[BUF_IN].p, B, F, tf, tf);
     } else {

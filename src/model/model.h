@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "base/error.h"
+#include "features/features.h"
 #include "nemo/nemo.h"
 #include "nn/backend.h"
 
@@ -41,7 +42,19 @@ typedef struct cn_encoder_input {
     const int *t;
     const int *valid;
     bool mask_subsampling;
+    bool on_device; /* feats unused: cn_canary_features_device left them in the context, t[i] = its cols */
 } cn_encoder_input;
+
+/* The model's front end as a backend's log_mel runs it (nn/backend.h), from features/'s extractor
+ * (which must outlive d: d points into it). */
+void cn_mel_desc_from_features(const cn_features *f, cn_mel_desc *d);
+/* Whether the context's backend computes features itself (a GPU). */
+bool cn_canary_device_features(const cn_canary_ctx *c);
+/* Features of n utterances computed by the backend, left where the next cn_canary_encode with
+ * on_device reads them: pcm host [n, lpad] (item b's first lens[b] samples), *cols the columns
+ * (encoder input t of every item), valid[b] each item's valid frames. Queued, not waited for. */
+cn_status cn_canary_features_device(cn_canary_ctx *c, const cn_mel_desc *d, const float *pcm, const int *lens, int n,
+                                    int lpad, int *cols, int *valid, cn_error *err);
 
 /* Observes intermediate encoder activations (for parity tests): `stage` is "subsampling",
  * "layer" (with its index) or "encoder_out" (after the optional projection); data is [n, t, d]

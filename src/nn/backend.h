@@ -72,6 +72,26 @@ typedef struct cn_relattn_args {
     float *out; /* [n_seq, t, d] */
 } cn_relattn_args;
 
+/* The log-mel front end as a backend computes it (log_mel): NeMo's FilterbankFeatures in eval mode,
+ * described in plain values (model/ fills it from features/). */
+typedef struct cn_mel_desc {
+    int n_fft, hop, win, win_offset; /* the window [win] sits at win_offset in the n_fft frame */
+    int n_bins, n_mels;              /* n_fft/2 + 1; filterbank rows */
+    int pad_to;                      /* columns rounded up to a multiple (0: none) */
+    bool nemo_2_5;                   /* zero centre padding, pre-emphasis masked past the length;
+                                      * else (2.4) reflect padding over the padded batch length */
+    int valid_extra;                 /* valid frames = length / hop + valid_extra (2.4: 1) */
+    float preemph;                   /* 0: none */
+    double mag_power;                /* 2: power spectrum */
+    bool log, log_clamp;             /* log(x + guard) or log(max(x, guard)) */
+    double log_guard;
+    bool normalize;                  /* per feature over the valid frames, unbiased std + std_eps */
+    double std_eps;
+    float pad_value;                 /* columns from the valid length on */
+    const double *window;            /* [win] */
+    const float *filterbank;         /* [n_mels, n_bins] */
+} cn_mel_desc;
+
 typedef struct cn_backend_ops {
     const char *name;
     void (*destroy)(cn_backend *be);
@@ -159,6 +179,13 @@ typedef struct cn_backend_ops {
      * page-locked memory: a batch of 128 ten-second feature maps is 65 MB). NULL when refused. */
     void *(*host_alloc)(cn_backend *be, size_t bytes);
     void (*host_free)(cn_backend *be, void *p);
+    /* Optional (NULL: the CPU computes features): log-mel features of n utterances where the data
+     * is. pcm: backend memory [n, lpad] (item b's first lens[b] samples are its audio, lens host
+     * ints, 1 <= lens[b] <= lpad); out: backend memory [n, cols, n_mels], time-major, cols = 1 +
+     * lpad/hop rounded up to pad_to; valid[b] (host) gets item b's valid frames. The same numbers as
+     * features/ up to the precision of an fp32 DFT (features/ computes in double). */
+    void (*log_mel)(cn_exec *ex, const cn_mel_desc *d, const float *pcm, const int *lens, int n, int lpad, float *out,
+                    int *valid);
 } cn_backend_ops;
 
 struct cn_backend {

@@ -2,7 +2,7 @@
 # The whole engine on a real NVIDIA GPU, for a machine without our Debian libraries: run from the
 # repository root with build/gpu-bundle carried there (`make gpu-bundle` builds and checks it).
 #
-#   OUT=/some/dir bash tests/cuda/engine-gpu-check.sh        (<= BUDGET=330 s in all)
+#   OUT=/some/dir bash tests/cuda/engine-gpu-check.sh        (<= BUDGET=360 s in all)
 #
 # Steps, most important first (a failing step is recorded and the later ones still run; a step
 # that no longer fits the budget is skipped with its reason in summary.txt):
@@ -11,9 +11,11 @@
 #  2. parity with the goldens on the GPU, every tiny layout: fp32 (the CPU's tolerances: encoder
 #     max |diff| 1e-3, identical greedy / beam-1 / beam-4 ids and text), then tf32, bf16 and fp16
 #     (encoder relative error, teacher-forced greedy token agreement, no NaN/Inf), each precision
-#     in its own process; then fp32 again (short, batch) with CUDA graphs for the decoder steps;
+#     in its own process; then fp32 again (short, batch) with CUDA graphs for the decoder steps,
+#     and with the features on the CPU (CANARY_GPU_FEATURES=0);
 #  3. the engine benchmark on the full model: batch 1/64/128, 10 s, 40 tokens, bf16/fp16/tf32; then
-#     bf16 again with CUDA graphs (CANARY_CUDA_GRAPHS=1: rows with "cuda_graphs":true);
+#     bf16 again with CUDA graphs (CANARY_CUDA_GRAPHS=1: rows with "cuda_graphs":true), and at 1/128
+#     with the features on the CPU (rows with "features_on":"cpu");
 #  4. the PyTorch eager baseline (shared/bench/anchor_pytorch.py, carried in the bundle) on the same
 #     GPU, same run;
 #  5. the per-operation profile (CANARY_CUDA_PROFILE, docs/CUDA.md): canary-gpu-bench, bf16, one
@@ -26,8 +28,9 @@
 # env.txt, bench.jsonl, profile.jsonl (every profile line, with "batch" added), logs.tar.gz (every
 # step's log, trimmed to its head and tail past 2 MiB) and anchor_pytorch.json (the baseline's).
 # Builds, logs and the 3.5 GB checkpoint stay under WORK=/tmp/canary-engine-gpu.
-# Knobs: ARCH=90, BUDGET=330, SKIP_BASELINE=1, BATCHES=1,64,128, BENCH_PREC=bf16,fp16,tf32,
-# PROFILE_BATCHES=1,128, PARITY_CASES=short,batch,librivox, GRAPH_PARITY_CASES=short,batch, WORK; to try the script without a GPU:
+# Knobs: ARCH=90, BUDGET=360, SKIP_BASELINE=1, BATCHES=1,64,128, BENCH_PREC=bf16,fp16,tf32,
+# PROFILE_BATCHES=1,128, CPU_FEATURES_BATCHES=1,128, PARITY_CASES=short,batch,librivox,
+# GRAPH_PARITY_CASES=short,batch, WORK; to try the script without a GPU:
 # PLUGIN=<a built plugin, e.g. the emulation> (no nvcc build) and FULL_MODEL=<a .nemo to benchmark
 # instead of the generated one>.
 set -u
@@ -45,7 +48,7 @@ mkdir -p "$B" "$LOGS"
 SUMMARY="$OUT/summary.txt"
 : >"$SUMMARY"
 t_start=$(date +%s)
-BUDGET=${BUDGET:-330}
+BUDGET=${BUDGET:-360}
 
 step() { # step NAME TIMEOUT_S COMMAND...: runs, logs, records "NAME rc=N Ns"
     local name=$1 limit=$2
@@ -106,6 +109,7 @@ def json_lines(path):
     return rows
 res["bench"] = [r for r in json_lines(os.path.join(logs, "bench.log")) if r.get("event") == "bench"]
 res["bench"] += [r for r in json_lines(os.path.join(logs, "bench_graphs.log")) if r.get("event") == "bench"]
+res["bench"] += [r for r in json_lines(os.path.join(logs, "bench_cpu_features.log")) if r.get("event") == "bench"]
 res["graphs"] = [l.strip() for name in ("parity_fp32_graphs.log", "bench_graphs.log")
                  for l in (open(os.path.join(logs, name), errors="replace") if os.path.exists(os.path.join(logs, name)) else [])
                  if "graphs:" in l or "without CUDA graphs" in l][:40]
@@ -140,7 +144,8 @@ for path in sorted(glob.glob(os.path.join(work, "profile_b*.jsonl"))):
     }
     # the profiled run's tokens against the unprofiled benchmark's (same precision, batch, audio)
     same = [r.get("ids_hash") for r in res["bench"]
-            if r.get("precision") == "bf16" and r.get("batch") == batch and not r.get("cuda_graphs")]
+            if r.get("precision") == "bf16" and r.get("batch") == batch and not r.get("cuda_graphs")
+            and r.get("features_on") != "cpu"]
     prun = [r.get("ids_hash") for r in res["profile"][str(batch)]["bench"]]
     res["profile"][str(batch)]["ids_match_bench"] = (same[0] == prun[0]) if same and prun else None
     by_op = res["profile"][str(batch)]["by_op"]
@@ -203,6 +208,10 @@ done
 # until this run says they pay); the log's last lines count the steps launched as graphs
 CANARY_PARITY_REDUCED=none CANARY_PARITY_CASES=${GRAPH_PARITY_CASES:-short,batch} CANARY_CUDA_GRAPHS=1 step parity_fp32_graphs 45 \
     "$BUNDLE/bin/canary-gpu-parity"
+# and with the features computed on the CPU (CANARY_GPU_FEATURES=0): tells a GPU front-end
+# difference from an engine one should fp32 fail above
+CANARY_PARITY_REDUCED=none CANARY_PARITY_CASES=${GRAPH_PARITY_CASES:-short,batch} CANARY_GPU_FEATURES=0 \
+    step parity_fp32_cpu_features 45 "$BUNDLE/bin/canary-gpu-parity"
 results
 
 # --- 3. the engine benchmark on the full model ---------------------------------------------------
@@ -221,6 +230,13 @@ if [ -f "$FULL" ] && [ "$(left)" -gt 100 ]; then
         --precision bf16 --batches "${BATCHES:-1,64,128}" --seconds 10 --tokens 40 --runs 3
 else
     skip bench_graphs "$(left)s of the ${BUDGET}s budget left or no model"
+fi
+# 3c. bf16 with the features on the CPU, as before the GPU front end: what it saves
+if [ -f "$FULL" ] && [ "$(left)" -gt 100 ]; then
+    CANARY_GPU_FEATURES=0 step bench_cpu_features 60 "$BUNDLE/bin/canary-gpu-bench" --model "$FULL" --device cuda \
+        --precision bf16 --batches "${CPU_FEATURES_BATCHES:-1,128}" --seconds 10 --tokens 40 --runs 3
+else
+    skip bench_cpu_features "$(left)s of the ${BUDGET}s budget left or no model"
 fi
 results
 

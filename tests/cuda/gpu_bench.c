@@ -10,7 +10,10 @@
  * JSON line each on stdout (with a hash of every utterance's token ids: runs must agree); exit 0
  * when every run succeeded. With CANARY_CUDA_PROFILE set and the plugin named by
  * CANARY_CUDA_PLUGIN, the plugin's profile is paused during the warm-ups: it covers the timed runs
- * (docs/CUDA.md). */
+ * (docs/CUDA.md). `rtfx` is audio seconds over the call's median wall time; `rtfx_from_features`
+ * takes each run's feature time out, as PyTorch's baseline (shared/bench) starts from precomputed
+ * features (with the features on the GPU, its default, only the host's staging counts as feature
+ * time and the two are close). */
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
@@ -117,6 +120,9 @@ int main(int argc, char **argv) {
     /* CANARY_CUDA_GRAPHS=1 makes the CUDA backend run decoder steps as graphs (docs/CUDA.md) */
     const char *graphs_env = getenv("CANARY_CUDA_GRAPHS");
     bool graphs = graphs_env && *graphs_env && strcmp(graphs_env, "0") != 0;
+    /* features on the GPU unless CANARY_GPU_FEATURES=0 (a CUDA device only) */
+    const char *gf_env = getenv("CANARY_GPU_FEATURES");
+    bool cpu_features = gf_env && strcmp(gf_env, "0") == 0;
     char msg[1024];
     canary_model_params mp = canary_model_default_params();
     mp.device = device;
@@ -213,11 +219,12 @@ int main(int argc, char **argv) {
             printf("{\"event\":\"bench\",\"model\":\"%s\",\"device\":\"%s\",\"precision\":\"%s\",\"batch\":%d,"
                    "\"audio_s\":%.1f,\"tokens_each\":%d,\"runs\":%d,\"wall_s\":%.4f,\"wall_min_s\":%.4f,"
                    "\"rtfx\":%.1f,\"rtfx_from_features\":%.1f,\"features_s\":%.4f,\"encoder_s\":%.4f,\"decoder_s\":%.4f,"
-                   "\"ids_hash\":\"%016lx\",\"profiled\":%s,\"cuda_graphs\":%s}\n",
+                   "\"ids_hash\":\"%016lx\",\"profiled\":%s,\"cuda_graphs\":%s,\"features_on\":\"%s\"}\n",
                    canary_model_variant(model), canary_model_device(model), p, batch, audio, toks, runs, wall,
                    walls[0], audio / wall, audio / walls_nf[runs / 2],
                    tm.features_s, tm.encoder_s, tm.decoder_s, ids_hash(ctx),
-                   profile_pause ? "true" : "false", graphs ? "true" : "false");
+                   profile_pause ? "true" : "false", graphs ? "true" : "false",
+                   strncmp(canary_model_device(model), "cuda", 4) == 0 && !cpu_features ? "gpu" : "cpu");
             fflush(stdout);
         }
     }

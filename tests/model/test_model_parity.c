@@ -332,7 +332,7 @@ static void run_case(const char *dir, const char *layout) {
                    .layer0 = l0[i].data ? &l0[i] : NULL, .last = last[i].data ? &last[i] : NULL, .enc = &enc[i]};
         enc_batched[i] = malloc(sizeof(float) * (size_t)tp.rows * dd);
         tp.enc_copy = enc_batched[i];
-        cn_encoder_input in = {B, fp, t, valid, masked};
+        cn_encoder_input in = {B, fp, t, valid, masked, false};
         assert_int_equal(cn_canary_encode(ms.ctx, &in, tap_fn, &tp, &err), CANARY_OK);
         assert_int_equal(cn_canary_encoded_length(ms.ctx, i), tp.rows);
         printf("  %s/%s item %d: max |diff| subsampling %.2e, layer 0 %.2e, last layer %.2e, encoder out %.2e\n",
@@ -450,7 +450,7 @@ static void run_case(const char *dir, const char *layout) {
         for (int i = 0; i < B; i++) {
             float *one = malloc(sizeof(float) * (size_t)enc_len[i] * dd);
             taps tp = {.ctx = ms.ctx, .item = 0, .rows = enc_len[i], .enc_copy = one};
-            cn_encoder_input in = {1, &fp[i], &t[i], &valid[i], masked};
+            cn_encoder_input in = {1, &fp[i], &t[i], &valid[i], masked, false};
             assert_int_equal(cn_canary_encode(ms.ctx, &in, tap_fn, &tp, &err), CANARY_OK);
             float m = 0;
             for (size_t k = 0; k < (size_t)enc_len[i] * dd; k++) {
@@ -480,7 +480,7 @@ static void run_case(const char *dir, const char *layout) {
         for (int i = 0; i < B; i++) {
             float *got = malloc(sizeof(float) * (size_t)enc_len[i] * dd);
             taps tp = {.ctx = rctx, .item = i, .rows = enc_len[i], .enc_copy = got};
-            cn_encoder_input in = {B, fp, t, valid, masked};
+            cn_encoder_input in = {B, fp, t, valid, masked, false};
             assert_int_equal(cn_canary_encode(rctx, &in, tap_fn, &tp, &err), CANARY_OK);
             double se = 0, sr = 0;
             float mx = 0, ref_max = 0;

@@ -56,6 +56,8 @@ void capture_doom(cn_exec *ex, const char *what, const char *detail) {
 
 static inline cu_backend *cub(cn_backend *be) { return (cu_backend *)(void *)be; }
 
+static void mel_constants_free(cn_exec *ex);
+
 // ---- the arena --------------------------------------------------------------------------------
 // Chunks of device memory are reserved once (the first at exec creation) and carved first-fit into
 // blocks; freed blocks merge with free neighbours and are reused. Reuse is safe without waiting for
@@ -423,6 +425,7 @@ static void cu_exec_destroy(cn_exec *ex) {
         free(b);
     }
     cudaFree(ex->scratch);
+    mel_constants_free(ex);
     cudaFree(ex->ints);
     for (int i = 0; i < CU_STAGE_SLOTS; i++)
         free(ex->stage[i].host);
@@ -979,6 +982,125 @@ static void cu_op_transpose(cn_exec *ex, const float *x, float *y, int n, int ro
     CU_NOTE(ex, cudaGetLastError(), "transpose");
 }
 
+// ---- log-mel features ------------------------------------------------------------------------------
+// features/features.c on the device: frames of the pre-emphasized, windowed signal (the same index
+// and padding rules), a real DFT as one fp32 GEMM against a [win, 2 n_bins] cos/sin basis made in
+// double (only the window's positions of the n_fft frame are non-zero), power, the filterbank as a
+// batched GEMM straight into the encoder's time-major input, then log, per-feature normalization and
+// padding. features/ uses an FFT in double; fp32 here, as NeMo itself on a GPU (cuFFT in fp32).
+
+static void mel_constants_free(cn_exec *ex) {
+    cudaFree(ex->mel_basis);
+    cudaFree(ex->mel_window);
+    cudaFree(ex->mel_fb);
+    ex->mel_basis = NULL;
+    ex->mel_window = NULL;
+    ex->mel_fb = NULL;
+    ex->mel_for_window = ex->mel_for_fb = NULL;
+}
+
+// The descriptor's constants on the device (made once per descriptor and exec). False on failure
+// (recorded for sync).
+static bool mel_constants(cn_exec *ex, const cn_mel_desc *d) {
+    if (ex->mel_basis && ex->mel_for_window == d->window && ex->mel_for_fb == d->filterbank &&
+        ex->mel_n_fft == d->n_fft && ex->mel_win == d->win && ex->mel_off == d->win_offset &&
+        ex->mel_n_bins == d->n_bins && ex->mel_n_mels == d->n_mels)
+        return true;
+    mel_constants_free(ex);
+    size_t nb = (size_t)d->win * 2 * d->n_bins;
+    float *basis = (float *)malloc(sizeof(float) * nb);
+    if (!basis) {
+        CU_NOTE(ex, cudaErrorMemoryAllocation, "log_mel basis");
+        return false;
+    }
+    const double two_pi = 6.283185307179586476925286766559;
+    for (int j = 0; j < d->win; j++)
+        for (int k = 0; k < d->n_bins; k++) {
+            // the phase of frame position off + j at bin k, reduced exactly in integers first
+            long q = ((long)(d->win_offset + j) * k) % d->n_fft;
+            double ph = two_pi * (double)q / (double)d->n_fft;
+            basis[(size_t)j * 2 * d->n_bins + k] = (float)cos(ph);
+            basis[(size_t)j * 2 * d->n_bins + d->n_bins + k] = (float)-sin(ph);
+        }
+    cudaError_t e = cudaMalloc(&ex->mel_basis, sizeof(float) * nb);
+    if (e == cudaSuccess)
+        e = cudaMemcpy(ex->mel_basis, basis, sizeof(float) * nb, cudaMemcpyHostToDevice);
+    free(basis);
+    if (e == cudaSuccess)
+        e = cudaMalloc(&ex->mel_window, sizeof(double) * (size_t)d->win);
+    if (e == cudaSuccess)
+        e = cudaMemcpy(ex->mel_window, d->window, sizeof(double) * (size_t)d->win, cudaMemcpyHostToDevice);
+    if (e == cudaSuccess)
+        e = cudaMalloc(&ex->mel_fb, sizeof(float) * (size_t)d->n_mels * d->n_bins);
+    if (e == cudaSuccess)
+        e = cudaMemcpy(ex->mel_fb, d->filterbank, sizeof(float) * (size_t)d->n_mels * d->n_bins,
+                       cudaMemcpyHostToDevice);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        mel_constants_free(ex);
+        CU_NOTE(ex, e, "log_mel constants");
+        return false;
+    }
+    ex->mel_for_window = d->window;
+    ex->mel_for_fb = d->filterbank;
+    ex->mel_n_fft = d->n_fft;
+    ex->mel_win = d->win;
+    ex->mel_off = d->win_offset;
+    ex->mel_n_bins = d->n_bins;
+    ex->mel_n_mels = d->n_mels;
+    return true;
+}
+
+static void cu_op_log_mel(cn_exec *ex, const cn_mel_desc *d, const float *pcm, const int *lens, int n, int lpad,
+                          float *out, int *valid) {
+    bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
+    int T = 1 + lpad / d->hop, cols = T;
+    if (d->pad_to > 0 && cols % d->pad_to)
+        cols += d->pad_to - cols % d->pad_to;
+    for (int b = 0; b < n; b++) { // as features/: min(length / hop + extra, T)
+        int v = lens[b] > 0 ? lens[b] / d->hop + d->valid_extra : 0;
+        valid[b] = v < T ? v : T;
+    }
+    if (n <= 0)
+        return;
+    CU_PROF(ex, CU_OP_LOG_MEL, n, lpad, d->n_mels);
+    if (!mel_constants(ex, d) || !ints_reserve(ex, (size_t)n))
+        return;
+    size_t rows = (size_t)n * T;
+    size_t f_frames = rows * d->win, f_spec = rows * 2 * d->n_bins, f_power = rows * d->n_bins;
+    float *base = (float *)scratch(ex, sizeof(float) * (f_frames + f_spec + f_power));
+    if (!base)
+        return;
+    float *frames = base, *spec = frames + f_frames, *power = spec + f_spec;
+    const int *dl = stage_ints(ex, lens, (size_t)n);
+    const int *dv = stage_ints(ex, valid, (size_t)n);
+    if (!dl || !dv)
+        return;
+    cu_mel_frames(ex->stream, pcm, lpad, dl, n, T, d->hop, d->n_fft, d->win_offset, d->win, ex->mel_window, d->preemph,
+                  d->nemo_2_5, frames);
+    // spec [rows, 2 n_bins] = frames [rows, win] · basis [win, 2 n_bins]: column-major specᵀ = basisᵀ·framesᵀ,
+    // exact fp32 (no TF32: the log spectrum keeps small bins)
+    const float one = 1.0f, zero = 0.0f;
+    int nb2 = 2 * d->n_bins;
+    cublasStatus_t s = cublasGemmEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, nb2, (int)rows, d->win, &one, ex->mel_basis,
+                                    CUDA_R_32F, nb2, frames, CUDA_R_32F, d->win, &zero, spec, CUDA_R_32F, nb2,
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    cu_mel_power(ex->stream, spec, rows, d->n_bins, d->mag_power, power);
+    // out[b] [T, n_mels] = power[b] [T, n_bins] · fbᵀ: column-major out[b]ᵀ = fb · power[b]ᵀ (fb row-major
+    // [n_mels, n_bins] read transposed)
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, d->n_mels, T, d->n_bins, &one, ex->mel_fb,
+                                       CUDA_R_32F, d->n_bins, 0, power, CUDA_R_32F, d->n_bins,
+                                       (long long)T * d->n_bins, &zero, out, CUDA_R_32F, d->n_mels,
+                                       (long long)cols * d->n_mels, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        CU_NOTE(ex, cudaErrorLaunchFailure, "log_mel GEMM");
+    cu_mel_log_norm(ex->stream, out, n, T, cols, d->n_mels, dv, d->log, d->log_clamp, d->log_guard, d->normalize,
+                    d->std_eps, d->pad_value);
+    CU_NOTE(ex, cudaGetLastError(), "log_mel");
+}
+
 // Pinned host memory (portable: any device's copies read it at full speed).
 static void *cu_host_alloc(cn_backend *be, size_t bytes) {
     cudaSetDevice(cub(be)->device);
@@ -1144,6 +1266,7 @@ static const cn_backend_ops cuda_ops = {
     /* transpose */ cu_op_transpose,
     /* host_alloc */ cu_host_alloc,
     /* host_free */ cu_host_free,
+    /* log_mel */ cu_op_log_mel,
 };
 
 CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out, cn_error *err) {

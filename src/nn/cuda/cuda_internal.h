@@ -105,6 +105,12 @@ struct cn_exec {
     size_t pin_cap, pin_used, pin_want;
     int give_ups_in_row;
     long graph_launches, graph_instantiations, graph_updates, graph_give_ups;
+    // log_mel's constants on the device, for the descriptor they were made from
+    const void *mel_for_window, *mel_for_fb;
+    int mel_n_fft, mel_win, mel_off, mel_n_bins, mel_n_mels;
+    float *mel_basis;   // [win, 2 n_bins]: cos | -sin of the DFT at the window's frame positions
+    double *mel_window; // [win]
+    float *mel_fb;      // [n_mels, n_bins]
     struct cu_prof *prof;    // per-operation profile (CANARY_CUDA_PROFILE), NULL when off
 };
 
@@ -126,7 +132,7 @@ void capture_doom(cn_exec *ex, const char *what, const char *detail);
 typedef enum cu_op {
     CU_OP_LINEAR, CU_OP_LAYER_NORM, CU_OP_GLU_MASK, CU_OP_DWCONV1D, CU_OP_CONV2D_S2, CU_OP_MASK_TIME,
     CU_OP_REL_ATTENTION, CU_OP_ATTENTION, CU_OP_EMBED, CU_OP_LOG_SOFTMAX, CU_OP_TOPK, CU_OP_TOPK_HOST, CU_OP_COPY,
-    CU_OP_COPY_2D, CU_OP_UPLOAD, CU_OP_DOWNLOAD, CU_OP_ALLOC, CU_OP_SYNC, CU_OP_GRAPH_LAUNCH, CU_OP_FFN, CU_OP_TRANSPOSE, CU_OP_COUNT
+    CU_OP_COPY_2D, CU_OP_UPLOAD, CU_OP_DOWNLOAD, CU_OP_ALLOC, CU_OP_SYNC, CU_OP_GRAPH_LAUNCH, CU_OP_FFN, CU_OP_TRANSPOSE, CU_OP_LOG_MEL, CU_OP_COUNT
 } cu_op;
 struct cu_prof *cu_prof_create(void); // NULL unless CANARY_CUDA_PROFILE is set (and not "0")
 void cu_prof_destroy(cn_exec *ex);    // resolves, reports, frees (the stream must be idle)
@@ -154,6 +160,14 @@ struct cu_prof_scope {
 void cu_f32_to_half(cudaStream_t st, const float *x, int ldx, int rows, int cols, void *out, bool bf16);
 void cu_bias_act(cudaStream_t st, float *y, int ldy, int rows, int cols, const float *b, cn_act act, bool accumulate,
                  float alpha);
+// log_mel's pieces (backend.cu has the sequence): frames [n*T, win] of the pre-emphasized,
+// windowed signal; power [rows, n_bins] from DFT rows [re | im]; log, normalization and padding in
+// place over out [n, cols, n_mels].
+void cu_mel_frames(cudaStream_t st, const float *pcm, int lpad, const int *lens, int n, int T, int hop, int n_fft,
+                   int off, int win, const double *window, double preemph, bool v25, float *frames);
+void cu_mel_power(cudaStream_t st, const float *spec, size_t rows, int n_bins, double mag_power, float *power);
+void cu_mel_log_norm(cudaStream_t st, float *out, int n, int T, int cols, int n_mels, const int *valid, bool do_log,
+                     bool clamp, double guard, bool normalize, double std_eps, float pad_value);
 // y[b] [y_rows, rows] = x[b] [rows, cols] transposed, rows past cols zeroed (nn/backend.h).
 void cu_transpose(cudaStream_t st, const float *x, float *y, int n, int rows, int cols, int y_rows);
 // h = act(h + b) in place over a bf16 (or fp16) matrix [rows, cols] (row stride ldh), in fp32 math.

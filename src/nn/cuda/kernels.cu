@@ -254,6 +254,124 @@ void cu_transpose(cudaStream_t st, const float *x, float *y, int n, int rows, in
     k_transpose<<<g, 256, 0, st>>>(x, y, n, rows, cols, y_rows);
 }
 
+// ---- log-mel features (nn/backend.h log_mel; features/features.c is the reference) ------------
+
+// Sample i of an item's pre-emphasized signal (len samples of audio): NeMo 2.5 masks it past len,
+// 2.4 lets the step at i = len through. In double, as features/ computes.
+__device__ __forceinline__ double mel_preemph(const float *a, int len, long i, double p, bool v25) {
+    if (i >= len && (v25 || i > len)) return 0.0;
+    double x = i < len ? (double)a[i] : 0.0;
+    return i > 0 ? x - p * (double)a[i - 1] : x;
+}
+
+// A position of the centred frame in the padded batch signal of length lpad: -1 for zero padding
+// (2.5), else the reflected index (2.4; repeated for signals shorter than the padding).
+__device__ __forceinline__ long mel_pad_index(long s, long n, bool reflect) {
+    if (s >= 0 && s < n) return s;
+    if (!reflect) return -1;
+    if (n == 1) return 0;
+    long period = 2 * (n - 1);
+    s %= period;
+    if (s < 0) s += period;
+    return s < n ? s : period - s;
+}
+
+// frames[b*T + t][k] = the pre-emphasized sample under window position k times the window.
+__global__ void k_mel_frames(const float *pcm, int lpad, const int *lens, int n, int T, int hop, int n_fft, int off,
+                             int win, const double *window, double preemph, bool v25, float *frames) {
+    for (int b = (int)blockIdx.z; b < n; b += (int)gridDim.z) {
+        const float *a = pcm + (size_t)b * lpad;
+        int len = lens[b];
+        for (int t = (int)blockIdx.y; t < T; t += (int)gridDim.y) {
+            long base = (long)t * hop - n_fft / 2 + off;
+            float *row = frames + ((size_t)b * T + t) * win;
+            for (int k = (int)(blockIdx.x * blockDim.x + threadIdx.x); k < win; k += (int)(gridDim.x * blockDim.x)) {
+                long idx = mel_pad_index(base + k, lpad, !v25);
+                row[k] = idx < 0 ? 0.0f : (float)(mel_preemph(a, len, idx, preemph, v25) * window[k]);
+            }
+        }
+    }
+}
+
+void cu_mel_frames(cudaStream_t st, const float *pcm, int lpad, const int *lens, int n, int T, int hop, int n_fft,
+                   int off, int win, const double *window, double preemph, bool v25, float *frames) {
+    if (n <= 0 || T <= 0 || win <= 0) return;
+    k_mel_frames<<<grid_seq(n, T, (size_t)win, THREADS), THREADS, 0, st>>>(pcm, lpad, lens, n, T, hop, n_fft, off, win,
+                                                                           window, preemph, v25, frames);
+}
+
+// power[r][k] = |spec[r][k]|^mag_power from the DFT's [re (n_bins) | im (n_bins)] rows.
+__global__ void k_mel_power(const float *spec, size_t rows, int n_bins, double mag_power, float *power) {
+    ROW_LOOP(r, rows) {
+        const float *s = spec + r * 2 * (size_t)n_bins;
+        float *p = power + r * (size_t)n_bins;
+        COL_LOOP(k, n_bins) {
+            double re = s[k], im = s[n_bins + k], v = re * re + im * im;
+            if (mag_power != 2.0) v = pow(sqrt(v), mag_power);
+            p[k] = (float)v;
+        }
+    }
+}
+
+void cu_mel_power(cudaStream_t st, const float *spec, size_t rows, int n_bins, double mag_power, float *power) {
+    if (!rows || n_bins <= 0) return;
+    k_mel_power<<<grid_rows(rows, (size_t)n_bins, THREADS), THREADS, 0, st>>>(spec, rows, n_bins, mag_power, power);
+}
+
+__device__ double block_sum_d(double v) {
+    __shared__ double part[THREADS];
+    part[threadIdx.x] = v;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+        if ((int)threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+        __syncthreads();
+    }
+    double r = part[0];
+    __syncthreads();
+    return r;
+}
+
+// One block per (mel, item) over out[b][t][m]: log, then normalization over the valid frames
+// (double sums of the float values, unbiased std + eps, as features/), then pad_value from the
+// valid length to cols.
+__global__ void k_mel_log_norm(float *out, int n, int T, int cols, int n_mels, const int *valid, bool do_log,
+                               bool clamp, double guard, bool normalize, double std_eps, float pad_value) {
+    int m = (int)blockIdx.x, b = (int)blockIdx.y;
+    if (m >= n_mels || b >= n) return;
+    float *col = out + (size_t)b * cols * n_mels + m;
+    int nv = valid[b];
+    if (do_log)
+        for (int t = (int)threadIdx.x; t < T; t += (int)blockDim.x) {
+            double v = col[(size_t)t * n_mels];
+            col[(size_t)t * n_mels] = (float)(clamp ? log(v > guard ? v : guard) : log(v + guard));
+        }
+    __syncthreads();
+    if (normalize && nv > 0) {
+        double s = 0.0;
+        for (int t = (int)threadIdx.x; t < nv; t += (int)blockDim.x) s += col[(size_t)t * n_mels];
+        double mean = block_sum_d(s) / (double)nv;
+        double q = 0.0;
+        for (int t = (int)threadIdx.x; t < nv; t += (int)blockDim.x) {
+            double d = col[(size_t)t * n_mels] - mean;
+            q += d * d;
+        }
+        q = block_sum_d(q);
+        double sd = nv > 1 ? sqrt(q / (double)(nv - 1)) : 0.0;
+        float fmean = (float)mean, fsd = (float)(sd + std_eps);
+        for (int t = (int)threadIdx.x; t < nv; t += (int)blockDim.x)
+            col[(size_t)t * n_mels] = (col[(size_t)t * n_mels] - fmean) / fsd;
+    }
+    for (int t = (int)threadIdx.x + (nv > 0 ? nv : 0); t < cols; t += (int)blockDim.x) col[(size_t)t * n_mels] = pad_value;
+}
+
+void cu_mel_log_norm(cudaStream_t st, float *out, int n, int T, int cols, int n_mels, const int *valid, bool do_log,
+                     bool clamp, double guard, bool normalize, double std_eps, float pad_value) {
+    if (n <= 0 || n_mels <= 0) return;
+    dim3 g((unsigned)n_mels, cap_yz((size_t)n));
+    k_mel_log_norm<<<g, THREADS, 0, st>>>(out, n, T, cols, n_mels, valid, do_log, clamp, guard, normalize, std_eps,
+                                          pad_value);
+}
+
 // ---- normalisation and element-wise ----------------------------------------------------------
 
 // One block per row; two passes over the row (mean, then centred variance) as the CPU does. For

@@ -23,7 +23,7 @@
 static const char *const op_names[CU_OP_COUNT] = {
     "linear",    "layer_norm", "glu_mask", "dwconv1d", "conv2d_s2", "mask_time", "rel_attention",
     "attention", "embed",      "log_softmax", "topk",  "topk_host", "copy",      "copy_2d",
-    "upload",    "download",   "alloc",    "sync",      "graph_launch", "ffn", "transpose"};
+    "upload",    "download",   "alloc",    "sync",      "graph_launch", "ffn", "transpose", "log_mel"};
 
 typedef struct prof_key {
     int op;
@@ -168,6 +168,9 @@ static void key_name(const prof_key *k, char *s, size_t n) {
     case CU_OP_TRANSPOSE:
         snprintf(s, n, "transpose n=%ld rows=%ld cols=%ld", d[0], d[1], d[2]);
         break;
+    case CU_OP_LOG_MEL:
+        snprintf(s, n, "log_mel n=%ld samples=%ld mels=%ld", d[0], d[1], d[2]);
+        break;
     default:
         snprintf(s, n, "%s", name);
         break;
@@ -263,7 +266,7 @@ static void release_pending(cu_prof *p) {
 
 static bool encoder_op(int op) {
     return op == CU_OP_CONV2D_S2 || op == CU_OP_REL_ATTENTION || op == CU_OP_DWCONV1D || op == CU_OP_GLU_MASK ||
-           op == CU_OP_MASK_TIME || op == CU_OP_TRANSPOSE;
+           op == CU_OP_MASK_TIME || op == CU_OP_TRANSPOSE || op == CU_OP_LOG_MEL;
 }
 static bool decoder_op(int op) {
     return op == CU_OP_EMBED || op == CU_OP_ATTENTION || op == CU_OP_LOG_SOFTMAX || op == CU_OP_TOPK ||
