@@ -2,8 +2,9 @@
  * against features/ (NeMo-exact, in double): every value of padded batches of unequal lengths, both
  * NeMo front ends (2.4: reflect padding, one extra valid frame, the pre-emphasis step at the length;
  * 2.5: zero padding, masked), a pad_to configuration, the valid lengths, the padding columns. The
- * emulation computes the GEMMs in double, so this proves the indexing and the arithmetic; the fp32
- * error of a real GPU's DFT is for the GPU parity run (tests/cuda/engine-gpu-check.sh). */
+ * emulation computes the GEMMs in double, so this proves the indexing and the arithmetic of both the
+ * fp64 and the fp32 DFT paths; the fp32 error of a real GPU's DFT is for the GPU parity run
+ * (tests/cuda/engine-gpu-check.sh). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -90,12 +91,17 @@ static void test_log_mel(void **state) {
     assert_int_equal(be->ops->exec_create(be, 1, &ex, &err), CANARY_OK);
     const int batch[3] = {16000, 23457, 8123}; /* unequal, one under the padding reach of the next */
     const int one[1] = {321};                  /* shorter than the window: padding on both sides */
-    for (int s = 0; s < 2; s++) {
-        cn_feat_semantics sem = s ? CN_FEAT_NEMO_2_5 : CN_FEAT_NEMO_2_4;
-        check_batch(be, ex, sem, 0, batch, 3);
-        check_batch(be, ex, sem, 0, one, 1);
-        check_batch(be, ex, sem, 16, batch, 3);
+    for (int dft = 0; dft < 2; dft++) { /* the DFT in double (fast-fp64 GPUs) and in fp32 (the others) */
+        setenv("CANARY_CUDA_DFT", dft ? "fp32" : "fp64", 1);
+        printf(" DFT in %s\n", dft ? "fp32" : "fp64");
+        for (int s = 0; s < 2; s++) {
+            cn_feat_semantics sem = s ? CN_FEAT_NEMO_2_5 : CN_FEAT_NEMO_2_4;
+            check_batch(be, ex, sem, 0, batch, 3);
+            check_batch(be, ex, sem, 0, one, 1);
+            check_batch(be, ex, sem, 16, batch, 3);
+        }
     }
+    unsetenv("CANARY_CUDA_DFT");
     be->ops->exec_destroy(ex);
     be->ops->destroy(be);
 }

@@ -990,6 +990,8 @@ static void cu_op_transpose(cn_exec *ex, const float *x, float *y, int n, int ro
 // padding. features/ uses an FFT in double; fp32 here, as NeMo itself on a GPU (cuFFT in fp32).
 
 static void mel_constants_free(cn_exec *ex) {
+    cudaFree(ex->mel_basis_d);
+    ex->mel_basis_d = NULL;
     cudaFree(ex->mel_basis);
     cudaFree(ex->mel_window);
     cudaFree(ex->mel_fb);
@@ -1008,8 +1010,11 @@ static bool mel_constants(cn_exec *ex, const cn_mel_desc *d) {
         return true;
     mel_constants_free(ex);
     size_t nb = (size_t)d->win * 2 * d->n_bins;
+    double *basis_d = (double *)malloc(sizeof(double) * nb);
     float *basis = (float *)malloc(sizeof(float) * nb);
-    if (!basis) {
+    if (!basis || !basis_d) {
+        free(basis);
+        free(basis_d);
         CU_NOTE(ex, cudaErrorMemoryAllocation, "log_mel basis");
         return false;
     }
@@ -1019,13 +1024,20 @@ static bool mel_constants(cn_exec *ex, const cn_mel_desc *d) {
             // the phase of frame position off + j at bin k, reduced exactly in integers first
             long q = ((long)(d->win_offset + j) * k) % d->n_fft;
             double ph = two_pi * (double)q / (double)d->n_fft;
-            basis[(size_t)j * 2 * d->n_bins + k] = (float)cos(ph);
-            basis[(size_t)j * 2 * d->n_bins + d->n_bins + k] = (float)-sin(ph);
+            basis_d[(size_t)j * 2 * d->n_bins + k] = cos(ph);
+            basis_d[(size_t)j * 2 * d->n_bins + d->n_bins + k] = -sin(ph);
         }
+    for (size_t i = 0; i < nb; i++)
+        basis[i] = (float)basis_d[i];
     cudaError_t e = cudaMalloc(&ex->mel_basis, sizeof(float) * nb);
     if (e == cudaSuccess)
         e = cudaMemcpy(ex->mel_basis, basis, sizeof(float) * nb, cudaMemcpyHostToDevice);
+    if (e == cudaSuccess)
+        e = cudaMalloc(&ex->mel_basis_d, sizeof(double) * nb);
+    if (e == cudaSuccess)
+        e = cudaMemcpy(ex->mel_basis_d, basis_d, sizeof(double) * nb, cudaMemcpyHostToDevice);
     free(basis);
+    free(basis_d);
     if (e == cudaSuccess)
         e = cudaMalloc(&ex->mel_window, sizeof(double) * (size_t)d->win);
     if (e == cudaSuccess)
@@ -1067,26 +1079,38 @@ static void cu_op_log_mel(cn_exec *ex, const cn_mel_desc *d, const float *pcm, c
     CU_PROF(ex, CU_OP_LOG_MEL, n, lpad, d->n_mels);
     if (!mel_constants(ex, d) || !ints_reserve(ex, (size_t)n))
         return;
+    // The DFT in double where the GPU has fast fp64 (A100, H100: the same numbers as features/ up to
+    // summation order), else in fp32 (as NeMo's cuFFT; a quiet bin 60 dB under a frame's loud ones
+    // then carries ~1e-3 relative error). CANARY_CUDA_DFT=fp32|fp64 chooses.
+    const char *dft = getenv("CANARY_CUDA_DFT");
+    bool dbl = dft && strcmp(dft, "fp64") == 0 ? true : dft && strcmp(dft, "fp32") == 0 ? false : ex->be->fast_fp64;
+    size_t el = dbl ? sizeof(double) : sizeof(float);
     size_t rows = (size_t)n * T;
     size_t f_frames = rows * d->win, f_spec = rows * 2 * d->n_bins, f_power = rows * d->n_bins;
-    float *base = (float *)scratch(ex, sizeof(float) * (f_frames + f_spec + f_power));
+    char *base = (char *)scratch(ex, el * (f_frames + f_spec) + sizeof(float) * f_power);
     if (!base)
         return;
-    float *frames = base, *spec = frames + f_frames, *power = spec + f_spec;
+    void *frames = base, *spec = base + el * f_frames;
+    float *power = (float *)(base + el * (f_frames + f_spec));
     const int *dl = stage_ints(ex, lens, (size_t)n);
     const int *dv = stage_ints(ex, valid, (size_t)n);
     if (!dl || !dv)
         return;
     cu_mel_frames(ex->stream, pcm, lpad, dl, n, T, d->hop, d->n_fft, d->win_offset, d->win, ex->mel_window, d->preemph,
-                  d->nemo_2_5, frames);
+                  d->nemo_2_5, frames, dbl);
     // spec [rows, 2 n_bins] = frames [rows, win] · basis [win, 2 n_bins]: column-major specᵀ = basisᵀ·framesᵀ,
-    // exact fp32 (no TF32: the log spectrum keeps small bins)
+    // never TF32 (the log spectrum keeps small bins)
     const float one = 1.0f, zero = 0.0f;
+    const double one_d = 1.0, zero_d = 0.0;
     int nb2 = 2 * d->n_bins;
-    cublasStatus_t s = cublasGemmEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, nb2, (int)rows, d->win, &one, ex->mel_basis,
-                                    CUDA_R_32F, nb2, frames, CUDA_R_32F, d->win, &zero, spec, CUDA_R_32F, nb2,
-                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    cu_mel_power(ex->stream, spec, rows, d->n_bins, d->mag_power, power);
+    cublasStatus_t s =
+        dbl ? cublasGemmEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, nb2, (int)rows, d->win, &one_d, ex->mel_basis_d,
+                           CUDA_R_64F, nb2, frames, CUDA_R_64F, d->win, &zero_d, spec, CUDA_R_64F, nb2,
+                           CUBLAS_COMPUTE_64F, CUBLAS_GEMM_DEFAULT)
+            : cublasGemmEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, nb2, (int)rows, d->win, &one, ex->mel_basis,
+                           CUDA_R_32F, nb2, frames, CUDA_R_32F, d->win, &zero, spec, CUDA_R_32F, nb2,
+                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    cu_mel_power(ex->stream, spec, rows, d->n_bins, d->mag_power, power, dbl);
     // out[b] [T, n_mels] = power[b] [T, n_bins] · fbᵀ: column-major out[b]ᵀ = fb · power[b]ᵀ (fb row-major
     // [n_mels, n_bins] read transposed)
     if (s == CUBLAS_STATUS_SUCCESS)
@@ -1303,6 +1327,12 @@ CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out
     be->cc_major = p.major;
     be->cc_minor = p.minor;
     be->tf32_internal = prec != CN_PREC_F32 && p.major >= 8;
+    int fp_ratio = 0; // fp32 : fp64 throughput (2 on A100/H100, 32-64 on the others)
+    if (cudaDeviceGetAttribute(&fp_ratio, cudaDevAttrSingleToDoublePrecisionPerfRatio, device) != cudaSuccess) {
+        cudaGetLastError();
+        fp_ratio = 0;
+    }
+    be->fast_fp64 = fp_ratio > 0 && fp_ratio <= 4;
     const char *no_lt = getenv("CANARY_CUDA_NO_LT");
     be->use_lt = !(no_lt && *no_lt && strcmp(no_lt, "0") != 0);
     pthread_mutex_init(&be->lock, NULL);

@@ -26,6 +26,7 @@ typedef struct cu_backend {
     int cc_major, cc_minor;
     bool tf32_internal;   // attention GEMMs may use TF32 (backend prec != F32 and sm80+)
     bool use_lt;          // cuBLASLt epilogues (CANARY_CUDA_NO_LT=1 forces the plain path)
+    bool fast_fp64;       // fp64 at >= 1/4 of the fp32 rate (A100, H100): log_mel's DFT in double
     cudaStream_t stream;  // weight uploads and conversions
     pthread_mutex_t lock; // guards `consts`
     cu_const *consts;
@@ -109,6 +110,7 @@ struct cn_exec {
     const void *mel_for_window, *mel_for_fb;
     int mel_n_fft, mel_win, mel_off, mel_n_bins, mel_n_mels;
     float *mel_basis;   // [win, 2 n_bins]: cos | -sin of the DFT at the window's frame positions
+    double *mel_basis_d; // the same in double (the fp64 DFT)
     double *mel_window; // [win]
     float *mel_fb;      // [n_mels, n_bins]
     struct cu_prof *prof;    // per-operation profile (CANARY_CUDA_PROFILE), NULL when off
@@ -163,9 +165,10 @@ void cu_bias_act(cudaStream_t st, float *y, int ldy, int rows, int cols, const f
 // log_mel's pieces (backend.cu has the sequence): frames [n*T, win] of the pre-emphasized,
 // windowed signal; power [rows, n_bins] from DFT rows [re | im]; log, normalization and padding in
 // place over out [n, cols, n_mels].
+// frames/spec in double (dbl) or float.
 void cu_mel_frames(cudaStream_t st, const float *pcm, int lpad, const int *lens, int n, int T, int hop, int n_fft,
-                   int off, int win, const double *window, double preemph, bool v25, float *frames);
-void cu_mel_power(cudaStream_t st, const float *spec, size_t rows, int n_bins, double mag_power, float *power);
+                   int off, int win, const double *window, double preemph, bool v25, void *frames, bool dbl);
+void cu_mel_power(cudaStream_t st, const void *spec, size_t rows, int n_bins, double mag_power, float *power, bool dbl);
 void cu_mel_log_norm(cudaStream_t st, float *out, int n, int T, int cols, int n_mels, const int *valid, bool do_log,
                      bool clamp, double guard, bool normalize, double std_eps, float pad_value);
 // y[b] [y_rows, rows] = x[b] [rows, cols] transposed, rows past cols zeroed (nn/backend.h).

@@ -277,33 +277,43 @@ __device__ __forceinline__ long mel_pad_index(long s, long n, bool reflect) {
 }
 
 // frames[b*T + t][k] = the pre-emphasized sample under window position k times the window.
+template <typename F>
 __global__ void k_mel_frames(const float *pcm, int lpad, const int *lens, int n, int T, int hop, int n_fft, int off,
-                             int win, const double *window, double preemph, bool v25, float *frames) {
+                             int win, const double *window, double preemph, bool v25, F *frames) {
     for (int b = (int)blockIdx.z; b < n; b += (int)gridDim.z) {
         const float *a = pcm + (size_t)b * lpad;
         int len = lens[b];
         for (int t = (int)blockIdx.y; t < T; t += (int)gridDim.y) {
             long base = (long)t * hop - n_fft / 2 + off;
-            float *row = frames + ((size_t)b * T + t) * win;
+            F *row = frames + ((size_t)b * T + t) * win;
             for (int k = (int)(blockIdx.x * blockDim.x + threadIdx.x); k < win; k += (int)(gridDim.x * blockDim.x)) {
                 long idx = mel_pad_index(base + k, lpad, !v25);
-                row[k] = idx < 0 ? 0.0f : (float)(mel_preemph(a, len, idx, preemph, v25) * window[k]);
+                row[k] = idx < 0 ? (F)0 : (F)(mel_preemph(a, len, idx, preemph, v25) * window[k]);
             }
         }
     }
 }
 
 void cu_mel_frames(cudaStream_t st, const float *pcm, int lpad, const int *lens, int n, int T, int hop, int n_fft,
-                   int off, int win, const double *window, double preemph, bool v25, float *frames) {
+                   int off, int win, const double *window, double preemph, bool v25, void *frames, bool dbl) {
     if (n <= 0 || T <= 0 || win <= 0) return;
-    k_mel_frames<<<grid_seq(n, T, (size_t)win, THREADS), THREADS, 0, st>>>(pcm, lpad, lens, n, T, hop, n_fft, off, win,
-                                                                           window, preemph, v25, frames);
+    dim3 g = grid_seq(n, T, (size_t)win, THREADS);
+    if (dbl) {
+        void (*k)(const float *, int, const int *, int, int, int, int, int, int, const double *, double, bool, double *) =
+            k_mel_frames<double>;
+        k<<<g, THREADS, 0, st>>>(pcm, lpad, lens, n, T, hop, n_fft, off, win, window, preemph, v25, (double *)frames);
+    } else {
+        void (*k)(const float *, int, const int *, int, int, int, int, int, int, const double *, double, bool, float *) =
+            k_mel_frames<float>;
+        k<<<g, THREADS, 0, st>>>(pcm, lpad, lens, n, T, hop, n_fft, off, win, window, preemph, v25, (float *)frames);
+    }
 }
 
 // power[r][k] = |spec[r][k]|^mag_power from the DFT's [re (n_bins) | im (n_bins)] rows.
-__global__ void k_mel_power(const float *spec, size_t rows, int n_bins, double mag_power, float *power) {
+template <typename F>
+__global__ void k_mel_power(const F *spec, size_t rows, int n_bins, double mag_power, float *power) {
     ROW_LOOP(r, rows) {
-        const float *s = spec + r * 2 * (size_t)n_bins;
+        const F *s = spec + r * 2 * (size_t)n_bins;
         float *p = power + r * (size_t)n_bins;
         COL_LOOP(k, n_bins) {
             double re = s[k], im = s[n_bins + k], v = re * re + im * im;
@@ -313,9 +323,16 @@ __global__ void k_mel_power(const float *spec, size_t rows, int n_bins, double m
     }
 }
 
-void cu_mel_power(cudaStream_t st, const float *spec, size_t rows, int n_bins, double mag_power, float *power) {
+void cu_mel_power(cudaStream_t st, const void *spec, size_t rows, int n_bins, double mag_power, float *power, bool dbl) {
     if (!rows || n_bins <= 0) return;
-    k_mel_power<<<grid_rows(rows, (size_t)n_bins, THREADS), THREADS, 0, st>>>(spec, rows, n_bins, mag_power, power);
+    dim3 g = grid_rows(rows, (size_t)n_bins, THREADS);
+    if (dbl) {
+        void (*k)(const double *, size_t, int, double, float *) = k_mel_power<double>;
+        k<<<g, THREADS, 0, st>>>((const double *)spec, rows, n_bins, mag_power, power);
+    } else {
+        void (*k)(const float *, size_t, int, double, float *) = k_mel_power<float>;
+        k<<<g, THREADS, 0, st>>>((const float *)spec, rows, n_bins, mag_power, power);
+    }
 }
 
 __device__ double block_sum_d(double v) {

@@ -297,6 +297,12 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
     p->totalGlobalMem = (size_t)16 << 30;
     return cudaSuccess;
 }
+cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d) {
+    if (d < 0 || d >= device_count())
+        return cudaErrorInvalidDevice;
+    *v = a == cudaDevAttrSingleToDoublePrecisionPerfRatio ? 2 : 0; // an A100/H100-like part
+    return cudaSuccess;
+}
 cudaError_t cudaDriverGetVersion(int *v) {
     *v = 13000;
     return cudaSuccess;
@@ -515,9 +521,11 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 
 // ---- GEMMs --------------------------------------------------------------------------------------
 namespace {
-float load(const void *p, cudaDataType_t t, size_t i) {
+double load(const void *p, cudaDataType_t t, size_t i) {
     if (t == CUDA_R_32F)
         return ((const float *)p)[i];
+    if (t == CUDA_R_64F)
+        return ((const double *)p)[i];
     uint16_t b = ((const uint16_t *)p)[i];
     if (t == CUDA_R_16BF) {
         uint32_t u = (uint32_t)b << 16;
@@ -529,36 +537,41 @@ float load(const void *p, cudaDataType_t t, size_t i) {
     memcpy(&h, &b, 2);
     return (float)h;
 }
-void store(void *p, cudaDataType_t t, size_t i, float v) {
+void store(void *p, cudaDataType_t t, size_t i, double v) {
     if (t == CUDA_R_32F) {
-        ((float *)p)[i] = v;
+        ((float *)p)[i] = (float)v;
+        return;
+    }
+    if (t == CUDA_R_64F) {
+        ((double *)p)[i] = v;
         return;
     }
     uint16_t b;
     if (t == CUDA_R_16BF) {
-        __nv_bfloat16 h = __float2bfloat16_rn(v);
+        __nv_bfloat16 h = __float2bfloat16_rn((float)v);
         b = h.bits;
     } else {
-        _Float16 h = (_Float16)v;
+        _Float16 h = (_Float16)(float)v;
         memcpy(&b, &h, 2);
     }
     ((uint16_t *)p)[i] = b;
 }
 // C (m x n, ldc, of type ct) = alpha op(A) op(B) + beta C, column-major as cuBLAS defines it; the
 // sum in double, rounded once to ct (as a GPU rounds its fp32 accumulator once).
-void gemm_t(bool ta, bool tb, int m, int n, int k, float alpha, const void *A, cudaDataType_t at, long lda,
-            const void *B, cudaDataType_t bt, long ldb, float beta, void *C, cudaDataType_t ct, long ldc) {
+void gemm_t(bool ta, bool tb, int m, int n, int k, double alpha, const void *A, cudaDataType_t at, long lda,
+            const void *B, cudaDataType_t bt, long ldb, double beta, void *C, cudaDataType_t ct, long ldc) {
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             double s = 0;
             for (int p = 0; p < k; p++) {
-                float a = ta ? load(A, at, (size_t)(p + i * lda)) : load(A, at, (size_t)(i + p * lda));
-                float b = tb ? load(B, bt, (size_t)(j + p * ldb)) : load(B, bt, (size_t)(p + j * ldb));
-                s += (double)a * b;
+                double a = ta ? load(A, at, (size_t)(p + i * lda)) : load(A, at, (size_t)(i + p * lda));
+                double b = tb ? load(B, bt, (size_t)(j + p * ldb)) : load(B, bt, (size_t)(p + j * ldb));
+                s += a * b;
             }
             size_t ci = i + (size_t)j * ldc;
-            float acc = (float)(alpha * s + (beta != 0.0f ? beta * load(C, ct, ci) : 0.0f));
-            store(C, ct, ci, acc);
+            // the accumulator rounded once to the output type (fp32 for a float C, as a GPU)
+            double acc = alpha * s + (beta != 0.0 ? beta * load(C, ct, ci) : 0.0);
+            store(C, ct, ci, ct == CUDA_R_64F ? acc : (double)(float)acc);
         }
 }
 void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const void *A, cudaDataType_t at, long lda,
@@ -599,12 +612,14 @@ cublasStatus_t cublasSetWorkspace(cublasHandle_t, void *, size_t) { return CUBLA
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void *alpha, const void *A, cudaDataType_t at, int lda, const void *B,
                             cudaDataType_t bt, int ldb, const void *beta, void *C, cudaDataType_t ct, int ldc,
-                            cublasComputeType_t, cublasGemmAlgo_t) {
+                            cublasComputeType_t comp, cublasGemmAlgo_t) {
     if (!handle_ok(h->device, "cublasGemmEx"))
         return CUBLAS_STATUS_EXECUTION_FAILED;
-    if ((ct != CUDA_R_32F && ct != at) || at != bt)
+    if ((ct != CUDA_R_32F && ct != at) || at != bt || ((comp == CUBLAS_COMPUTE_64F) != (at == CUDA_R_64F)))
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    float al = *(const float *)alpha, be = *(const float *)beta; // host scalars: read now
+    // host scalars, read now: double for the fp64 compute type, else float
+    double al = comp == CUBLAS_COMPUTE_64F ? *(const double *)alpha : *(const float *)alpha;
+    double be = comp == CUBLAS_COMPUTE_64F ? *(const double *)beta : *(const float *)beta;
     auto run = [=] { gemm_t(ta == CUBLAS_OP_T, tb == CUBLAS_OP_T, m, n, k, al, A, at, lda, B, bt, ldb, be, C, ct, ldc); };
     if (!emu_record(h->stream, run, K_GEMM))
         run();
