@@ -102,6 +102,11 @@ static void test_log_mel(void **state) {
         }
     }
     unsetenv("CANARY_CUDA_DFT");
+    setenv("CANARY_CUDA_MEL_SLICE", "2", 1); /* a batch in slices of 2 items (large batches are) */
+    printf(" in slices of 2 items\n");
+    check_batch(be, ex, CN_FEAT_NEMO_2_4, 0, batch, 3);
+    check_batch(be, ex, CN_FEAT_NEMO_2_5, 16, batch, 3);
+    unsetenv("CANARY_CUDA_MEL_SLICE");
     be->ops->exec_destroy(ex);
     be->ops->destroy(be);
 }

@@ -1085,8 +1085,16 @@ static void cu_op_log_mel(cn_exec *ex, const cn_mel_desc *d, const float *pcm, c
     const char *dft = getenv("CANARY_CUDA_DFT");
     bool dbl = dft && strcmp(dft, "fp64") == 0 ? true : dft && strcmp(dft, "fp32") == 0 ? false : ex->be->fast_fp64;
     size_t el = dbl ? sizeof(double) : sizeof(float);
-    size_t rows = (size_t)n * T;
-    size_t f_frames = rows * d->win, f_spec = rows * 2 * d->n_bins, f_power = rows * d->n_bins;
+    // Items in slices, so that the DFT's intermediates stay near 256 MB whatever the batch (in fp64
+    // a 10-s item needs 8.4 MB of them: a batch of 128 in one go would hold 1.1 GB of scratch).
+    size_t per_item = (size_t)T * ((el * (d->win + 2 * (size_t)d->n_bins)) + sizeof(float) * d->n_bins);
+    int slice = (int)(((size_t)256 << 20) / (per_item ? per_item : 1));
+    const char *fixed = getenv("CANARY_CUDA_MEL_SLICE"); // items per slice, for tests
+    if (fixed && atoi(fixed) > 0)
+        slice = atoi(fixed);
+    slice = slice < 1 ? 1 : slice > n ? n : slice;
+    size_t rows_max = (size_t)slice * T;
+    size_t f_frames = rows_max * d->win, f_spec = rows_max * 2 * d->n_bins, f_power = rows_max * d->n_bins;
     char *base = (char *)scratch(ex, el * (f_frames + f_spec) + sizeof(float) * f_power);
     if (!base)
         return;
@@ -1096,28 +1104,33 @@ static void cu_op_log_mel(cn_exec *ex, const cn_mel_desc *d, const float *pcm, c
     const int *dv = stage_ints(ex, valid, (size_t)n);
     if (!dl || !dv)
         return;
-    cu_mel_frames(ex->stream, pcm, lpad, dl, n, T, d->hop, d->n_fft, d->win_offset, d->win, ex->mel_window, d->preemph,
-                  d->nemo_2_5, frames, dbl);
-    // spec [rows, 2 n_bins] = frames [rows, win] · basis [win, 2 n_bins]: column-major specᵀ = basisᵀ·framesᵀ,
-    // never TF32 (the log spectrum keeps small bins)
     const float one = 1.0f, zero = 0.0f;
     const double one_d = 1.0, zero_d = 0.0;
     int nb2 = 2 * d->n_bins;
-    cublasStatus_t s =
-        dbl ? cublasGemmEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, nb2, (int)rows, d->win, &one_d, ex->mel_basis_d,
-                           CUDA_R_64F, nb2, frames, CUDA_R_64F, d->win, &zero_d, spec, CUDA_R_64F, nb2,
-                           CUBLAS_COMPUTE_64F, CUBLAS_GEMM_DEFAULT)
-            : cublasGemmEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, nb2, (int)rows, d->win, &one, ex->mel_basis,
-                           CUDA_R_32F, nb2, frames, CUDA_R_32F, d->win, &zero, spec, CUDA_R_32F, nb2,
-                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    cu_mel_power(ex->stream, spec, rows, d->n_bins, d->mag_power, power, dbl);
-    // out[b] [T, n_mels] = power[b] [T, n_bins] · fbᵀ: column-major out[b]ᵀ = fb · power[b]ᵀ (fb row-major
-    // [n_mels, n_bins] read transposed)
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, d->n_mels, T, d->n_bins, &one, ex->mel_fb,
-                                       CUDA_R_32F, d->n_bins, 0, power, CUDA_R_32F, d->n_bins,
-                                       (long long)T * d->n_bins, &zero, out, CUDA_R_32F, d->n_mels,
-                                       (long long)cols * d->n_mels, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    cublasStatus_t s = CUBLAS_STATUS_SUCCESS;
+    for (int b0 = 0; b0 < n && s == CUBLAS_STATUS_SUCCESS; b0 += slice) {
+        int m = n - b0 < slice ? n - b0 : slice;
+        int rows = m * T;
+        cu_mel_frames(ex->stream, pcm + (size_t)b0 * lpad, lpad, dl + b0, m, T, d->hop, d->n_fft, d->win_offset, d->win,
+                      ex->mel_window, d->preemph, d->nemo_2_5, frames, dbl);
+        // spec [rows, 2 n_bins] = frames [rows, win] · basis [win, 2 n_bins]: column-major specᵀ =
+        // basisᵀ·framesᵀ, never TF32 (the log spectrum keeps small bins)
+        s = dbl ? cublasGemmEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, nb2, rows, d->win, &one_d, ex->mel_basis_d,
+                               CUDA_R_64F, nb2, frames, CUDA_R_64F, d->win, &zero_d, spec, CUDA_R_64F, nb2,
+                               CUBLAS_COMPUTE_64F, CUBLAS_GEMM_DEFAULT)
+                : cublasGemmEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, nb2, rows, d->win, &one, ex->mel_basis, CUDA_R_32F,
+                               nb2, frames, CUDA_R_32F, d->win, &zero, spec, CUDA_R_32F, nb2, CUBLAS_COMPUTE_32F,
+                               CUBLAS_GEMM_DEFAULT);
+        cu_mel_power(ex->stream, spec, (size_t)rows, d->n_bins, d->mag_power, power, dbl);
+        // out[b] [T, n_mels] = power[b] [T, n_bins] · fbᵀ: column-major out[b]ᵀ = fb · power[b]ᵀ (fb
+        // row-major [n_mels, n_bins] read transposed)
+        if (s == CUBLAS_STATUS_SUCCESS)
+            s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, d->n_mels, T, d->n_bins, &one,
+                                           ex->mel_fb, CUDA_R_32F, d->n_bins, 0, power, CUDA_R_32F, d->n_bins,
+                                           (long long)T * d->n_bins, &zero, out + (size_t)b0 * cols * d->n_mels,
+                                           CUDA_R_32F, d->n_mels, (long long)cols * d->n_mels, m, CUBLAS_COMPUTE_32F,
+                                           CUBLAS_GEMM_DEFAULT);
+    }
     if (s != CUBLAS_STATUS_SUCCESS)
         CU_NOTE(ex, cudaErrorLaunchFailure, "log_mel GEMM");
     cu_mel_log_norm(ex->stream, out, n, T, cols, d->n_mels, dv, d->log, d->log_clamp, d->log_guard, d->normalize,
