@@ -440,26 +440,24 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
             goto out;
         for (int i = 0; i < n; i++)
             t[i] = cols_i;
-        c->timings.features_s = cn_elapsed_s(t0);
-        goto encode;
-    }
-    int64_t cols = cn_features_columns(fx, maxlen);
-    int n_mels = cn_features_n_mels(fx);
-    fbuf = feat_buf_reserve(c, m->be[0], (size_t)n * (size_t)n_mels * (size_t)cols);
-    if (!fbuf) {
-        st = cn_error_set(err, CANARY_ENOMEM, "out of memory for features of %d utterances", n);
-        goto out;
-    }
-    st = cn_features_compute_batch_pool(fx, c->feat_pool, items, lens, n, fbuf, valid, err);
-    if (st != CANARY_OK)
-        goto out;
-    for (int i = 0; i < n; i++) {
-        feats[i] = fbuf + (size_t)i * n_mels * (size_t)cols;
-        t[i] = (int)cols;
-        vi[i] = (int)valid[i];
+    } else {
+        int64_t cols = cn_features_columns(fx, maxlen);
+        int n_mels = cn_features_n_mels(fx);
+        fbuf = feat_buf_reserve(c, m->be[0], (size_t)n * (size_t)n_mels * (size_t)cols);
+        if (!fbuf) {
+            st = cn_error_set(err, CANARY_ENOMEM, "out of memory for features of %d utterances", n);
+            goto out;
+        }
+        st = cn_features_compute_batch_pool(fx, c->feat_pool, items, lens, n, fbuf, valid, err);
+        if (st != CANARY_OK)
+            goto out;
+        for (int i = 0; i < n; i++) {
+            feats[i] = fbuf + (size_t)i * n_mels * (size_t)cols;
+            t[i] = (int)cols;
+            vi[i] = (int)valid[i];
+        }
     }
     c->timings.features_s = cn_elapsed_s(t0);
-encode:
     t0 = cn_now_ns();
     cn_encoder_input in = {n, feats, t, vi, p->features == CANARY_FEATURES_NEMO_2_5, on_device};
     st = cn_canary_encode(cc, &in, NULL, NULL, err);

@@ -514,19 +514,19 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
      * where the data is (done on the host, one core took 40 ms for a batch of 128). Items that lie
      * one after the other with equal lengths (as the API passes them) go in one copy. Features
      * computed by the backend (on_device) are in place already. */
-    float *raw = c->buf[BUF_SUB_B].p;
-    bool one_block = !in->on_device;
-    for (int i = 1; i < B && one_block; i++)
-        one_block = in->t[i] == tf && in->feats[i] == in->feats[0] + (size_t)i * F * tf;
-    if (in->on_device) {
-        /* cn_canary_features_device wrote BUF_IN [B, tf, F] */
-    } else if (one_block && in->t[0] == tf) {
-        ops->upload(c->ex, raw, in->feats[0], sizeof(float) * (size_t)B * F * tf);
-        ops->transpose(c->ex, raw, c->buf[BUF_IN].p, B, F, tf, tf);
-    } else {
-        for (int i = 0; i < B; i++) {
-            ops->upload(c->ex, raw, in->feats[i], sizeof(float) * (size_t)F * in->t[i]);
-            ops->transpose(c->ex, raw, c->buf[BUF_IN].p + (size_t)i * tf * F, 1, F, in->t[i], tf);
+    if (!in->on_device) {
+        float *raw = c->buf[BUF_SUB_B].p;
+        bool one_block = in->t[0] == tf;
+        for (int i = 1; i < B && one_block; i++)
+            one_block = in->t[i] == tf && in->feats[i] == in->feats[0] + (size_t)i * F * tf;
+        if (one_block) {
+            ops->upload(c->ex, raw, in->feats[0], sizeof(float) * (size_t)B * F * tf);
+            ops->transpose(c->ex, raw, c->buf[BUF_IN].p, B, F, tf, tf);
+        } else {
+            for (int i = 0; i < B; i++) {
+                ops->upload(c->ex, raw, in->feats[i], sizeof(float) * (size_t)F * in->t[i]);
+                ops->transpose(c->ex, raw, c->buf[BUF_IN].p + (size_t)i * tf * F, 1, F, in->t[i], tf);
+            }
         }
     }
     /* valid lengths per stage: [0] features, [1..3] after each stride-2 stage */
