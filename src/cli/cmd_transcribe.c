@@ -301,8 +301,6 @@ int cmd_transcribe(int argc, char **argv) {
             cn_config_free(&cfg);
             return 2;
         }
-    } else {
-        pp.overlap_s = 1.0;
     }
     if (p.values[O_VAD]) {
         if (strcmp(p.values[O_VAD], "on") != 0 && strcmp(p.values[O_VAD], "off") != 0) {

@@ -36,7 +36,7 @@ void cn_pipeline_params_default(cn_pipeline_params *p) {
     cn_chunk_params_default(&cp);
     p->chunk_max_s = 0;
     p->chunk_min_s = cp.min_s;
-    p->overlap_s = cp.overlap_s;
+    p->overlap_s = 1.0; /* at hard cuts only: the seam's words are then heard twice and merged */
     p->skip_silence_s = cp.skip_silence_s;
     p->max_batch = 8;
     p->max_batch_s = 8 * cp.max_s;

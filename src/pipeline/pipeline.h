@@ -45,7 +45,7 @@ typedef struct cn_pcm_source {
 typedef struct cn_pipeline_params {
     double chunk_max_s;    /* 0 = the recognizer's limit; a longer value is capped to it */
     double chunk_min_s;
-    double overlap_s;
+    double overlap_s;      /* before a chunk cut inside speech (default 1 s; CLI and service alike) */
     double skip_silence_s;
     size_t max_batch;      /* chunks per batch */
     double max_batch_s;    /* padded seconds of audio per batch (count x longest) */

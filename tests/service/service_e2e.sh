@@ -39,6 +39,11 @@ if "$CANARY_BIN" transcribe --model "$MODEL" --timestamps \
   expect_eq "words from the model's timestamp tokens, as the CLI's" "$(jq -c '[.words[]?|[.word,.start,.end]]' "$TMP/cli_ts.json")" \
     "$(jq -c '[.words[]?|[.word,.start,.end]]' "$TMP/body")"
 fi
+# speech longer than the model's limit, cut inside speech: the same chunks, overlap and seam merging
+sox "$TMP/speech.wav" "$TMP/45s.wav" repeat 16
+expect_code "45 s of speech without a pause" 200 -F file=@"$TMP/45s.wav" -F response_format=text "$T"
+expect_eq "the same text as canary-stt transcribe" "$("$CANARY_BIN" transcribe --model "$MODEL" --format text "$TMP/45s.wav")" \
+  "$(cat "$TMP/body")"
 expect_code "mp3 at 44.1 kHz stereo decodes" 200 -F file=@"$TMP/speech.mp3" "$T"
 expect_code "async job" 202 -F file=@"$TMP/speech.wav" "$URL/v1/jobs"
 J=$(jb .id)
