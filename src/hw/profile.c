@@ -144,17 +144,22 @@ static cn_status parse_device(const char *dev, int n_gpus, bool want[CN_HW_MAX_G
     return CANARY_OK;
 }
 
-static cn_status parse_precision(const char *s, int *out, cn_error *err) {
+/* tf32 is fp32 weights and activations with TF32 tensor cores for the GEMMs (*tf32 set); an
+ * explicit fp32 is exact fp32 (no TF32), as the engine runs it. */
+static cn_status parse_precision(const char *s, int *out, bool *tf32, cn_error *err) {
+    *tf32 = false;
     if (!s || !s[0] || strcmp(s, "auto") == 0)
         *out = -1;
     else if (strcmp(s, "fp32") == 0)
         *out = CN_PREC_FP32;
+    else if (strcmp(s, "tf32") == 0)
+        *out = CN_PREC_FP32, *tf32 = true;
     else if (strcmp(s, "bf16") == 0)
         *out = CN_PREC_BF16;
     else if (strcmp(s, "fp16") == 0)
         *out = CN_PREC_FP16;
     else
-        return cn_error_set(err, CANARY_EINVAL, "engine.precision: '%s' is not auto, fp32, bf16 or fp16", s);
+        return cn_error_set(err, CANARY_EINVAL, "engine.precision: '%s' is not auto, fp32, tf32, bf16 or fp16", s);
     return CANARY_OK;
 }
 
@@ -208,7 +213,8 @@ cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, con
     bool want[CN_HW_MAX_GPUS], cpu_only, gpu_required;
     CN_TRY(parse_device(cfg ? cfg->device : NULL, hw->n_gpus, want, &cpu_only, &gpu_required, err));
     int forced_prec = -1;
-    CN_TRY(parse_precision(cfg ? cfg->precision : NULL, &forced_prec, err));
+    bool forced_tf32;
+    CN_TRY(parse_precision(cfg ? cfg->precision : NULL, &forced_prec, &forced_tf32, err));
     int forced_threads = cfg ? cfg->threads : 0;
     int forced_batch = cfg ? cfg->max_batch : 0;
     int forced_streams = cfg ? cfg->streams : 0;
@@ -229,7 +235,7 @@ cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, con
     if (forced_batch)
         note(out, "engine.max_batch = %d from the configuration", forced_batch);
     if (forced_prec >= 0)
-        note(out, "engine.precision = %s from the configuration", cn_precision_name((cn_precision)forced_prec));
+        note(out, "engine.precision = %s from the configuration", cfg->precision);
     if (forced_budget)
         note(out, "engine.memory_budget_mb = %d from the configuration", cfg->memory_budget_mb);
 
@@ -265,7 +271,9 @@ cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, con
                     d->precision = CN_PREC_FP32;
                     why(d, "fp32: sm%d has no tensor cores", cc);
                 }
-                d->tf32 = cc >= 80;
+                d->tf32 = cc >= 80 && (forced_prec < 0 || forced_tf32);
+                if (forced_tf32 && cc < 80)
+                    why(d, "tf32 forced on sm%d (no TF32 tensor cores: the GEMMs run in fp32)", cc);
                 /* CUDA context + cuBLAS workspace live outside the budget */
                 const uint64_t reserve = 512 * MiB;
                 uint64_t avail = g->free_mem;

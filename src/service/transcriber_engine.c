@@ -461,6 +461,8 @@ static canary_precision gpu_precision(const cn_config *cfg, const cn_device_prof
         return CANARY_PRECISION_BF16;
     if (strcmp(cfg->precision, "fp16") == 0)
         return CANARY_PRECISION_FP16;
+    if (strcmp(cfg->precision, "tf32") == 0)
+        return CANARY_PRECISION_TF32;
     if (dp->precision == CN_PREC_BF16)
         return CANARY_PRECISION_BF16;
     if (dp->precision == CN_PREC_FP16)
@@ -536,7 +538,7 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
         if (explicit_gpu) {
             free(prof);
             eng_destroy(t);
-            return cn_error_set(err, perr.code, "engine.device = %s: %s", cfg->device, perr.msg);
+            return cn_error_set(err, perr.code, "%s", perr.msg); /* it names the setting */
         }
         CN_WARN("engine", "no hardware profile (%s): running on the CPU", perr.msg);
         prof->n_devices = 0;

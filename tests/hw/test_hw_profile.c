@@ -239,7 +239,7 @@ static void test_overrides(void **state) {
     assert_int_equal(cn_profile_compute(&hw, cn_hw_model_preset("canary-1b-v2"), c, &p, &err), CANARY_OK);
     const cn_device_profile *g = &p.dev[0];
     assert_int_equal(g->precision, CN_PREC_FP32);
-    assert_true(g->tf32); /* sm90: TF32 for the fp32 GEMMs */
+    assert_false(g->tf32); /* an explicit fp32 is exact, as the engine runs it */
     assert_int_equal(g->max_batch, 8);
     assert_int_equal(g->workers, 3);
     assert_int_equal(g->budget_bytes, 20000 * MiB_);
@@ -296,6 +296,27 @@ static void test_device_selection(void **state) {
     assert_non_null(strstr(err.msg, "int4"));
 }
 
+static void test_tf32(void **state) {
+    cn_hw_info hw;
+    example_h100(&hw);
+    cn_config *c = config();
+    set(c, "precision", "tf32");
+    cn_profile p;
+    cn_error err;
+    assert_int_equal(cn_profile_compute(&hw, cn_hw_model_preset("canary-1b-flash"), c, &p, &err), CANARY_OK);
+    assert_int_equal(p.dev[0].precision, CN_PREC_FP32);
+    assert_true(p.dev[0].tf32); /* sm90: fp32 with TF32 GEMMs */
+    assert_string_equal(p.notes[0], "engine.precision = tf32 from the configuration");
+    /* a GPU without TF32 tensor cores runs it in fp32 and says so */
+    example_2core(&hw);
+    hw.mem_available = 30 * GiB;
+    gpu(&hw, "Tesla T4", 7, 5, 15360 * MiB_, 14900 * MiB_, false);
+    assert_int_equal(cn_profile_compute(&hw, cn_hw_model_preset("canary-1b"), c, &p, &err), CANARY_OK);
+    assert_int_equal(p.dev[0].precision, CN_PREC_FP32);
+    assert_false(p.dev[0].tf32);
+    assert_non_null(strstr(p.dev[0].why, "tf32 forced on sm75 (no TF32 tensor cores: the GEMMs run in fp32)"));
+}
+
 static void test_turing_uses_fp16(void **state) {
     cn_hw_info hw;
     example_2core(&hw);
@@ -342,6 +363,7 @@ int main(void) {
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_beam_shrinks_batch),
         cmocka_unit_test(test_device_selection),
+        cmocka_unit_test(test_tf32),
         cmocka_unit_test(test_turing_uses_fp16),
         cmocka_unit_test(test_json_is_complete),
     };
