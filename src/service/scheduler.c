@@ -161,6 +161,8 @@ static const char *error_code_for(cn_status st) {
         return "canceled";
     case CANARY_EINVAL:
         return "invalid_request";
+    case CANARY_EDEVICE:
+        return "device_failed"; /* the hardware, not the request or our code: GET / says which */
     default:
         return "internal_error";
     }

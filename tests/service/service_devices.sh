@@ -130,9 +130,11 @@ stop_server "$SPID"
 CANARY_FAKE_DEVICES="bad/1/1/10/0/0/0" start_server "$TMP/d" --workers 1
 submit "$TMP/j1.wav"
 wait_status "$URL/v1/jobs/${IDS[0]}" failed 30 && ok "job on a failing device fails" || bad "job on a failing device fails"
-expect_eq "with the device's error" "bad: simulated failure of bad" "$(curl -sS "$URL/v1/jobs/${IDS[0]}" | jq -r .error.message)"
-expect_code "a request after that" 500 -F file=@"$TMP/j2.wav" "$URL/v1/audio/transcriptions"
+expect_eq "with the device's error" "bad: simulated failure of bad device_failed" \
+  "$(curl -sS "$URL/v1/jobs/${IDS[0]}" | jq -r '.error.message + " " + .error.code')"
+expect_code "a request after that: 503 (the hardware, not a bug)" 503 -F file=@"$TMP/j2.wav" "$URL/v1/audio/transcriptions"
 expect_grep "says no device is left" "no healthy device left" "$TMP/body"
+expect_eq "code device_failed" "device_failed" "$(jb .error.code)"
 expect_code "/health says so" 503 "$URL/health"
 expect_grep "and why" "no healthy device left: all 1 failed" "$TMP/body"
 stop_server "$SPID"
