@@ -52,9 +52,8 @@ cn_status cn_cli_model_path(const cn_config *cfg, const char *spec, char **out, 
 cn_status cn_cli_resolve_model(cn_config *cfg, const char *cmd);
 
 /* engine.device: checks the spelling (cpu, cuda, cuda:N[,M...], auto); the engine decides at load
- * whether the GPU is usable. `serve` (whose engine is not yet placed per device) refuses an
- * explicit GPU and warns when auto leaves one unused. Prints the message prefixed with
- * `canary-stt <cmd>`. */
+ * whether the GPU is usable (`serve` loads one replica per chosen device, see
+ * service/transcriber_engine.c). Prints the message prefixed with `canary-stt <cmd>`. */
 cn_status cn_cli_check_device(const cn_config *cfg, const char *cmd);
 
 /* Subcommands: each returns the process exit status. */

@@ -212,12 +212,37 @@ std::map<uintptr_t, emu_alloc> g_allocs; // device allocations by start address
 thread_local int g_device;               // the calling thread's current device (cudaSetDevice)
 thread_local cudaError_t g_last_error;   // for cudaGetLastError, as launch failures are reported
 
+std::atomic<long> g_launches[8]; // kernel launches per device, for CANARY_EMU_LOST_DEVICE
+
 int device_count() {
     const char *e = getenv("CANARY_EMU_DEVICES");
     int n = e ? atoi(e) : 1;
     return n >= 1 && n <= 8 ? n : 1;
 }
 } // namespace
+
+bool emu_device_lost(bool launch) {
+    static int lost_dev = -1;
+    static long lost_from = 0;
+    static std::once_flag once;
+    std::call_once(once, [] {
+        const char *e = getenv("CANARY_EMU_LOST_DEVICE");
+        if (e && sscanf(e, "%d:%ld", &lost_dev, &lost_from) != 2)
+            lost_dev = -1;
+    });
+    if (g_device != lost_dev || g_device < 0 || g_device >= 8)
+        return false;
+    long n = launch ? ++g_launches[g_device] : g_launches[g_device].load();
+    if (n < lost_from)
+        return false;
+    g_last_error = cudaErrorLaunchFailure;
+    return true;
+}
+#define LOST_RETURN(value)                                                                                        \
+    do {                                                                                                          \
+        if (emu_device_lost(false))                                                                               \
+            return value;                                                                                         \
+    } while (0)
 
 struct emu_stream {
     int device;
@@ -271,9 +296,11 @@ const char *cudaGetErrorString(cudaError_t e) {
     return e == cudaSuccess                      ? "no error"
            : e == cudaErrorInvalidDevice         ? "invalid device ordinal"
            : e == cudaErrorInvalidResourceHandle ? "invalid resource handle"
+           : e == cudaErrorLaunchFailure         ? "unspecified launch failure"
                                                  : "emulated CUDA error";
 }
 cudaError_t cudaGetLastError() {
+    LOST_RETURN(cudaErrorLaunchFailure); // sticky, as a device's context after such an error
     cudaError_t e = g_last_error;
     g_last_error = cudaSuccess;
     return e;
@@ -312,6 +339,7 @@ cudaError_t cudaRuntimeGetVersion(int *v) {
     return cudaSuccess;
 }
 cudaError_t cudaMalloc(void **p, size_t n) {
+    LOST_RETURN(cudaErrorLaunchFailure);
     *p = malloc(n ? n : 1);
     if (!*p)
         return cudaErrorMemoryAllocation;
@@ -337,10 +365,12 @@ cudaError_t cudaFreeHost(void *p) {
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
+    LOST_RETURN(cudaErrorLaunchFailure);
     memmove(d, s, n);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cudaStream_t st) {
+    LOST_RETURN(cudaErrorLaunchFailure);
     if (!emu_stream_ok(st, "cudaMemcpyAsync"))
         return cudaErrorInvalidResourceHandle;
     emu_stream *es = (emu_stream *)st;
@@ -355,6 +385,7 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cu
 }
 cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size_t w, size_t h, cudaMemcpyKind,
                               cudaStream_t st) {
+    LOST_RETURN(cudaErrorLaunchFailure);
     if (!emu_stream_ok(st, "cudaMemcpy2DAsync"))
         return cudaErrorInvalidResourceHandle;
     if (w > dp || w > sp)
@@ -371,6 +402,7 @@ cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st) {
+    LOST_RETURN(cudaErrorLaunchFailure);
     if (!emu_stream_ok(st, "cudaMemsetAsync"))
         return cudaErrorInvalidResourceHandle;
     auto run = [=] { memset(d, v, n); };
@@ -379,6 +411,7 @@ cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st) {
     return cudaSuccess;
 }
 cudaError_t cudaMemset(void *d, int v, size_t n) { // the legacy stream: not recorded
+    LOST_RETURN(cudaErrorLaunchFailure);
     memset(d, v, n);
     return cudaSuccess;
 }
@@ -401,6 +434,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
     return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    LOST_RETURN(cudaErrorLaunchFailure);
     if (!emu_stream_ok(s, "cudaStreamSynchronize"))
         return cudaErrorInvalidResourceHandle;
     if (s && ((emu_stream *)s)->rec)
@@ -448,6 +482,7 @@ cudaError_t cudaGraphExecUpdate(cudaGraphExec_t e, cudaGraph_t g, cudaGraphExecU
     return cudaSuccess;
 }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
+    LOST_RETURN(cudaErrorLaunchFailure);
     if (!emu_stream_ok(s, "cudaGraphLaunch"))
         return cudaErrorInvalidResourceHandle;
     for (auto &w : e->work)
@@ -613,6 +648,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
                             const void *alpha, const void *A, cudaDataType_t at, int lda, const void *B,
                             cudaDataType_t bt, int ldb, const void *beta, void *C, cudaDataType_t ct, int ldc,
                             cublasComputeType_t comp, cublasGemmAlgo_t) {
+    LOST_RETURN(CUBLAS_STATUS_EXECUTION_FAILED);
     if (!handle_ok(h->device, "cublasGemmEx"))
         return CUBLAS_STATUS_EXECUTION_FAILED;
     if ((ct != CUDA_R_32F && ct != at) || at != bt || ((comp == CUBLAS_COMPUTE_64F) != (at == CUDA_R_64F)))
@@ -630,6 +666,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
                                           long long sa, const void *B, cudaDataType_t bt, int ldb, long long sb,
                                           const void *beta, void *C, cudaDataType_t ct, int ldc, long long sc,
                                           int count, cublasComputeType_t, cublasGemmAlgo_t) {
+    LOST_RETURN(CUBLAS_STATUS_EXECUTION_FAILED);
     if (!handle_ok(h->device, "cublasGemmStridedBatchedEx"))
         return CUBLAS_STATUS_EXECUTION_FAILED;
     if (ct != CUDA_R_32F || at != bt)
@@ -730,6 +767,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
                               cublasLtMatrixLayout_t la, const void *B, cublasLtMatrixLayout_t lb, const void *beta,
                               const void *C, cublasLtMatrixLayout_t lc, void *D, cublasLtMatrixLayout_t ld,
                               const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t st) {
+    LOST_RETURN(CUBLAS_STATUS_EXECUTION_FAILED);
     if (!handle_ok(h->device, "cublasLtMatmul") || !emu_stream_ok(st, "cublasLtMatmul"))
         return CUBLAS_STATUS_EXECUTION_FAILED;
     if (C != D || lc->ld != ld->ld)

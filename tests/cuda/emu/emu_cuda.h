@@ -47,9 +47,15 @@ bool emu_stream_ok(void *stream, const char *what);
 // parameters only when the kinds match node for node, as on a GPU.
 bool emu_record(void *stream, const std::function<void()> &work, const void *kind);
 
+// A device lost mid-run (CANARY_EMU_LOST_DEVICE=D:N: device D fails from its N-th kernel launch on,
+// as a GPU that hits an Xid error or falls off the bus): every later launch, copy, sync and GEMM
+// on it fails with the sticky cudaErrorLaunchFailure; freeing and destroying still work. Counts
+// this launch when `launch` is set; true when the calling thread's current device is lost.
+bool emu_device_lost(bool launch);
+
 template <class... P, class... A>
 void emu_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, void *stream, A... a) {
-    if (!emu_stream_ok(stream, "a kernel launch"))
+    if (!emu_stream_ok(stream, "a kernel launch") || emu_device_lost(true))
         return;
     auto run = [=] { emu_run(grid, block, smem, [&] { k(a...); }); };
     if (!emu_record(stream, run, (const void *)k))
