@@ -477,14 +477,12 @@ int cmd_hwinfo(int argc, char **argv) {
     }
 
     const char *model_name = p.values[2] ? p.values[2] : cfg.model;
-    const cn_hw_model *model = cn_hw_model_preset(model_name);
-    char model_note[256] = "";
-    if (!model) {
-        /* a local .nemo: its dimensions come from the loader once it lands; size for the default */
-        snprintf(model_note, sizeof model_note,
-                 "'%s' is not one of the published Canary names; profile sized for canary-180m-flash", model_name);
-        model = cn_hw_model_preset("canary-180m-flash");
-    }
+    /* a local .nemo or directory is sized by its own dimensions, a published name by its release */
+    cn_hw_model model_dims;
+    char model_note[512];
+    cn_hw_model_resolve(model_name, cfg.cache_dir && cfg.cache_dir[0] ? cfg.cache_dir : NULL, &model_dims, model_note,
+                        sizeof model_note);
+    const cn_hw_model *model = &model_dims;
     cn_profile prof;
     cn_status st = cn_profile_compute(&hw, model, &cfg, &prof, &err);
     cn_strbuf sb;

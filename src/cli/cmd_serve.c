@@ -78,16 +78,15 @@ static loading_transcriber *loading_create(const char *model_name, const char *p
 
 /* server.workers = 0 (auto): the hardware profile's executors for the CPU when the CPU runs the
  * model; when only GPUs do, the CPU's cores decode audio for them (one feeder per core, up to 16). */
-static int auto_workers(const cn_config *cfg) {
+static int auto_workers(const cn_config *cfg, const char *model_path) {
     cn_hw_info hw;
     cn_hw_detect(NULL, &hw);
-    const cn_hw_model *m = cn_hw_model_preset(cfg->model);
-    if (!m)
-        m = cn_hw_model_preset("canary-180m-flash");
+    cn_hw_model m;
+    cn_hw_model_resolve(model_path, cfg->cache_dir && cfg->cache_dir[0] ? cfg->cache_dir : NULL, &m, NULL, 0);
     static cn_profile prof; /* large; one call */
     cn_error err;
     cn_error_clear(&err);
-    if (!m || cn_profile_compute(&hw, m, cfg, &prof, &err) != CANARY_OK)
+    if (cn_profile_compute(&hw, &m, cfg, &prof, &err) != CANARY_OK)
         return 1;
     bool gpu = false;
     for (int i = 0; i < prof.n_devices; i++) {
@@ -146,7 +145,7 @@ int cmd_serve(int argc, char **argv) {
     cn_service_options o;
     cn_service_options_from_config(&cfg, &o);
     if (o.workers <= 0)
-        o.workers = auto_workers(&cfg);
+        o.workers = auto_workers(&cfg, path);
     loading_transcriber *lt = loading_create(cfg.model, path);
     if (!lt) {
         fprintf(stderr, "canary-stt serve: out of memory\n");

@@ -8,15 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MiB (1024ull * 1024ull)
 
 /* Dimensions from NeMo's fast-conformer_aed.yaml table and the model cards (canary-spec.md §2.3). */
 static const cn_hw_model presets[] = {
-    {"canary-1b", 1000000000ull, 24, 1024, 8, 24, 1024, 512, 4128, 128, 256, 8, 40.0},
-    {"canary-1b-flash", 883000000ull, 32, 1024, 8, 4, 1024, 1024, 5248, 128, 256, 8, 40.0},
-    {"canary-180m-flash", 182000000ull, 17, 512, 8, 4, 1024, 1024, 5248, 128, 256, 8, 40.0},
-    {"canary-1b-v2", 978000000ull, 32, 1024, 8, 8, 1024, 1024, 16384, 128, 256, 8, 40.0},
+    {"canary-1b", 1000000000ull, 24, 1024, 8, 24, 1024, 512, 4128, 128, 256, 8, 40.0, 4096, 4096},
+    {"canary-1b-flash", 883000000ull, 32, 1024, 8, 4, 1024, 1024, 5248, 128, 256, 8, 40.0, 4096, 4096},
+    {"canary-180m-flash", 182000000ull, 17, 512, 8, 4, 1024, 1024, 5248, 128, 256, 8, 40.0, 2048, 4096},
+    {"canary-1b-v2", 978000000ull, 32, 1024, 8, 8, 1024, 1024, 16384, 128, 256, 8, 40.0, 4096, 4096},
 };
 
 const cn_hw_model *cn_hw_model_preset(const char *name) {
@@ -49,6 +50,48 @@ void cn_hw_model_from_desc(const struct cn_model_desc *d, uint64_t n_params, cn_
     out->sub_factor = d->enc.subsampling_factor;
     /* every Canary release documents ~40 s as its native input length (canary-spec.md 7.6) */
     out->max_chunk_seconds = 40.0;
+    out->enc_ff = d->enc.d_model * d->enc.ff_expansion_factor;
+    out->dec_inner = d->dec.inner;
+}
+
+cn_status cn_hw_model_from_file(const char *path, const char *cache_dir, cn_hw_model *out, cn_error *err) {
+    cn_nemo *nemo = NULL;
+    CN_TRY(cn_nemo_open(path, cache_dir, &nemo, err));
+    uint64_t n_params = 0;
+    for (size_t i = 0; i < cn_nemo_tensor_count(nemo); i++) {
+        const cn_tensor_view *t = cn_nemo_tensor_at(nemo, i);
+        size_t el = cn_dtype_size(t->dtype);
+        n_params += el ? t->nbytes / el : 0;
+    }
+    cn_hw_model_from_desc(cn_nemo_desc(nemo), n_params, out);
+    cn_nemo_close(nemo);
+    return CANARY_OK;
+}
+
+void cn_hw_model_resolve(const char *model, const char *cache_dir, cn_hw_model *out, char *note, size_t note_size) {
+    if (note && note_size)
+        note[0] = '\0';
+    struct stat st;
+    if (model && stat(model, &st) == 0) {
+        cn_error err;
+        cn_error_clear(&err);
+        if (cn_hw_model_from_file(model, cache_dir, out, &err) == CANARY_OK)
+            return;
+        const cn_hw_model *p = cn_hw_model_preset(model);
+        *out = *(p ? p : cn_hw_model_preset("canary-180m-flash"));
+        if (note && note_size)
+            snprintf(note, note_size, "%s could not be read (%s); profile sized for %s", model, err.msg, out->name);
+        return;
+    }
+    const cn_hw_model *p = cn_hw_model_preset(model);
+    if (p) {
+        *out = *p;
+        return;
+    }
+    *out = *cn_hw_model_preset("canary-180m-flash");
+    if (note && note_size)
+        snprintf(note, note_size, "'%s' is neither a local model nor a published Canary name; profile sized for %s",
+                 model ? model : "", out->name);
 }
 
 const char *cn_precision_name(cn_precision p) {
@@ -61,23 +104,38 @@ const char *cn_precision_name(cn_precision p) {
 
 static int prec_bytes(cn_precision p) { return p == CN_PREC_FP32 ? 4 : 2; }
 
-uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int b, int beam) {
+uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int beam) {
     if (beam < 1)
         beam = 1;
-    /* feature frames at a 10 ms hop; encoder frames after subsampling */
-    double frames = ceil(seconds * 100.0);
-    double f = ceil(frames / (m->sub_factor > 0 ? m->sub_factor : 8));
-    /* first subsampling conv output (the largest single tensor), input and output alive */
-    double sub = 2.0 * m->sub_channels * ceil(frames / 2) * ceil(m->n_mels / 2.0);
-    /* one conformer layer at a time: residual, q/k/v, positional, FF hidden (4d) ~ 10 d per frame */
-    double enc = 10.0 * f * m->enc_d_model;
-    /* attention scores and probabilities */
-    double att = 2.0 * m->enc_heads * f * f;
-    /* per hypothesis: decoder self-attention KV cache up to the longest output, cross-attention K/V */
-    double dec = 2.0 * beam * m->dec_layers * (m->dec_max_len + f) * m->dec_d_model;
-    /* logits are kept in fp32 */
-    double logits = 4.0 * beam * m->vocab;
-    return (uint64_t)((sub + enc + att + dec) * b + logits);
+    double F = m->n_mels, C = m->sub_channels, d = m->enc_d_model, H = m->enc_heads;
+    double dff = m->enc_ff > 0 ? m->enc_ff : 4.0 * d;
+    double dd = m->dec_d_model, inner = m->dec_inner > 0 ? m->dec_inner : 4.0 * dd;
+    /* feature frames: one per 10 ms hop plus the centred one, and up to 16 of padding (pad_to) */
+    double tf = ceil(seconds * 100.0) + 16;
+    double t1 = ceil(tf / 2), f1 = ceil(F / 2), t = tf;
+    for (int s = m->sub_factor > 1 ? m->sub_factor : 8; s > 1; s /= 2)
+        t = ceil(t / 2); /* encoder frames */
+    /* the encoder's buffers (model.c, cn_canary_encode): the input, the two subsampling buffers
+     * (the first conv's output at half time and half frequency is the largest tensor), four of
+     * [t, d] (residual, norm, attention, conv), the wide one (FF hidden or q/k/v), the output */
+    double sub = t1 * f1 * C;
+    double enc = tf * F + sub + fmax(sub, tf * F) + 4 * t * d + t * fmax(dff, 3 * d) + t * dd;
+    enc += 2 * (2 * t - 1) * d; /* the relative positions' encodings and projections (per batch; counted per item) */
+    /* rel-pos attention's scratch (q/k/v/out per head, AC [H, t, t], BD [H, t, 2t-1]); the CUDA
+     * scratch grows to 1.25x a need */
+    double att = 1.25 * (4 * t * d + H * t * t + H * t * (2 * t - 1));
+    /* decoder: the item's cross-attention K/V in every layer; per hypothesis the self-attention
+     * K/V caches (capacity doubles from 16 up to the decode's length: the encoder frames plus the
+     * generation margin, at most the positions), a step's buffers and the logits */
+    double len = fmin((double)m->dec_max_len, t + 64), cap = 16;
+    while (cap < len)
+        cap *= 2;
+    double dec = m->dec_layers * 2 * t * dd + beam * (m->dec_layers * 2 * cap * dd + 7 * dd + inner + m->vocab);
+    return (uint64_t)(4.0 * (enc + att + dec)); /* fp32 */
+}
+
+uint64_t cn_profile_worker_bytes(void) {
+    return 320 * MiB + 256 * MiB + 32 * MiB;
 }
 
 static void note(cn_profile *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -167,29 +225,33 @@ static cn_status parse_precision(const char *s, int *out, bool *tf32, cn_error *
 static bool size_device(cn_device_profile *d, const cn_hw_model *m, double chunk, int beam, int max_batch_cap,
                         int forced_batch, int forced_workers, int default_workers) {
     d->weight_bytes = m->n_params * (uint64_t)prec_bytes(d->precision);
-    d->item_bytes = cn_profile_item_bytes(m, chunk, prec_bytes(d->precision), beam);
-    if (d->budget_bytes < d->weight_bytes + d->item_bytes) {
+    d->item_bytes = cn_profile_item_bytes(m, chunk, beam);
+    d->worker_bytes = d->kind == CN_DEV_CUDA ? cn_profile_worker_bytes() : 0;
+    uint64_t wb = d->worker_bytes;
+    if (d->budget_bytes < d->weight_bytes + wb + d->item_bytes) {
         d->usable = false;
         d->workers = d->max_batch = 0;
-        why(d, "unusable: needs %.0f MiB (weights %.0f + one %.0f s chunk %.0f), budget %.0f MiB",
-            mib(d->weight_bytes + d->item_bytes), mib(d->weight_bytes), chunk, mib(d->item_bytes),
+        why(d, "unusable: needs %.0f MiB (weights %.0f + a worker's %.0f + one %.0f s chunk %.0f), budget %.0f MiB",
+            mib(d->weight_bytes + wb + d->item_bytes), mib(d->weight_bytes), mib(wb), chunk, mib(d->item_bytes),
             mib(d->budget_bytes));
         return false;
     }
     uint64_t act = d->budget_bytes - d->weight_bytes;
-    uint64_t items = act / d->item_bytes;
+    /* chunks that fit beside `w` workers' fixed memory */
+#define FIT(w) (act > (uint64_t)(w) * wb ? (act - (uint64_t)(w) * wb) / d->item_bytes : 0)
     d->workers = forced_workers > 0 ? forced_workers : default_workers;
     /* two streams only pay off when each can still hold a batch of 4 */
-    if (forced_workers <= 0 && d->workers > 1 && items < (uint64_t)d->workers * 4) {
+    if (forced_workers <= 0 && d->workers > 1 && FIT(d->workers) < (uint64_t)d->workers * 4) {
+        why(d, "1 worker: memory holds %llu chunks, fewer than 4 per stream", (unsigned long long)FIT(d->workers));
         d->workers = 1;
-        why(d, "1 worker: memory holds %llu chunks, fewer than 4 per stream", (unsigned long long)items);
     }
-    if (items < (uint64_t)d->workers) {
-        why(d, "workers %d -> %llu: memory holds only %llu chunks", d->workers, (unsigned long long)items,
-            (unsigned long long)items);
-        d->workers = (int)items;
+    while (d->workers > 1 && FIT(d->workers) < (uint64_t)d->workers) {
+        why(d, "workers %d -> %d: memory holds only %llu chunks", d->workers, d->workers - 1,
+            (unsigned long long)FIT(d->workers));
+        d->workers--;
     }
-    uint64_t per_worker = items / (uint64_t)d->workers;
+    uint64_t per_worker = FIT(d->workers) / (uint64_t)d->workers;
+#undef FIT
     int batch = per_worker > (uint64_t)max_batch_cap ? max_batch_cap : (int)per_worker;
     if (forced_batch > 0) {
         if ((uint64_t)forced_batch > per_worker)
@@ -402,11 +464,11 @@ void cn_profile_json(const cn_profile *p, cn_strbuf *sb) {
         cn_sb_printf(sb,
                      ",\"kind\":\"%s\",\"usable\":%s,\"workers\":%d,\"threads\":%d,\"max_batch\":%d,"
                      "\"precision\":\"%s\",\"tf32\":%s,\"budget_bytes\":%llu,\"weight_bytes\":%llu,"
-                     "\"item_bytes\":%llu,\"residency\":",
+                     "\"item_bytes\":%llu,\"worker_bytes\":%llu,\"residency\":",
                      d->kind == CN_DEV_CPU ? "cpu" : "cuda", d->usable ? "true" : "false", d->workers, d->threads,
                      d->max_batch, cn_precision_name(d->precision), d->tf32 ? "true" : "false",
                      (unsigned long long)d->budget_bytes, (unsigned long long)d->weight_bytes,
-                     (unsigned long long)d->item_bytes);
+                     (unsigned long long)d->item_bytes, (unsigned long long)d->worker_bytes);
         cn_sb_json_string(sb, d->residency);
         cn_sb_puts(sb, ",\"why\":");
         cn_sb_json_string(sb, d->why);
@@ -431,9 +493,12 @@ void cn_profile_text(const cn_profile *p, cn_strbuf *sb) {
             cn_sb_printf(sb, "  %-7s workers %d", d->name, d->workers);
             if (d->kind == CN_DEV_CPU)
                 cn_sb_printf(sb, " x %d threads", d->threads);
-            cn_sb_printf(sb, ", max batch %d, %s%s, budget %.0f MiB (weights %.0f, %.0f per chunk), %s\n",
-                         d->max_batch, cn_precision_name(d->precision), d->tf32 ? " + TF32" : "",
-                         mib(d->budget_bytes), mib(d->weight_bytes), mib(d->item_bytes), d->residency);
+            cn_sb_printf(sb, ", max batch %d, %s%s, budget %.0f MiB (weights %.0f, ", d->max_batch,
+                         cn_precision_name(d->precision), d->tf32 ? " + TF32" : "", mib(d->budget_bytes),
+                         mib(d->weight_bytes));
+            if (d->worker_bytes)
+                cn_sb_printf(sb, "%.0f per worker, ", mib(d->worker_bytes));
+            cn_sb_printf(sb, "%.0f per chunk), %s\n", mib(d->item_bytes), d->residency);
         } else {
             cn_sb_printf(sb, "  %-7s not used\n", d->name);
         }

@@ -22,6 +22,7 @@ typedef struct cn_hw_model {
     int dec_layers, dec_d_model, dec_max_len, vocab;
     int n_mels, sub_channels, sub_factor;
     double max_chunk_seconds; /* the model's native input limit (Canary: 40 s) */
+    int enc_ff, dec_inner;    /* feed-forward widths (every Canary: 4 x the model width) */
 } cn_hw_model;
 
 struct cn_model_desc;
@@ -32,6 +33,15 @@ void cn_hw_model_from_desc(const struct cn_model_desc *desc, uint64_t n_params, 
 /* The four published Canary releases by short or hub name ("canary-180m-flash",
  * "nvidia/canary-1b-v2"); NULL when unknown. */
 const cn_hw_model *cn_hw_model_preset(const char *name);
+
+/* The dimensions of the checkpoint at `path` (a .nemo file or unpacked directory; opening maps it,
+ * nothing is loaded), so that a fine-tuned or renamed model is sized as what it is. */
+cn_status cn_hw_model_from_file(const char *path, const char *cache_dir, cn_hw_model *out, cn_error *err);
+
+/* The model to size for: the checkpoint's own dimensions when `model` is a file or directory that
+ * opens, else a published release by name, else canary-180m-flash's. `note` (may be NULL) says
+ * which when it is not the checkpoint's own or the named release's. */
+void cn_hw_model_resolve(const char *model, const char *cache_dir, cn_hw_model *out, char *note, size_t note_size);
 
 typedef enum cn_device_kind { CN_DEV_CPU = 0, CN_DEV_CUDA = 1 } cn_device_kind;
 typedef enum cn_precision { CN_PREC_FP32 = 0, CN_PREC_BF16, CN_PREC_FP16 } cn_precision;
@@ -53,6 +63,7 @@ typedef struct cn_device_profile {
     uint64_t budget_bytes;   /* memory this device may use in total */
     uint64_t weight_bytes;   /* one model replica at `precision` */
     uint64_t item_bytes;     /* activations of one chunk in a batch (estimate, see HARDWARE.md) */
+    uint64_t worker_bytes;   /* fixed per worker whatever its batch (GPU: scratch, arena granularity) */
     char residency[64];
     char why[512];           /* how the values were chosen */
 } cn_device_profile;
@@ -73,9 +84,16 @@ typedef struct cn_profile {
 cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, const cn_config *cfg,
                              cn_profile *out, cn_error *err);
 
-/* Activation memory of one chunk of `seconds` at `bytes_per_value` (2 or 4), decoded with `beam`
- * hypotheses (the decoder's caches and logits grow with the beam). */
-uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int bytes_per_value, int beam);
+/* Activation memory of one chunk of `seconds` in a batch, decoded with `beam` hypotheses: the
+ * engine's buffers for it, all fp32 whatever the weights' precision, and its share of the
+ * backend's scratch (docs/HARDWARE.md has the terms; tests/cuda/memory_check.py holds it to what
+ * the CUDA backend allocates). */
+uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int beam);
+
+/* What a GPU worker holds whatever its batch: the feature front end's scratch (at most ~256 MiB of
+ * DFT intermediates, 1.25x as the scratch grows), the arena's last 256 MiB chunk partly unused,
+ * the cuBLASLt workspace. */
+uint64_t cn_profile_worker_bytes(void);
 
 void cn_profile_json(const cn_profile *p, cn_strbuf *sb);
 /* Human-readable, several lines. */

@@ -523,9 +523,13 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
      * and engine.memory_budget_mb override it; docs/HARDWARE.md). */
     cn_hw_info hw;
     cn_hw_detect(NULL, &hw);
-    const cn_hw_model *hm = cn_hw_model_preset(cfg->model);
-    if (!hm)
-        hm = cn_hw_model_preset("canary-180m-flash");
+    cn_hw_model hmv;
+    char hnote[512];
+    cn_hw_model_resolve(model_path, cfg->cache_dir && cfg->cache_dir[0] ? cfg->cache_dir : NULL, &hmv, hnote,
+                        sizeof hnote);
+    if (hnote[0])
+        CN_WARN("engine", "%s", hnote);
+    const cn_hw_model *hm = &hmv;
     cn_profile *prof = calloc(1, sizeof *prof);
     if (!prof) {
         eng_destroy(t);
@@ -572,7 +576,9 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
                 cn_transcriber_device *td = &t->devices[before];
                 td->max_batch = dp->max_batch > 0 ? dp->max_batch : 1;
                 td->item_bytes = dp->item_bytes;
-                td->mem_budget = dp->budget_bytes > dp->weight_bytes ? dp->budget_bytes - dp->weight_bytes : 0;
+                /* what the batches may use: the budget less the weights and every worker's fixed part */
+                uint64_t fixed = dp->weight_bytes + (uint64_t)td->workers * dp->worker_bytes;
+                td->mem_budget = dp->budget_bytes > fixed ? dp->budget_bytes - fixed : 0;
                 if (!td->mem_budget)
                     td->mem_budget = 1; /* nothing fits: every batch is refused with the numbers */
             } else if (!explicit_gpu) {

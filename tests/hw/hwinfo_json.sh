@@ -30,12 +30,12 @@ used = [x for x in prof["devices"] if x["usable"]]
 assert used, "no device in use"
 for x in prof["devices"]:
     for k in ("name", "kind", "workers", "threads", "max_batch", "precision", "tf32", "budget_bytes",
-              "weight_bytes", "item_bytes", "residency", "why"):
+              "weight_bytes", "item_bytes", "worker_bytes", "residency", "why"):
         assert k in x, k
     assert x["kind"] in ("cpu", "cuda") and x["precision"] in ("fp32", "bf16", "fp16")
 for x in used:
     assert x["workers"] >= 1 and x["max_batch"] >= 1 and x["why"]
-    assert x["budget_bytes"] >= x["weight_bytes"] + x["item_bytes"]
+    assert x["budget_bytes"] >= x["weight_bytes"] + x["workers"] * x["worker_bytes"] + x["item_bytes"]
 assert d["error"] == ""
 PYEOF
 then ok "live JSON matches the schema"; else bad "live JSON schema"; cat "$TMP/live.json" >&2; fi

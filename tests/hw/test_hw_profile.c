@@ -32,12 +32,18 @@ static void set(cn_config *c, const char *k, const char *v) {
 
 static void test_item_bytes_formula(void **state) {
     const cn_hw_model *m = cn_hw_model_preset("canary-180m-flash");
-    /* 40 s: 4000 frames, 500 encoder frames.
-     * sub 2*256*2000*64 + enc 10*500*512 + att 2*8*500^2 + dec 2*4*(1024+500)*1024 = 84,580,608 values */
-    assert_int_equal(cn_profile_item_bytes(m, 40, 2, 1), 84580608ull * 2 + 4 * 5248);
-    assert_int_equal(cn_profile_item_bytes(m, 40, 4, 1), 84580608ull * 4 + 4 * 5248);
-    /* beam 4: the decoder part (12,484,608 values) and the logits grow fourfold */
-    assert_int_equal(cn_profile_item_bytes(m, 40, 2, 4), (84580608ull + 3 * 12484608ull) * 2 + 4 * 4 * 5248);
+    /* 40 s: 4000 + 16 feature frames, 2008 after the first conv, 502 encoder frames (all fp32).
+     * encoder: input 4016*128 + two subsampling buffers 2 * 2008*64*256 + 4 * 502*512 + 502*2048
+     *          + output 502*1024 + positions 2 * 1003*512 = 69,909,504 values
+     * attention scratch: 1.25 * (4*502*512 + 8*502*502 + 8*502*1003) = 8,840,220
+     * decoder: cross K/V 4*2*502*1024 = 4,112,384; per hypothesis caches 4*2*1024*1024 (566
+     *          positions round up to 1024) + 7*1024 + 4096 + 5248 (logits) = 8,405,120 */
+    assert_int_equal(cn_profile_item_bytes(m, 40, 1), 4ull * (69909504ull + 8840220ull + 4112384ull + 8405120ull));
+    /* beam 4: the per-hypothesis part four times */
+    assert_int_equal(cn_profile_item_bytes(m, 40, 4),
+                     4ull * (69909504ull + 8840220ull + 4112384ull + 4 * 8405120ull));
+    /* a GPU worker's fixed part: 1.25 x 256 MiB of feature scratch, 256 MiB of arena, 32 MiB Lt */
+    assert_int_equal(cn_profile_worker_bytes(), 608ull * MiB_);
 }
 
 static void test_presets(void **state) {
@@ -59,8 +65,10 @@ static void test_from_desc(void **state) {
     d.enc.n_heads = 8;
     d.enc.subsampling_conv_channels = 256;
     d.enc.subsampling_factor = 8;
+    d.enc.ff_expansion_factor = 4;
     d.dec.n_layers = 4;
     d.dec.hidden = 1024;
+    d.dec.inner = 4096;
     d.dec.max_seq_len = 1024;
     d.dec.vocab_size = 5248;
     cn_hw_model m;
@@ -84,12 +92,14 @@ static void test_orin_nano(void **state) {
     assert_int_equal(g->budget_bytes, 3712 * MiB_);
     assert_int_equal(g->weight_bytes, 182000000ull * 2);
     assert_int_equal(g->workers, 1); /* integrated GPU: one executor */
-    /* (3712 MiB - 364 MB) / 169,182,208 B = 20.8 */
-    assert_int_equal(g->max_batch, 20);
+    /* (3712 MiB - 364 MB weights - 608 MiB for the worker) / 365,068,912 B per 40 s chunk = 7.9 */
+    assert_int_equal(g->item_bytes, 365068912ull);
+    assert_int_equal(g->worker_bytes, 608 * MiB_);
+    assert_int_equal(g->max_batch, 7);
     assert_string_equal(g->residency, "one copy in unified memory");
     assert_false(dev(&p, "cpu")->usable);
     assert_true(p.chunk_seconds == 40.0);
-    assert_int_equal(p.concurrent_jobs, 20);
+    assert_int_equal(p.concurrent_jobs, 7);
 }
 
 static void test_xeon_2x3080(void **state) {
@@ -106,15 +116,15 @@ static void test_xeon_2x3080(void **state) {
         assert_int_equal(g->budget_bytes, (uint64_t)(9800 * MiB_ * 0.9) - 512 * MiB_);
         assert_int_equal(g->weight_bytes, 883000000ull * 2);
         assert_int_equal(g->workers, 2);
-        /* (8308 MiB - 1766 MB) / 174,302,208 B = 39.8 chunks -> 19 per stream */
-        assert_int_equal(g->item_bytes, 174302208ull);
-        assert_int_equal(g->max_batch, 19);
+        /* (8308 MiB - 1766 MB - 2 x 608 MiB) / 382,542,448 B = 14.8 chunks -> 7 per stream */
+        assert_int_equal(g->item_bytes, 382542448ull);
+        assert_int_equal(g->max_batch, 7);
         assert_string_equal(g->residency, "replica in GPU memory");
     }
     assert_string_equal(p.dev[0].name, "cuda:0");
     assert_string_equal(p.dev[1].name, "cuda:1");
     assert_false(dev(&p, "cpu")->usable);
-    assert_int_equal(p.concurrent_jobs, 2 * 2 * 19);
+    assert_int_equal(p.concurrent_jobs, 2 * 2 * 7);
 }
 
 static void test_h100(void **state) {
@@ -128,7 +138,7 @@ static void test_h100(void **state) {
     assert_int_equal(g->precision, CN_PREC_BF16);
     assert_true(g->tf32);
     assert_int_equal(g->workers, 2);
-    assert_int_equal(g->max_batch, 64); /* memory would hold 366 chunks: the cap */
+    assert_int_equal(g->max_batch, 64); /* memory would hold 166 chunks: the cap */
     assert_int_equal(p.concurrent_jobs, 128);
     assert_false(dev(&p, "cpu")->usable);
 }
@@ -269,8 +279,9 @@ static void test_beam_shrinks_batch(void **state) {
     cn_profile p;
     cn_error err;
     assert_int_equal(cn_profile_compute(&hw, cn_hw_model_preset("canary-180m-flash"), c, &p, &err), CANARY_OK);
-    /* (3712 MiB - 364 MB) / ((84,580,608 + 3 * 12,484,608) * 2 + 4 * 4 * 5248 B) = 14.5 */
-    assert_int_equal(p.dev[0].max_batch, 14);
+    /* (3712 MiB - 364 MB - 608 MiB) / (365,068,912 + 3 x 33,620,480 B of caches, steps and logits per
+     * hypothesis) = 6.2 */
+    assert_int_equal(p.dev[0].max_batch, 6);
 }
 
 static void test_device_selection(void **state) {
@@ -340,7 +351,7 @@ static void test_json_is_complete(void **state) {
     cn_sb_init(&sb);
     cn_profile_json(&p, &sb);
     assert_non_null(strstr(cn_sb_str(&sb), "\"name\":\"cuda:1\",\"kind\":\"cuda\",\"usable\":true,\"workers\":2"));
-    assert_non_null(strstr(cn_sb_str(&sb), "\"concurrent_jobs\":76"));
+    assert_non_null(strstr(cn_sb_str(&sb), "\"concurrent_jobs\":28"));
     cn_sb_reset(&sb);
     cn_hw_info_json(&hw, &sb);
     assert_non_null(strstr(cn_sb_str(&sb), "\"compute_capability\":\"8.6\""));

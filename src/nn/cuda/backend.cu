@@ -117,6 +117,9 @@ static void *cu_alloc(cn_exec *ex, size_t bytes) {
                 b->size = need;
             }
             b->used = true;
+            ex->arena_used += need;
+            if (ex->arena_used > ex->arena_peak)
+                ex->arena_peak = ex->arena_used;
             if (ex->capturing) {
                 // Recorded, the zeroing would be lost with a discarded recording while the block
                 // stays allocated: zero it now (the stream is idle at capture_begin). Steps that
@@ -125,6 +128,7 @@ static void *cu_alloc(cn_exec *ex, size_t bytes) {
                 if (cudaMemset(b->base, 0, need) != cudaSuccess) {
                     cudaGetLastError();
                     b->used = false;
+                    ex->arena_used -= need;
                     return NULL;
                 }
                 return b->base;
@@ -146,6 +150,7 @@ static void cu_free(cn_exec *ex, void *p) {
         if (b->base != (char *)p)
             continue;
         b->used = false;
+        ex->arena_used -= b->size; // the block was split to exactly its allocation
         cu_block *n = b->next;
         if (n && !n->used && n->chunk == b->chunk && b->base + b->size == n->base) {
             b->size += n->size;

@@ -81,6 +81,7 @@ struct cn_exec {
     size_t lt_work_size;
     cu_chunk *chunks;
     cu_block *blocks;
+    size_t arena_used, arena_peak; // bytes in live blocks, now and at most (the profile reports them)
     // Scratch: ints staged from the host, half-precision inputs, attention intermediates.
     int *ints; // CU_STAGE_SLOTS slots of ints_cap / CU_STAGE_SLOTS
     size_t ints_cap;

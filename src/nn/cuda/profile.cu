@@ -513,6 +513,17 @@ static void report(cn_exec *ex, sink *s) {
         snprintf(line + at, sizeof line - (size_t)at, ",\"exec\":\"%s\",\"device\":%d}\n", exec_id, ex->be->device);
         emit(s, line);
     }
+    // Device memory this exec held: what hw/profile's per-chunk model must cover (the arena's
+    // peak of live blocks plus the scratch of the largest operation), and what it reserved.
+    size_t reserved = 0;
+    for (const cu_chunk *c = ex->chunks; c; c = c->next)
+        reserved += c->size;
+    snprintf(line, sizeof line,
+             "{\"cuda_memory\":\"exec\",\"arena_peak_bytes\":%zu,\"arena_reserved_bytes\":%zu,\"scratch_bytes\":%zu,"
+             "\"ints_bytes\":%zu,\"lt_workspace_bytes\":%zu,\"exec\":\"%s\",\"device\":%d}\n",
+             ex->arena_peak, reserved, ex->scratch_cap, ex->ints_cap * sizeof(int), ex->lt_work_size, exec_id,
+             ex->be->device);
+    emit(s, line);
 }
 
 void cu_prof_destroy(cn_exec *ex) {
