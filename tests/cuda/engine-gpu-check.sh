@@ -141,6 +141,8 @@ for path in sorted(glob.glob(os.path.join(work, "profile_b*.jsonl"))):
         "top": [{"key": r["cuda_profile"], "calls": r["calls"], "gpu_ms": r["gpu_ms"], "host_ms": r["host_ms"],
                  "starved": r.get("starved"), "share": round(r["gpu_ms"] / total, 4)} for r in keys[:25]],
         "by_op": {},
+        # the exec's device memory (arena peak, scratch): hw/profile's per-chunk model checks against it
+        "memory": [r for r in rows if "cuda_memory" in r],
     }
     # the profiled run's tokens against the unprofiled benchmark's (same precision, batch, audio)
     same = [r.get("ids_hash") for r in res["bench"]
