@@ -122,7 +122,9 @@ canary_status canary_transcribe(canary_context *ctx, const canary_params *params
 /* Runs `n` utterances in one batched pass. With the NeMo 2.5 front end (padding masked) results
  * equal one-at-a-time runs; with NeMo 2.4 semantics, as in NeMo itself, the subsampling does not
  * mask padding, so an utterance batched with longer ones can decode differently: batch equal
- * lengths there (the pipeline and the service do). */
+ * lengths there (the pipeline and the service do). CANARY_ENOMEM (a GPU without memory for the
+ * batch) leaves the context usable and holding no device memory: a smaller batch may then fit;
+ * CANARY_EDEVICE means the device itself failed. */
 canary_status canary_transcribe_batch(canary_context *ctx, const canary_params *params, const float *const *pcm,
                                       const size_t *n_samples, int n, char *msg, size_t msg_size);
 

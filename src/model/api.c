@@ -528,6 +528,15 @@ canary_status canary_transcribe_batch(canary_context *c, const canary_params *p,
     cn_status st = run_batch(c, p, pcm, n_samples, n, &err);
     if (st != CANARY_OK) {
         clear_results(c);
+        if (st == CANARY_ENOMEM) {
+            /* the device memory the context holds (buffers planned for this batch, the backend's
+             * arena and scratch) goes back, so that a retry with a smaller batch starts from none;
+             * the next call plans them again */
+            for (int i = 0; i < N_PREC; i++) {
+                cn_canary_ctx_free(c->cc[i]);
+                c->cc[i] = NULL;
+            }
+        }
         return fail(msg, msg_size, &err);
     }
     return CANARY_OK;

@@ -1,5 +1,7 @@
 #include "pipeline/engine_recognizer.h"
 
+#include "base/log.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -111,6 +113,20 @@ static cn_status engine_transcribe(void *self, const float *const *pcm, const si
     cn_engine_recognizer *er = self;
     char msg[CN_ERROR_MSG_MAX];
     canary_status st = canary_transcribe_batch(er->ctx, &er->params, pcm, lens, (int)n, msg, sizeof msg);
+    if (st == CANARY_ENOMEM && n > 1) {
+        /* a GPU without memory for the batch: its halves, in turn (the context released its memory) */
+        size_t h = n / 2;
+        CN_WARN("engine", "out of memory for a batch of %zu chunks (%s); running it as %zu + %zu (if this repeats, "
+                          "lower engine.max_batch)", n, msg, h, n - h);
+        cn_status hs = engine_transcribe(self, pcm, lens, h, out, err);
+        if (hs != CANARY_OK)
+            return hs;
+        hs = engine_transcribe(self, pcm + h, lens + h, n - h, out + h, err);
+        if (hs != CANARY_OK)
+            for (size_t k = 0; k < h; k++)
+                cn_rec_result_free(&out[k]);
+        return hs;
+    }
     if (st != CANARY_OK)
         return cn_error_set(err, st, "%s", msg);
     for (size_t i = 0; i < n; i++) {

@@ -734,11 +734,11 @@ static enum MHD_Result h_sync(req *r, struct MHD_Connection *c, cn_task task) {
         }
     } else {
         cn_status st = j->error_status;
-        /* a failed device is unavailability (503), not a bug of ours (500) */
+        /* a failed device or one without memory for a chunk is unavailability (503), not a bug (500) */
         unsigned code = st == CANARY_EFORMAT || st == CANARY_EUNSUPPORTED || st == CANARY_EINVAL || st == CANARY_ELIMIT
                             ? 400
-                        : st == CANARY_EDEVICE ? 503
-                                               : 500;
+                        : st == CANARY_EDEVICE || st == CANARY_ENOMEM ? 503
+                                                                      : 500;
         out = send_error(r, c, code, code == 400 ? "file" : NULL, j->error_code ? j->error_code : "error", NULL,
                          "%s", j->error ? j->error : "transcription failed");
     }

@@ -163,6 +163,8 @@ static const char *error_code_for(cn_status st) {
         return "invalid_request";
     case CANARY_EDEVICE:
         return "device_failed"; /* the hardware, not the request or our code: GET / says which */
+    case CANARY_ENOMEM:
+        return "out_of_memory"; /* not even one chunk fits (batches are split first) */
     default:
         return "internal_error";
     }

@@ -58,6 +58,14 @@ if [ -f "$EMU" ]; then
   CANARY_CUDA_PLUGIN="$EMU" expect_rc 1 "a GPU that does not exist is refused" \
     "$CANARY_BIN" transcribe --model "$M" --device cuda:3 "$WAV"
   expect_grep "the refusal names the device" "CUDA device 3 does not exist" "$TMP/err"
+  # a GPU with memory for one 40-s chunk at a time (CANARY_EMU_MEM_MB): the batch of two runs as two
+  sox "$WAV" "$TMP/84s.wav" repeat 13
+  expect_rc 0 "the CPU's text of 84 s" "$CANARY_BIN" transcribe --model "$M" --device cpu --format json "$TMP/84s.wav"
+  cp "$TMP/out" "$TMP/84s-cpu.json"
+  CANARY_CUDA_PLUGIN="$EMU" CANARY_CUDA_ARENA_MB=16 CANARY_EMU_MEM_MB=160 expect_rc 0 "a GPU short of memory" \
+    "$CANARY_BIN" transcribe --model "$M" --device cuda:0 --max-batch 2 --format json "$TMP/84s.wav"
+  expect_grep "splits the batch" "out of memory for a batch of 2 chunks (.*); running it as 1 + 1" "$TMP/err"
+  cmp -s "$TMP/out" "$TMP/84s-cpu.json" && ok "and gives the CPU's transcript" || bad "the split batch's transcript differs"
 fi
 expect_rc 0 "bench runs (tiny model, short)" "$CANARY_BIN" bench --model "$M" --batch 2 --seconds 2 --tokens 3 --runs 1 --format json
 /usr/bin/python3 -c "import json,sys; d=json.load(open('$TMP/out')); assert d['batch']['n']==2 and d['single']['rtfx']>0" \

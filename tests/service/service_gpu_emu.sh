@@ -3,7 +3,8 @@
 # own kernels and host code run on the CPU): one model replica per device, concurrent jobs' batches
 # on both, the CPU engine's transcripts in fp32; a GPU lost mid-run (CANARY_EMU_LOST_DEVICE=D:N,
 # the sticky "unspecified launch failure" of an Xid error) is retired and its batch finishes on the
-# other; with no GPU left, 503 device_failed. The words are meaningless (random weights) but
+# other; with no GPU left, 503 device_failed; a GPU short of memory (CANARY_EMU_MEM_MB) runs a
+# batch as halves, and answers 503 out_of_memory only when one chunk does not fit. The words are meaningless (random weights) but
 # deterministic, so the transcripts must match exactly.
 . "$(dirname "$0")/svc_lib.sh"
 export CANARY_CUDA_PLUGIN="$CANARY_BINARY_DIR/tests/cuda/emu/libcanary_cuda_emu.so"
@@ -11,7 +12,8 @@ export CANARY_EMU_DEVICES=2 CANARY_CUDA_ARENA_MB=16
 [ -f "$CANARY_CUDA_PLUGIN" ] || { bad "the emulated CUDA plugin is built ($CANARY_CUDA_PLUGIN)"; finish; }
 espeak-ng -w "$TMP/speech.wav" "hello world this is a test of the canary server on two GPUs" 2>/dev/null
 sox "$TMP/speech.wav" "$TMP/long.wav" repeat 14 # ~45 s: two chunks
-cpu_text() { "$CANARY_BIN" transcribe --model "$MODEL" --device cpu --precision fp32 --format text "$1"; }
+# the text as JSON carries it (the text format puts each segment on a line of its own)
+cpu_text() { "$CANARY_BIN" transcribe --model "$MODEL" --device cpu --precision fp32 --format json "$1" | jq -r .text; }
 MODEL=""
 for l in canary-1b-flash canary-180m-flash canary-1b-v2 canary-1b; do
   m="$CANARY_BINARY_DIR/models/$l-tiny.nemo"
@@ -28,7 +30,7 @@ all_completed() {
   for i in "${!IDS[@]}"; do
     wait_status "$URL/v1/jobs/${IDS[$i]}" completed 120 || continue
     want=$SHORT; [ "${FILES[$i]}" = "$TMP/long.wav" ] && want=$LONG
-    got=$(curl -sS "$URL/v1/jobs/${IDS[$i]}/result?format=text")
+    got=$(curl -sS "$URL/v1/jobs/${IDS[$i]}/result?format=json" | jq -r .text)
     [ "$got" = "$want" ] && good=$((good + 1)) || echo "job ${IDS[$i]} (${FILES[$i]##*/}): '$got', the CPU: '$want'" >&2
   done
   expect_eq "$1: all ${#IDS[@]} jobs completed with the CPU's transcripts" "${#IDS[@]}" "$good"
@@ -87,6 +89,26 @@ submit "$TMP/speech.wav"
 wait_status "$URL/v1/jobs/${IDS[0]}" failed 30 && ok "a job fails" || bad "a job fails"
 expect_eq "with device_failed" "device_failed" "$(curl -sS "$URL/v1/jobs/${IDS[0]}" | jq -r .error.code)"
 expect_code "/health 503" 503 "$URL/health"
+stop_server "$SPID"
+
+# --- a GPU without memory for the batch (another process filled it): halves, not failures ---------
+# (CANARY_EMU_MEM_MB: the emulated GPU has that much memory; 160 MiB holds one 40-s chunk of this
+# tiny model beside the cuBLASLt workspace and the front end's scratch, not two)
+sox "$TMP/speech.wav" "$TMP/80s.wav" repeat 24 # two 40-s chunks, batched together, and a short one
+CANARY_EMU_MEM_MB=160 BIN="$CANARY_BIN" start_server "$TMP/m" --model "$MODEL" --device cuda:0 --precision fp32 \
+  --max-batch 2 --streams 1
+expect_code "a transcription the GPU has memory for one chunk at a time" 200 -F file=@"$TMP/80s.wav" \
+  "$URL/v1/audio/transcriptions"
+expect_eq "the CPU's text" "$(cpu_text "$TMP/80s.wav")" "$(jb .text)"
+expect_grep "the batch of two ran as two" "cuda:0: out of memory for a batch of 2 chunks (.*); running it as 1 + 1" \
+  "$TMP/m.log"
+expect_eq "no batch failed, the GPU stays healthy" "0 1" \
+  "$(metric 'canary_device_batches_total{device="cuda:0",outcome="failed"}') $(metric 'canary_device_healthy{device="cuda:0"}')"
+stop_server "$SPID"
+CANARY_EMU_MEM_MB=100 BIN="$CANARY_BIN" start_server "$TMP/n" --model "$MODEL" --device cuda:0 --precision fp32
+expect_code "not even one 40-s chunk fits: 503" 503 -F file=@"$TMP/80s.wav" "$URL/v1/audio/transcriptions"
+expect_eq "out_of_memory" "out_of_memory" "$(jb .error.code)"
+expect_code "the GPU is not retired for it: /health 200" 200 "$URL/health"
 stop_server "$SPID"
 
 # --- a GPU that does not exist is refused at start ----------------------------------------------

@@ -64,8 +64,14 @@ static void mel_constants_free(cn_exec *ex);
 // the GPU because every user of a block is queued on the same stream.
 
 static bool arena_grow(cn_exec *ex, size_t need) {
-    // Chunks of at least 256 MiB: few cudaMalloc calls, and no doubling that would strand memory.
+    // Chunks of at least 256 MiB: few cudaMalloc calls, and no doubling that would strand memory;
+    // exactly the need when the device is nearly full, so that the scratch and the other workers
+    // still find memory.
     size_t size = need > ((size_t)256 << 20) ? need : ((size_t)256 << 20);
+    size_t free_b = 0, total_b = 0;
+    if (size > need && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b < size + ((size_t)512 << 20))
+        size = need;
+    cudaGetLastError();
     char *mem = NULL;
     if (cudaMalloc(&mem, size) != cudaSuccess) {
         cudaGetLastError();
@@ -381,7 +387,8 @@ static cn_status cu_exec_create(cn_backend *be_, int n_threads, cn_exec **out, c
     if (e != cudaSuccess) {
         cudaGetLastError();
         cu_exec_destroy(ex);
-        return cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: %s: %s", be->device, what, cudaGetErrorString(e));
+        return cn_error_set(err, e == cudaErrorMemoryAllocation ? CANARY_ENOMEM : CANARY_EDEVICE,
+                            "CUDA device %d: %s: %s", be->device, what, cudaGetErrorString(e));
     }
     ex->graphs = graphs_wanted();
     ex->pin_want = 64 << 10; // pinned staging for recorded steps, allocated at the first capture_begin
@@ -469,7 +476,10 @@ static cn_status cu_sync(cn_exec *ex, cn_error *err) {
     CU_NOTE(ex, cudaGetLastError(), "a kernel launch");
     if (ex->first_error == cudaSuccess)
         return CANARY_OK;
-    cn_status st = cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: %s: %s", ex->be->device,
+    // Out of memory is the caller's to handle (a smaller batch fits; the device is fine), any other
+    // error a failed device.
+    bool oom = ex->first_error == cudaErrorMemoryAllocation;
+    cn_status st = cn_error_set(err, oom ? CANARY_ENOMEM : CANARY_EDEVICE, "CUDA device %d: %s: %s", ex->be->device,
                                 ex->first_error_where, cudaGetErrorString(ex->first_error));
     ex->first_error = cudaSuccess; // sticky device errors will be reported again by the next call
     return st;
@@ -550,8 +560,9 @@ static cn_status cu_linear_create(cn_backend *be_, const float *w, const float *
         l->w = half;
         if (e != cudaSuccess) {
             cudaGetLastError();
-            st = cn_error_set(err, CANARY_EDEVICE, "CUDA device %d: converting a %dx%d layer: %s", be->device, n_out,
-                              n_in, cudaGetErrorString(e));
+            st = cn_error_set(err, e == cudaErrorMemoryAllocation ? CANARY_ENOMEM : CANARY_EDEVICE,
+                              "CUDA device %d: converting a %dx%d layer: %s", be->device, n_out, n_in,
+                              cudaGetErrorString(e));
         }
     }
     if (st == CANARY_OK && b)

@@ -297,6 +297,7 @@ const char *cudaGetErrorString(cudaError_t e) {
            : e == cudaErrorInvalidDevice         ? "invalid device ordinal"
            : e == cudaErrorInvalidResourceHandle ? "invalid resource handle"
            : e == cudaErrorLaunchFailure         ? "unspecified launch failure"
+           : e == cudaErrorMemoryAllocation      ? "out of memory"
                                                  : "emulated CUDA error";
 }
 cudaError_t cudaGetLastError() {
@@ -338,20 +339,50 @@ cudaError_t cudaRuntimeGetVersion(int *v) {
     *v = 13000;
     return cudaSuccess;
 }
+namespace {
+size_t g_dev_used[8]; // bytes cudaMalloc'ed per device (guarded by g_mem_mu)
+// CANARY_EMU_MEM_MB=N: each device has N MiB (as a GPU that another process fills); beyond it
+// cudaMalloc fails with cudaErrorMemoryAllocation
+size_t device_mem_limit() {
+    static const size_t mb = getenv("CANARY_EMU_MEM_MB") ? strtoull(getenv("CANARY_EMU_MEM_MB"), nullptr, 10) : 0;
+    return mb << 20;
+}
+} // namespace
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    LOST_RETURN(cudaErrorLaunchFailure);
+    std::lock_guard<std::mutex> g(g_mem_mu);
+    size_t total = device_mem_limit() ? device_mem_limit() : (size_t)16 << 30;
+    size_t used = g_device >= 0 && g_device < 8 ? g_dev_used[g_device] : 0;
+    *total_bytes = total;
+    *free_bytes = used < total ? total - used : 0;
+    return cudaSuccess;
+}
 cudaError_t cudaMalloc(void **p, size_t n) {
     LOST_RETURN(cudaErrorLaunchFailure);
-    *p = malloc(n ? n : 1);
+    size_t size = n ? n : 1;
+    {
+        std::lock_guard<std::mutex> g(g_mem_mu);
+        size_t limit = device_mem_limit();
+        if (limit && g_device >= 0 && g_device < 8 && g_dev_used[g_device] + size > limit)
+            return cudaErrorMemoryAllocation;
+    }
+    *p = malloc(size);
     if (!*p)
         return cudaErrorMemoryAllocation;
     memset(*p, 0xa5, n); // device memory is not zeroed: the backend must zero what it promises
     std::lock_guard<std::mutex> g(g_mem_mu);
-    g_allocs[(uintptr_t)*p] = {n ? n : 1, g_device};
+    g_allocs[(uintptr_t)*p] = {size, g_device};
+    if (g_device >= 0 && g_device < 8)
+        g_dev_used[g_device] += size;
     return cudaSuccess;
 }
 cudaError_t cudaFree(void *p) {
     if (!p)
         return cudaSuccess;
     std::lock_guard<std::mutex> g(g_mem_mu);
+    auto a = g_allocs.find((uintptr_t)p);
+    if (a != g_allocs.end() && a->second.device >= 0 && a->second.device < 8)
+        g_dev_used[a->second.device] -= a->second.size;
     g_allocs.erase((uintptr_t)p);
     free(p);
     return cudaSuccess;

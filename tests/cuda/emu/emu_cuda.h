@@ -163,6 +163,7 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d);
 cudaError_t cudaDriverGetVersion(int *v);
 cudaError_t cudaRuntimeGetVersion(int *v);
 cudaError_t cudaMalloc(void **p, size_t n);
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes); // 16 GiB, or CANARY_EMU_MEM_MB
 template <class T> cudaError_t cudaMalloc(T **p, size_t n) { return cudaMalloc((void **)p, n); }
 cudaError_t cudaFree(void *p);
 cudaError_t cudaFreeHost(void *p);
