@@ -147,11 +147,14 @@ canary_status canary_model_load(const char *path, const canary_model_params *par
     if (st == CANARY_OK)
         st = cn_canary_load(m->nemo, m->be[0], CN_PREC_F32, &m->net[0], &err);
     if (st == CANARY_OK && m->be[0]->ops->log_mel) {
-        /* said once per model: the GPU's front end is fp32 (as NeMo's on a GPU), the CPU's double */
+        /* said once per model: the GPU's DFT is fp64 where fp64 is fast (the backend's choice),
+         * else fp32 (as NeMo's on a GPU); the CPU's is double */
         const char *g = getenv("CANARY_GPU_FEATURES");
         m->gpu_features = !(g && strcmp(g, "0") == 0);
         CN_INFO("engine", "%s: log-mel features on %s", m->device,
-                m->gpu_features ? "the GPU (fp32 DFT; CANARY_GPU_FEATURES=0 computes them on the CPU in double)"
+                m->gpu_features ? "the GPU (the DFT in fp64 where the GPU has fast fp64, as A100/H100, else fp32; "
+                                  "CANARY_CUDA_DFT=fp32|fp64 chooses; CANARY_GPU_FEATURES=0 computes them on the CPU "
+                                  "in double)"
                                 : "the CPU (CANARY_GPU_FEATURES=0)");
     }
     if (st != CANARY_OK) {
