@@ -205,18 +205,41 @@ typedef struct sbatch {
     int slot[SCHED_MAX_PREP]; /* index into jobs[i]->prep */
 } sbatch;
 
+/* Runs chunks on a device executor. A batch the device has no memory for (another process took
+ * it, or shapes the memory model did not foresee) runs again as halves, down to one chunk, and
+ * the device's batch limit drops to the half that was tried: time is lost once, not the jobs. */
+static cn_status run_chunks(cn_service *s, int device, int worker, cn_job_chunk *const *chunks, int n,
+                            cn_error *err) {
+    cn_status st = s->tr->ops->run_batch(s->tr, device, worker, chunks, n, err);
+    if (st != CANARY_ENOMEM || n < 2)
+        return st;
+    int h = n / 2;
+    pthread_mutex_lock(&s->mu);
+    bool lowered = s->dev[device].max_batch > n - h;
+    if (lowered)
+        s->dev[device].max_batch = n - h;
+    pthread_mutex_unlock(&s->mu);
+    CN_WARN("sched", "%s: out of memory for a batch of %d chunks (%s); running it as %d + %d%s", s->dev[device].name,
+            n, err->msg, h, n - h, lowered ? "; batches of at most that from now on" : "");
+    cn_error_clear(err);
+    st = run_chunks(s, device, worker, chunks, h, err);
+    return st == CANARY_OK ? run_chunks(s, device, worker, chunks + h, n - h, err) : st;
+}
+
 /* Runs a batch on one device executor; a batch larger than the device's max_batch (formed for a
- * bigger device) runs as several calls. */
+ * bigger device, or before the limit dropped) runs as several calls. */
 static cn_status device_run(void *ctx, int worker, cn_sched_batch *b, cn_error *err) {
     struct xs_device_ctx *dc = ctx;
     cn_service *s = dc->s;
     sbatch *x = b->payload;
+    pthread_mutex_lock(&s->mu);
     int max = s->dev[dc->device].max_batch > 0 ? s->dev[dc->device].max_batch : 1;
+    pthread_mutex_unlock(&s->mu);
     double t0 = cn_now_s();
     cn_status st = CANARY_OK;
     for (int off = 0; off < x->n && st == CANARY_OK; off += max) {
         int n = x->n - off < max ? x->n - off : max;
-        st = s->tr->ops->run_batch(s->tr, dc->device, worker, x->chunks + off, n, err);
+        st = run_chunks(s, dc->device, worker, x->chunks + off, n, err);
     }
     double dt = cn_now_s() - t0;
     pthread_mutex_lock(&s->m.mu);

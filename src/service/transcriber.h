@@ -108,7 +108,9 @@ typedef struct cn_transcriber_ops {
      * batched call on devices[device], executor `worker` (0 <= worker < devices[device].workers;
      * calls for different workers run concurrently). The results stay in the chunks. Return
      * CANARY_EDEVICE when the device itself failed: the service runs the chunks elsewhere and
-     * stops using the device. */
+     * stops using the device; CANARY_ENOMEM when the batch did not fit its memory (the device
+     * holding none of it afterwards): the service runs it again as halves and lowers the device's
+     * batch limit. */
     cn_status (*run_batch)(cn_transcriber *t, int device, int worker, cn_job_chunk *const *chunks, int n, cn_error *err);
     /* Hands a chunk's result back to its transcription, in the order prepare() returned them;
      * `pr` tells where the transcription stands afterwards. */

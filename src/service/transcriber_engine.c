@@ -350,23 +350,6 @@ static cn_status chunk_result(const canary_context *ctx, int i, const eng_chunk 
 }
 
 static cn_status eng_run_batch(cn_transcriber *t, int device, int worker, cn_job_chunk *const *chunks, int n,
-                               cn_error *err);
-
-/* A batch the device has no memory for runs again as two halves (down to one chunk): a GPU that
- * another process filled, or shapes the memory model did not foresee, cost time, not the jobs. */
-static cn_status run_split_on_oom(cn_transcriber *t, int device, int worker, cn_job_chunk *const *chunks, int n,
-                                  cn_error *err) {
-    int h = n / 2;
-    CN_WARN("engine",
-            "%s: out of memory for a batch of %d chunks (%s); running it as %d + %d (if this repeats, lower "
-            "engine.max_batch or engine.memory_budget_mb)",
-            t->devices[device].name, n, err->msg, h, n - h);
-    cn_error_clear(err);
-    cn_status st = eng_run_batch(t, device, worker, chunks, h, err);
-    return st == CANARY_OK ? eng_run_batch(t, device, worker, chunks + h, n - h, err) : st;
-}
-
-static cn_status eng_run_batch(cn_transcriber *t, int device, int worker, cn_job_chunk *const *chunks, int n,
                                cn_error *err) {
     engine *e = t->impl;
     eng_device *d = &e->dev[device];
@@ -387,10 +370,8 @@ static cn_status eng_run_batch(cn_transcriber *t, int device, int worker, cn_job
     canary_context *ctx = d->ctx[worker];
     char msg[512];
     cn_status st = canary_transcribe_batch(ctx, &prm, pcm, lens, n, msg, sizeof msg);
-    if (st != CANARY_OK) {
-        cn_error_set(err, st, "%s", msg);
-        return st == CANARY_ENOMEM && n > 1 ? run_split_on_oom(t, device, worker, chunks, n, err) : st;
-    }
+    if (st != CANARY_OK) /* ENOMEM: the context holds no device memory now; the scheduler splits */
+        return cn_error_set(err, st, "%s", msg);
     for (int i = 0; i < n && st == CANARY_OK; i++)
         st = chunk_result(ctx, i, (const eng_chunk *)chunks[i], ((eng_chunk *)chunks[i])->out, err);
     if (st != CANARY_OK)

@@ -100,8 +100,12 @@ CANARY_EMU_MEM_MB=160 BIN="$CANARY_BIN" start_server "$TMP/m" --model "$MODEL" -
 expect_code "a transcription the GPU has memory for one chunk at a time" 200 -F file=@"$TMP/80s.wav" \
   "$URL/v1/audio/transcriptions"
 expect_eq "the CPU's text" "$(cpu_text "$TMP/80s.wav")" "$(jb .text)"
-expect_grep "the batch of two ran as two" "cuda:0: out of memory for a batch of 2 chunks (.*); running it as 1 + 1" \
+expect_grep "the batch of two ran as two" \
+  "cuda:0: out of memory for a batch of 2 chunks (.*); running it as 1 + 1; batches of at most that from now on" \
   "$TMP/m.log"
+expect_code "the same again" 200 -F file=@"$TMP/80s.wav" "$URL/v1/audio/transcriptions"
+expect_eq "the same text, and no second out-of-memory: the limit dropped" "true 1" \
+  "$([ "$(jb .text)" = "$(cpu_text "$TMP/80s.wav")" ] && echo true) $(grep -c 'out of memory for a batch' "$TMP/m.log")"
 expect_eq "no batch failed, the GPU stays healthy" "0 1" \
   "$(metric 'canary_device_batches_total{device="cuda:0",outcome="failed"}') $(metric 'canary_device_healthy{device="cuda:0"}')"
 stop_server "$SPID"
