@@ -486,7 +486,10 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
         return cn_error_set(err, CANARY_ELIMIT, "encode: %d feature frames is too long for one pass", tf);
     /* Plan the buffers for this (batch, length); kept for the next call. */
     size_t rows = (size_t)B * t;
-    size_t sub = (size_t)B * t1 * f1 * C;
+    /* the subsampling's buffers hold its largest output: the first conv's [t1, f1, C], or, where
+     * the backend fuses the first two convs, the second's (a quarter of it) */
+    bool pair = ops->conv2d_s2_pair != NULL;
+    size_t sub = pair ? (size_t)B * t2 * f2 * C : (size_t)B * t1 * f1 * C;
     size_t wide = rows * (size_t)(dff > 3 * d ? dff : 3 * d);
     CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_IN], (size_t)B * tf * F, err));
     CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_SUB_A], sub, err));
@@ -541,8 +544,14 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
     bool mk = in->mask_subsampling;
     /* Subsampling: conv(1->C) ReLU, dw conv, pw conv ReLU, dw conv, pw conv ReLU, Linear. */
     float *sa = c->buf[BUF_SUB_A].p, *sb = c->buf[BUF_SUB_B].p;
-    ops->conv2d_s2(c->ex, c->buf[BUF_IN].p, sa, B, tf, F, 1, C, m->sub_w[0], m->sub_b[0], mk ? v0 : NULL, CN_ACT_RELU);
-    ops->conv2d_s2(c->ex, sa, sb, B, t1, f1, C, C, m->sub_w[1], m->sub_b[1], mk ? v1 : NULL, CN_ACT_NONE);
+    if (pair) {
+        ops->conv2d_s2_pair(c->ex, c->buf[BUF_IN].p, sb, B, tf, F, C, m->sub_w[0], m->sub_b[0], m->sub_w[1],
+                            m->sub_b[1], mk ? v0 : NULL, mk ? v1 : NULL);
+    } else {
+        ops->conv2d_s2(c->ex, c->buf[BUF_IN].p, sa, B, tf, F, 1, C, m->sub_w[0], m->sub_b[0], mk ? v0 : NULL,
+                       CN_ACT_RELU);
+        ops->conv2d_s2(c->ex, sa, sb, B, t1, f1, C, C, m->sub_w[1], m->sub_b[1], mk ? v1 : NULL, CN_ACT_NONE);
+    }
     ops->linear(c->ex, m->sub_pw[0], sb, C, B * t2 * f2, sa, C, CN_ACT_RELU, false, 0);
     ops->conv2d_s2(c->ex, sa, sb, B, t2, f2, C, C, m->sub_w[3], m->sub_b[3], mk ? v2 : NULL, CN_ACT_NONE);
     ops->linear(c->ex, m->sub_pw[1], sb, C, B * t * f3, sa, C, CN_ACT_RELU, false, 0);

@@ -186,6 +186,13 @@ typedef struct cn_backend_ops {
      * features/ up to the precision of an fp32 DFT (features/ computes in double). */
     void (*log_mel)(cn_exec *ex, const cn_mel_desc *d, const float *pcm, const int *lens, int n, int lpad, float *out,
                     int *valid);
+    /* Optional (NULL: two conv2d_s2 calls): conv2d_s2 with c_in 1 and ReLU (w1, b1), then the
+     * depthwise conv2d_s2 without activation (w2, b2), in one pass that never stores the first's
+     * output [n_seq, t1, f1, c] (t1 = (t+1)/2): the encoder's largest tensor. x [n_seq, t, f], y
+     * [n_seq, (t1+1)/2, (f1+1)/2, c]; valid0 / valid1 mask the two convs' inputs as conv2d_s2's
+     * valid_in does (both NULL or both set). */
+    void (*conv2d_s2_pair)(cn_exec *ex, const float *x, float *y, int n_seq, int t, int f, int c, const float *w1,
+                           const float *b1, const float *w2, const float *b2, const int *valid0, const int *valid1);
 } cn_backend_ops;
 
 struct cn_backend {

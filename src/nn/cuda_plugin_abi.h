@@ -9,7 +9,7 @@
 typedef struct cn_backend cn_backend;
 typedef struct cn_error cn_error;
 
-#define CN_CUDA_PLUGIN_ABI 4 /* 4: cn_backend_ops.capture_begin/capture_end, ffn */
+#define CN_CUDA_PLUGIN_ABI 5 /* 4: cn_backend_ops.capture_begin/capture_end, ffn; 5: conv2d_s2_pair */
 
 typedef struct cn_cuda_device_info {
     int index;
@@ -32,7 +32,7 @@ typedef void (*cn_cuda_versions_fn)(int *runtime, int *driver);
  * or -1 with a message (allocation, launch or pattern failure). */
 typedef int (*cn_cuda_selftest_fn)(int device, size_t mem_bytes, const float *a, const float *b, float *c, int m,
                                    int n, int k, char *msg, size_t msg_len);
-/* ABI 3: the CUDA implementation of nn/backend.h on one device. `prec` is the math mode of the
+/* The CUDA implementation of nn/backend.h on one device. `prec` is the math mode of the
  * backend's own GEMMs (attention scores and values): CN_PREC_F32 keeps them exact fp32, any other
  * value allows TF32 on sm80+. Linear layers take their precision from linear_create as on the CPU.
  * Fails with CANARY_EDEVICE and the CUDA reason (no such device, out of memory, driver too old). */

@@ -342,6 +342,58 @@ static void t_dwconv(ctx *c, int S, int t, int d, int k, bool bias, cn_act act) 
     free(x), free(w), free(b), free(got), free(ref);
 }
 
+/* conv2d_s2_pair (optional): the double reference runs the two convs one after the other, the
+ * first's output kept, as the two-call path does. */
+static void t_conv2d_pair(ctx *c, int S, int t, int f, int ch, const int *v0, const int *v1) {
+    if (!c->o->conv2d_s2_pair)
+        return;
+    int t1 = (t + 1) / 2, f1 = (f + 1) / 2, t2 = (t1 + 1) / 2, f2 = (f1 + 1) / 2;
+    size_t nin = (size_t)S * t * f, nmid = (size_t)S * t1 * f1 * ch, nout = (size_t)S * t2 * f2 * ch;
+    float *x = rnd(nin, 1.0f), *w1 = rnd((size_t)ch * 9, 0.5f), *b1 = rnd((size_t)ch, 0.5f);
+    float *w2 = rnd((size_t)ch * 9, 0.5f), *b2 = rnd((size_t)ch, 0.5f);
+    float *dx = dev(c, x, nin), *dy = dev(c, NULL, nout);
+    c->o->conv2d_s2_pair(c->ex, dx, dy, S, t, f, ch, konst(c, w1, (size_t)ch * 9), konst(c, b1, (size_t)ch),
+                         konst(c, w2, (size_t)ch * 9), konst(c, b2, (size_t)ch), v0, v1);
+    float *got = zeros(nout);
+    get(c, got, dy, nout);
+    check_sync(c, "conv2d_s2_pair");
+    double *mid = calloc(nmid, sizeof(double)), *ref = calloc(nout, sizeof(double));
+    for (int s = 0; s < S; s++) {
+        int lim0 = v0 ? (v0[s] < t ? v0[s] : t) : t, lim1 = v1 ? (v1[s] < t1 ? v1[s] : t1) : t1;
+        for (int a = 0; a < t1; a++)
+            for (int q = 0; q < f1; q++)
+                for (int k = 0; k < ch; k++) {
+                    double acc = b1[k];
+                    for (int dt = 0; dt < 3; dt++)
+                        for (int df = 0; df < 3; df++) {
+                            int ti = 2 * a - 1 + dt, fi = 2 * q - 1 + df;
+                            if (ti >= 0 && ti < lim0 && fi >= 0 && fi < f)
+                                acc += (double)w1[(size_t)k * 9 + dt * 3 + df] * x[((size_t)s * t + ti) * f + fi];
+                        }
+                    mid[(((size_t)s * t1 + a) * f1 + q) * ch + k] = acc > 0 ? acc : 0;
+                }
+        for (int a = 0; a < t2; a++)
+            for (int q = 0; q < f2; q++)
+                for (int k = 0; k < ch; k++) {
+                    double acc = b2[k];
+                    for (int dt = 0; dt < 3; dt++)
+                        for (int df = 0; df < 3; df++) {
+                            int ti = 2 * a - 1 + dt, fi = 2 * q - 1 + df;
+                            if (ti >= 0 && ti < lim1 && fi >= 0 && fi < f1)
+                                acc += (double)w2[(size_t)k * 9 + dt * 3 + df] *
+                                       mid[(((size_t)s * t1 + ti) * f1 + fi) * ch + k];
+                        }
+                    ref[(((size_t)s * t2 + a) * f2 + q) * ch + k] = acc;
+                }
+    }
+    char cs[64];
+    snprintf(cs, sizeof cs, "s%d_t%d_f%d_c%d%s", S, t, f, ch, v0 ? "_valid" : "");
+    report(c, "conv2d_s2_pair", cs, got, ref, nout, ELEM_TOL);
+    c->o->free(c->ex, dx);
+    c->o->free(c->ex, dy);
+    free(x), free(w1), free(b1), free(w2), free(b2), free(got), free(mid), free(ref);
+}
+
 static void t_conv2d(ctx *c, int S, int t, int f, int c_in, int ch, const int *valid, cn_act act) {
     int to = (t + 1) / 2, fo = (f + 1) / 2;
     size_t nin = (size_t)S * t * f * c_in, nout = (size_t)S * to * fo * ch;
@@ -686,6 +738,11 @@ static void run_checks(ctx *c, bool quick) {
     t_conv2d(c, 2, 11, 8, 8, 8, NULL, CN_ACT_NONE);
     int v5[2] = {11, 4};
     t_conv2d(c, 2, 11, 9, 8, 8, v5, CN_ACT_NONE);
+    t_conv2d_pair(c, 2, 41, 16, 8, NULL, NULL);
+    int p0[3] = {41, 17, 3}, p1[3] = {21, 9, 2}; /* as the model's: valid1 = ceil(valid0 / 2) */
+    t_conv2d_pair(c, 3, 41, 15, 40, p0, p1);       /* odd frequencies; more channels than a warp */
+    int q0[2] = {9, 30}, q1[2] = {3, 15};          /* a mask tighter than ceil(valid0 / 2) */
+    t_conv2d_pair(c, 2, 30, 128, 256, q0, q1);     /* the real first layer's width */
     t_mask_time(c);
     int rv[3] = {13, 7, 1};
     t_rel_attention(c, 3, 13, 4, 16, rv);
@@ -809,8 +866,12 @@ static void bench(ctx *c, const int *batches, int n_batches) {
             bsync(c);
             double t0 = now();
             /* subsampling: conv(1->C) relu, dw conv, pw relu, dw conv, pw relu, linear to d */
-            c->o->conv2d_s2(c->ex, feat, sa, B, FR, MEL, 1, SUBC, sub_w, sub_b, NULL, CN_ACT_RELU);
-            c->o->conv2d_s2(c->ex, sa, sb, B, t1, f1, SUBC, SUBC, sub_w, sub_b, NULL, CN_ACT_NONE);
+            if (c->o->conv2d_s2_pair) { /* as the model runs it where the backend has it */
+                c->o->conv2d_s2_pair(c->ex, feat, sb, B, FR, MEL, SUBC, sub_w, sub_b, sub_w, sub_b, NULL, NULL);
+            } else {
+                c->o->conv2d_s2(c->ex, feat, sa, B, FR, MEL, 1, SUBC, sub_w, sub_b, NULL, CN_ACT_RELU);
+                c->o->conv2d_s2(c->ex, sa, sb, B, t1, f1, SUBC, SUBC, sub_w, sub_b, NULL, CN_ACT_NONE);
+            }
             c->o->linear(c->ex, sub_pw1, sb, SUBC, B * t2 * f2, sa, SUBC, CN_ACT_RELU, false, 0);
             c->o->conv2d_s2(c->ex, sa, sb, B, t2, f2, SUBC, SUBC, sub_w, sub_b, NULL, CN_ACT_NONE);
             c->o->linear(c->ex, sub_pw2, sb, SUBC, B * T * f3, sa, SUBC, CN_ACT_RELU, false, 0);

@@ -38,10 +38,13 @@ static void test_item_bytes_formula(void **state) {
      * attention scratch: 1.25 * (4*502*512 + 8*502*502 + 8*502*1003) = 8,840,220
      * decoder: cross K/V 4*2*502*1024 = 4,112,384; per hypothesis caches 4*2*1024*1024 (566
      *          positions round up to 1024) + 7*1024 + 4096 + 5248 (logits) = 8,405,120 */
-    assert_int_equal(cn_profile_item_bytes(m, 40, 1), 4ull * (69909504ull + 8840220ull + 4112384ull + 8405120ull));
+    assert_int_equal(cn_profile_item_bytes(m, 40, 1, false), 4ull * (69909504ull + 8840220ull + 4112384ull + 8405120ull));
     /* beam 4: the per-hypothesis part four times */
-    assert_int_equal(cn_profile_item_bytes(m, 40, 4),
+    assert_int_equal(cn_profile_item_bytes(m, 40, 4, false),
                      4ull * (69909504ull + 8840220ull + 4112384ull + 4 * 8405120ull));
+    /* on a GPU the first two subsampling convs are fused: both buffers hold 1004*32*256 instead of
+     * 2008*64*256, so the encoder part is 20,560,896 values */
+    assert_int_equal(cn_profile_item_bytes(m, 40, 1, true), 4ull * (20560896ull + 8840220ull + 4112384ull + 8405120ull));
     /* a GPU worker's fixed part: 1.25 x 256 MiB of feature scratch, 256 MiB of arena, 32 MiB Lt */
     assert_int_equal(cn_profile_worker_bytes(), 608ull * MiB_);
 }
@@ -92,14 +95,14 @@ static void test_orin_nano(void **state) {
     assert_int_equal(g->budget_bytes, 3712 * MiB_);
     assert_int_equal(g->weight_bytes, 182000000ull * 2);
     assert_int_equal(g->workers, 1); /* integrated GPU: one executor */
-    /* (3712 MiB - 364 MB weights - 608 MiB for the worker) / 365,068,912 B per 40 s chunk = 7.9 */
-    assert_int_equal(g->item_bytes, 365068912ull);
+    /* (3712 MiB - 364 MB weights - 608 MiB for the worker) / 167,674,480 B per 40 s chunk = 17.2 */
+    assert_int_equal(g->item_bytes, 167674480ull);
     assert_int_equal(g->worker_bytes, 608 * MiB_);
-    assert_int_equal(g->max_batch, 7);
+    assert_int_equal(g->max_batch, 17);
     assert_string_equal(g->residency, "one copy in unified memory");
     assert_false(dev(&p, "cpu")->usable);
     assert_true(p.chunk_seconds == 40.0);
-    assert_int_equal(p.concurrent_jobs, 7);
+    assert_int_equal(p.concurrent_jobs, 17);
 }
 
 static void test_xeon_2x3080(void **state) {
@@ -116,15 +119,15 @@ static void test_xeon_2x3080(void **state) {
         assert_int_equal(g->budget_bytes, (uint64_t)(9800 * MiB_ * 0.9) - 512 * MiB_);
         assert_int_equal(g->weight_bytes, 883000000ull * 2);
         assert_int_equal(g->workers, 2);
-        /* (8308 MiB - 1766 MB - 2 x 608 MiB) / 382,542,448 B = 14.8 chunks -> 7 per stream */
-        assert_int_equal(g->item_bytes, 382542448ull);
-        assert_int_equal(g->max_batch, 7);
+        /* (8308 MiB - 1766 MB - 2 x 608 MiB) / 185,148,016 B = 30.6 chunks -> 15 per stream */
+        assert_int_equal(g->item_bytes, 185148016ull);
+        assert_int_equal(g->max_batch, 15);
         assert_string_equal(g->residency, "replica in GPU memory");
     }
     assert_string_equal(p.dev[0].name, "cuda:0");
     assert_string_equal(p.dev[1].name, "cuda:1");
     assert_false(dev(&p, "cpu")->usable);
-    assert_int_equal(p.concurrent_jobs, 2 * 2 * 7);
+    assert_int_equal(p.concurrent_jobs, 2 * 2 * 15);
 }
 
 static void test_h100(void **state) {
@@ -138,7 +141,7 @@ static void test_h100(void **state) {
     assert_int_equal(g->precision, CN_PREC_BF16);
     assert_true(g->tf32);
     assert_int_equal(g->workers, 2);
-    assert_int_equal(g->max_batch, 64); /* memory would hold 166 chunks: the cap */
+    assert_int_equal(g->max_batch, 64); /* memory would hold 304 chunks: the cap */
     assert_int_equal(p.concurrent_jobs, 128);
     assert_false(dev(&p, "cpu")->usable);
 }
@@ -279,9 +282,9 @@ static void test_beam_shrinks_batch(void **state) {
     cn_profile p;
     cn_error err;
     assert_int_equal(cn_profile_compute(&hw, cn_hw_model_preset("canary-180m-flash"), c, &p, &err), CANARY_OK);
-    /* (3712 MiB - 364 MB - 608 MiB) / (365,068,912 + 3 x 33,620,480 B of caches, steps and logits per
-     * hypothesis) = 6.2 */
-    assert_int_equal(p.dev[0].max_batch, 6);
+    /* (3712 MiB - 364 MB - 608 MiB) / (167,674,480 + 3 x 33,620,480 B of caches, steps and logits per
+     * hypothesis) = 10.8 */
+    assert_int_equal(p.dev[0].max_batch, 10);
 }
 
 static void test_device_selection(void **state) {
@@ -351,7 +354,7 @@ static void test_json_is_complete(void **state) {
     cn_sb_init(&sb);
     cn_profile_json(&p, &sb);
     assert_non_null(strstr(cn_sb_str(&sb), "\"name\":\"cuda:1\",\"kind\":\"cuda\",\"usable\":true,\"workers\":2"));
-    assert_non_null(strstr(cn_sb_str(&sb), "\"concurrent_jobs\":28"));
+    assert_non_null(strstr(cn_sb_str(&sb), "\"concurrent_jobs\":60"));
     cn_sb_reset(&sb);
     cn_hw_info_json(&hw, &sb);
     assert_non_null(strstr(cn_sb_str(&sb), "\"compute_capability\":\"8.6\""));

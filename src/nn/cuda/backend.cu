@@ -821,6 +821,19 @@ static void cu_op_dwconv1d(cn_exec *ex, const float *x, float *y, int n_seq, int
     CU_NOTE(ex, cudaGetLastError(), "dwconv1d");
 }
 
+static void cu_op_conv2d_s2_pair(cn_exec *ex, const float *x, float *y, int n_seq, int t, int f, int c,
+                                 const float *w1, const float *b1, const float *w2, const float *b2,
+                                 const int *valid0, const int *valid1) {
+    bind(ex);
+    CU_SKIP_IF_DOOMED(ex);
+    CU_PROF(ex, CU_OP_CONV2D_S2_PAIR, n_seq, t, f, c);
+    if (valid0 && !ints_reserve(ex, (size_t)n_seq)) // both arrays fit their slots before either is staged
+        return;
+    const int *v0 = stage_ints(ex, valid0, (size_t)n_seq), *v1 = stage_ints(ex, valid1, (size_t)n_seq);
+    cu_conv2d_s2_pair(ex->stream, x, y, n_seq, t, f, c, w1, b1, w2, b2, v0, v1);
+    CU_NOTE(ex, cudaGetLastError(), "conv2d_s2_pair");
+}
+
 static void cu_op_conv2d_s2(cn_exec *ex, const float *x, float *y, int n_seq, int t, int f, int c_in, int c,
                             const float *w, const float *b, const int *valid_in, cn_act act) {
     bind(ex);
@@ -1320,6 +1333,7 @@ static const cn_backend_ops cuda_ops = {
     /* host_alloc */ cu_host_alloc,
     /* host_free */ cu_host_free,
     /* log_mel */ cu_op_log_mel,
+    /* conv2d_s2_pair */ cu_op_conv2d_s2_pair,
 };
 
 CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out, cn_error *err) {

@@ -135,7 +135,7 @@ void capture_doom(cn_exec *ex, const char *what, const char *detail);
 typedef enum cu_op {
     CU_OP_LINEAR, CU_OP_LAYER_NORM, CU_OP_GLU_MASK, CU_OP_DWCONV1D, CU_OP_CONV2D_S2, CU_OP_MASK_TIME,
     CU_OP_REL_ATTENTION, CU_OP_ATTENTION, CU_OP_EMBED, CU_OP_LOG_SOFTMAX, CU_OP_TOPK, CU_OP_TOPK_HOST, CU_OP_COPY,
-    CU_OP_COPY_2D, CU_OP_UPLOAD, CU_OP_DOWNLOAD, CU_OP_ALLOC, CU_OP_SYNC, CU_OP_GRAPH_LAUNCH, CU_OP_FFN, CU_OP_TRANSPOSE, CU_OP_LOG_MEL, CU_OP_COUNT
+    CU_OP_COPY_2D, CU_OP_UPLOAD, CU_OP_DOWNLOAD, CU_OP_ALLOC, CU_OP_SYNC, CU_OP_GRAPH_LAUNCH, CU_OP_FFN, CU_OP_TRANSPOSE, CU_OP_LOG_MEL, CU_OP_CONV2D_S2_PAIR, CU_OP_COUNT
 } cu_op;
 struct cu_prof *cu_prof_create(void); // NULL unless CANARY_CUDA_PROFILE is set (and not "0")
 void cu_prof_destroy(cn_exec *ex);    // resolves, reports, frees (the stream must be idle)
@@ -183,6 +183,8 @@ void cu_dwconv1d(cudaStream_t st, const float *x, float *y, int n_seq, int t, in
                  int k, cn_act act);
 void cu_conv2d_s2(cudaStream_t st, const float *x, float *y, int n_seq, int t, int f, int c_in, int c, const float *w,
                   const float *b, const int *valid, cn_act act);
+void cu_conv2d_s2_pair(cudaStream_t st, const float *x, float *y, int n_seq, int t, int f, int c, const float *w1,
+                       const float *b1, const float *w2, const float *b2, const int *valid0, const int *valid1);
 void cu_mask_time(cudaStream_t st, float *x, int n_seq, int t, size_t row, const int *valid);
 // Rel-pos attention pieces: qkv [s, t, 3d] -> qu, qv, k, v [h, s, t, dk] (u/v biases added).
 void cu_rel_split(cudaStream_t st, const float *qkv, const float *bu, const float *bv, int n_seq, int t, int h,

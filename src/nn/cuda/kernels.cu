@@ -553,6 +553,78 @@ void cu_conv2d_s2(cudaStream_t st, const float *x, float *y, int n_seq, int t, i
                                                                                  f_out, w, b, valid, act);
 }
 
+// The first two subsampling convolutions in one pass: conv 3x3/2 (1 -> c) + ReLU, then the
+// depthwise 3x3/2, without the first's output [s, t1, f1, c] in memory (the encoder's largest
+// tensor: 131 MB per 40-s item for 256 channels) -- each value of it is computed where the
+// depthwise conv reads it (2.25 times over, 9 MACs each: cheap beside the memory traffic saved).
+// A block per (sequence, output time), a thread per channel with both 9-tap filters in registers;
+// the input values are the same for every channel (broadcast reads). Masks as conv2d_s2's:
+// input rows from valid0[s] on and first-conv rows from valid1[s] on read as zero.
+__global__ void k_conv2d_s2_pair(const float *x, float *y, int n_seq, int t, int f, int c, int t1, int f1, int t2,
+                                 int f2, const float *w1, const float *b1, const float *w2, const float *b2,
+                                 const int *valid0, const int *valid1) {
+    SEQ_LOOP(s, to, n_seq, t2) {
+        int t0_lim = valid0 ? (valid0[s] < t ? valid0[s] : t) : t;
+        int t1_lim = valid1 ? (valid1[s] < t1 ? valid1[s] : t1) : t1;
+        const float *xs = x + (size_t)s * t * f;
+        float *ys = y + ((size_t)s * t2 + to) * (size_t)f2 * c;
+        COL_LOOP(ch, c) {
+            float wa[9], wb[9];
+#pragma unroll
+            for (int q = 0; q < 9; q++) {
+                wa[q] = w1[ch * 9 + q];
+                wb[q] = w2[ch * 9 + q];
+            }
+            float ba = b1[ch], bb = b2[ch];
+            float carry[3] = {0.0f, 0.0f, 0.0f}; // first-conv column 2*fo - 1, computed as the last one
+            for (int fo = 0; fo < f2; fo++) {
+                float acc = bb;
+#pragma unroll
+                for (int dc = 0; dc < 3; dc++) {
+                    int c1 = 2 * fo - 1 + dc; // first-conv column
+#pragma unroll
+                    for (int dr = 0; dr < 3; dr++) {
+                        int r1 = 2 * to - 1 + dr; // first-conv row
+                        float h;
+                        if (dc == 0 && fo > 0) {
+                            h = carry[dr];
+                        } else if (r1 < 0 || r1 >= t1_lim || c1 < 0 || c1 >= f1) {
+                            h = 0.0f; // padding, or masked
+                        } else {
+                            h = ba;
+#pragma unroll
+                            for (int dt = 0; dt < 3; dt++) {
+                                int ti = 2 * r1 - 1 + dt;
+                                if (ti < 0 || ti >= t0_lim) continue;
+#pragma unroll
+                                for (int df = 0; df < 3; df++) {
+                                    int fi = 2 * c1 - 1 + df;
+                                    if (fi < 0 || fi >= f) continue;
+                                    h += wa[dt * 3 + df] * xs[(size_t)ti * f + fi];
+                                }
+                            }
+                            h = h > 0.0f ? h : 0.0f;
+                        }
+                        if (dc == 2)
+                            carry[dr] = h;
+                        acc += wb[dr * 3 + dc] * h;
+                    }
+                }
+                ys[(size_t)fo * c + ch] = acc;
+            }
+        }
+    }
+}
+
+void cu_conv2d_s2_pair(cudaStream_t st, const float *x, float *y, int n_seq, int t, int f, int c, const float *w1,
+                       const float *b1, const float *w2, const float *b2, const int *valid0, const int *valid1) {
+    int t1 = (t + 1) / 2, f1 = (f + 1) / 2, t2 = (t1 + 1) / 2, f2 = (f1 + 1) / 2;
+    if (n_seq <= 0 || t2 <= 0 || f2 <= 0 || c <= 0) return;
+    int threads = c < THREADS ? (c + 31) / 32 * 32 : THREADS;
+    k_conv2d_s2_pair<<<grid_seq(n_seq, t2, (size_t)c, threads), threads, 0, st>>>(x, y, n_seq, t, f, c, t1, f1, t2, f2,
+                                                                                 w1, b1, w2, b2, valid0, valid1);
+}
+
 __global__ void k_mask_time(float *x, int n_seq, int t, size_t row, const int *valid) {
     SEQ_LOOP(s, tt, n_seq, t) {
         if (tt < valid[s]) continue; // negative valid: everything is padding

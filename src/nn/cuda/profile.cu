@@ -23,7 +23,8 @@
 static const char *const op_names[CU_OP_COUNT] = {
     "linear",    "layer_norm", "glu_mask", "dwconv1d", "conv2d_s2", "mask_time", "rel_attention",
     "attention", "embed",      "log_softmax", "topk",  "topk_host", "copy",      "copy_2d",
-    "upload",    "download",   "alloc",    "sync",      "graph_launch", "ffn", "transpose", "log_mel"};
+    "upload",    "download",   "alloc",    "sync",      "graph_launch", "ffn", "transpose", "log_mel",
+    "conv2d_s2_pair"};
 
 typedef struct prof_key {
     int op;
@@ -141,6 +142,9 @@ static void key_name(const prof_key *k, char *s, size_t n) {
         break;
     case CU_OP_MASK_TIME:
         snprintf(s, n, "mask_time seqs=%ld t=%ld", d[0], d[1]);
+        break;
+    case CU_OP_CONV2D_S2_PAIR:
+        snprintf(s, n, "conv2d_s2_pair seqs=%ld t=%ld f=%ld c=%ld", d[0], d[1], d[2], d[3]);
         break;
     case CU_OP_REL_ATTENTION:
         snprintf(s, n, "rel_attention seqs=%ld t=%ld h=%ld dk=%ld", d[0], d[1], d[2], d[3]);
@@ -265,7 +269,7 @@ static void release_pending(cu_prof *p) {
 }
 
 static bool encoder_op(int op) {
-    return op == CU_OP_CONV2D_S2 || op == CU_OP_REL_ATTENTION || op == CU_OP_DWCONV1D || op == CU_OP_GLU_MASK ||
+    return op == CU_OP_CONV2D_S2 || op == CU_OP_CONV2D_S2_PAIR || op == CU_OP_REL_ATTENTION || op == CU_OP_DWCONV1D || op == CU_OP_GLU_MASK ||
            op == CU_OP_MASK_TIME || op == CU_OP_TRANSPOSE || op == CU_OP_LOG_MEL;
 }
 static bool decoder_op(int op) {
