@@ -104,7 +104,7 @@ const char *cn_precision_name(cn_precision p) {
 
 static int prec_bytes(cn_precision p) { return p == CN_PREC_FP32 ? 4 : 2; }
 
-uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int beam, bool gpu) {
+uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int beam) {
     if (beam < 1)
         beam = 1;
     double F = m->n_mels, C = m->sub_channels, d = m->enc_d_model, H = m->enc_heads;
@@ -116,11 +116,10 @@ uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int beam, b
     for (int s = m->sub_factor > 1 ? m->sub_factor : 8; s > 1; s /= 2)
         t = ceil(t / 2); /* encoder frames */
     /* the encoder's buffers (model.c, cn_canary_encode): the input, the two subsampling buffers
-     * (each holds the first conv's output at half time and half frequency, the largest tensor;
-     * the CUDA backend fuses the first two convs, so there they hold the second's, a quarter),
-     * four of [t, d] (residual, norm, attention, conv), the wide one (FF hidden or q/k/v), the
-     * output */
-    double sub = gpu ? ceil(t1 / 2) * ceil(f1 / 2) * C : t1 * f1 * C;
+     * (each holds the second conv's output: both backends fuse the first two convs, so the
+     * first's, four times larger, is never stored), four of [t, d] (residual, norm, attention,
+     * conv), the wide one (FF hidden or q/k/v), the output */
+    double sub = ceil(t1 / 2) * ceil(f1 / 2) * C;
     double enc = tf * F + sub + fmax(sub, tf * F) + 4 * t * d + t * fmax(dff, 3 * d) + t * dd;
     enc += 2 * (2 * t - 1) * d; /* the relative positions' encodings and projections (per batch; counted per item) */
     /* rel-pos attention's scratch (q/k/v/out per head, AC [H, t, t], BD [H, t, 2t-1]); the CUDA
@@ -227,7 +226,7 @@ static cn_status parse_precision(const char *s, int *out, bool *tf32, cn_error *
 static bool size_device(cn_device_profile *d, const cn_hw_model *m, double chunk, int beam, int max_batch_cap,
                         int forced_batch, int forced_workers, int default_workers) {
     d->weight_bytes = m->n_params * (uint64_t)prec_bytes(d->precision);
-    d->item_bytes = cn_profile_item_bytes(m, chunk, beam, d->kind == CN_DEV_CUDA);
+    d->item_bytes = cn_profile_item_bytes(m, chunk, beam);
     d->worker_bytes = d->kind == CN_DEV_CUDA ? cn_profile_worker_bytes() : 0;
     uint64_t wb = d->worker_bytes;
     if (d->budget_bytes < d->weight_bytes + wb + d->item_bytes) {

@@ -84,12 +84,11 @@ typedef struct cn_profile {
 cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, const cn_config *cfg,
                              cn_profile *out, cn_error *err);
 
-/* Activation memory of one chunk of `seconds` in a batch, decoded with `beam` hypotheses, on a
- * GPU (`gpu`: the CUDA backend, which fuses the first two subsampling convs) or the CPU: the
+/* Activation memory of one chunk of `seconds` in a batch, decoded with `beam` hypotheses: the
  * engine's buffers for it, all fp32 whatever the weights' precision, and its share of the
  * backend's scratch (docs/HARDWARE.md has the terms; tests/cuda/memory_check.py holds it to what
  * the CUDA backend allocates). */
-uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int beam, bool gpu);
+uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int beam);
 
 /* What a GPU worker holds whatever its batch: the feature front end's scratch (at most ~256 MiB of
  * DFT intermediates, 1.25x as the scratch grows), the arena's last 256 MiB chunk partly unused,

@@ -32,19 +32,18 @@ static void set(cn_config *c, const char *k, const char *v) {
 
 static void test_item_bytes_formula(void **state) {
     const cn_hw_model *m = cn_hw_model_preset("canary-180m-flash");
-    /* 40 s: 4000 + 16 feature frames, 2008 after the first conv, 502 encoder frames (all fp32).
-     * encoder: input 4016*128 + two subsampling buffers 2 * 2008*64*256 + 4 * 502*512 + 502*2048
-     *          + output 502*1024 + positions 2 * 1003*512 = 69,909,504 values
+    /* 40 s: 4000 + 16 feature frames, 2008 after the first conv, 1004 after the second, 502 encoder
+     * frames (all fp32).
+     * encoder: input 4016*128 + two subsampling buffers 2 * 1004*32*256 (the first two convs are
+     *          fused: the first's 2008*64*256 is never stored) + 4 * 502*512 + 502*2048 + output
+     *          502*1024 + positions 2 * 1003*512 = 20,560,896 values
      * attention scratch: 1.25 * (4*502*512 + 8*502*502 + 8*502*1003) = 8,840,220
      * decoder: cross K/V 4*2*502*1024 = 4,112,384; per hypothesis caches 4*2*1024*1024 (566
      *          positions round up to 1024) + 7*1024 + 4096 + 5248 (logits) = 8,405,120 */
-    assert_int_equal(cn_profile_item_bytes(m, 40, 1, false), 4ull * (69909504ull + 8840220ull + 4112384ull + 8405120ull));
+    assert_int_equal(cn_profile_item_bytes(m, 40, 1), 4ull * (20560896ull + 8840220ull + 4112384ull + 8405120ull));
     /* beam 4: the per-hypothesis part four times */
-    assert_int_equal(cn_profile_item_bytes(m, 40, 4, false),
-                     4ull * (69909504ull + 8840220ull + 4112384ull + 4 * 8405120ull));
-    /* on a GPU the first two subsampling convs are fused: both buffers hold 1004*32*256 instead of
-     * 2008*64*256, so the encoder part is 20,560,896 values */
-    assert_int_equal(cn_profile_item_bytes(m, 40, 1, true), 4ull * (20560896ull + 8840220ull + 4112384ull + 8405120ull));
+    assert_int_equal(cn_profile_item_bytes(m, 40, 4),
+                     4ull * (20560896ull + 8840220ull + 4112384ull + 4 * 8405120ull));
     /* a GPU worker's fixed part: 1.25 x 256 MiB of feature scratch, 256 MiB of arena, 32 MiB Lt */
     assert_int_equal(cn_profile_worker_bytes(), 608ull * MiB_);
 }
@@ -224,7 +223,7 @@ static void test_cgroup_limited_cpus(void **state) {
 static void test_tight_memory_shrinks_chunks(void **state) {
     cn_hw_info hw;
     example_2core(&hw);
-    hw.cgroup_mem_limit = 1152 * MiB_; /* 922 MiB budget < 694 MiB weights + 323 MiB per 40 s chunk */
+    hw.cgroup_mem_limit = 1024 * MiB_; /* 819 MiB budget < 694 MiB weights + 160 MiB per 40 s chunk */
     cn_profile p;
     cn_error err;
     assert_int_equal(cn_profile_compute(&hw, cn_hw_model_preset("canary-180m-flash"), NULL, &p, &err), CANARY_OK);

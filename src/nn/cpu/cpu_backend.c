@@ -414,6 +414,93 @@ static void cpu_conv2d_s2(cn_exec *ex, const float *x, float *y, int n_seq, int 
     cn_pool_run(ex->pool, (size_t)n_seq * (size_t)j.t_out, c2_task, &j);
 }
 
+/* The first two subsampling convs in one pass (conv2d_s2_pair): a task per (sequence, output
+ * row) computes the three first-conv rows it reads into its thread's scratch ([3][f1][c], 196 KB
+ * for 128 mels and 256 channels: in cache), then the depthwise row from them; the first conv's
+ * whole output (131 MB per 40-s item) is never in memory. Same taps, same order as two
+ * conv2d_s2 calls. */
+typedef struct {
+    const float *x;
+    float *y;
+    int t, f, c, t1, f1, t2, f2;
+    const float *b1, *b2, *wt1, *wt2; /* wt: [9 taps][c] */
+    const int *v0, *v1;
+    cn_exec *ex;
+    size_t rows_at; /* a thread's rows start here in its scratch */
+} c2p_job;
+
+CN_CPU_CLONES static void c2p_task(void *ctx, size_t r, int thread) {
+    const c2p_job *j = ctx;
+    int s = (int)(r / (size_t)j->t2), to = (int)(r % (size_t)j->t2), c = j->c, f1 = j->f1;
+    int t0_lim = j->v0 ? (j->v0[s] < j->t ? j->v0[s] : j->t) : j->t;
+    int t1_lim = j->v1 ? (j->v1[s] < j->t1 ? j->v1[s] : j->t1) : j->t1;
+    const float *xs = j->x + (size_t)s * j->t * j->f;
+    float *rows = j->ex->scratch[thread] + j->rows_at;
+    bool have[3];
+    for (int dr = 0; dr < 3; dr++) {
+        int r1 = 2 * to - 1 + dr;
+        have[dr] = r1 >= 0 && r1 < t1_lim; /* else padding, or masked: zeros */
+        if (!have[dr])
+            continue;
+        for (int q = 0; q < f1; q++) {
+            float *h = rows + ((size_t)dr * f1 + q) * c;
+            for (int ch = 0; ch < c; ch++)
+                h[ch] = j->b1[ch];
+            for (int dt = 0; dt < 3; dt++) {
+                int ti = 2 * r1 - 1 + dt;
+                if (ti < 0 || ti >= t0_lim)
+                    continue;
+                for (int df = 0; df < 3; df++) {
+                    int fi = 2 * q - 1 + df;
+                    if (fi < 0 || fi >= j->f)
+                        continue;
+                    float xv = xs[(size_t)ti * j->f + fi];
+                    const float *wt = j->wt1 + (size_t)(dt * 3 + df) * c;
+                    for (int ch = 0; ch < c; ch++)
+                        h[ch] += wt[ch] * xv;
+                }
+            }
+            for (int ch = 0; ch < c; ch++)
+                h[ch] = h[ch] > 0.0f ? h[ch] : 0.0f;
+        }
+    }
+    float *yrow = j->y + r * (size_t)j->f2 * c;
+    for (int fo = 0; fo < j->f2; fo++) {
+        float *y = yrow + (size_t)fo * c;
+        for (int ch = 0; ch < c; ch++)
+            y[ch] = j->b2[ch];
+        for (int dr = 0; dr < 3; dr++) {
+            if (!have[dr])
+                continue;
+            for (int dc = 0; dc < 3; dc++) {
+                int q = 2 * fo - 1 + dc;
+                if (q < 0 || q >= f1)
+                    continue;
+                const float *h = rows + ((size_t)dr * f1 + q) * c, *wt = j->wt2 + (size_t)(dr * 3 + dc) * c;
+                for (int ch = 0; ch < c; ch++)
+                    y[ch] += wt[ch] * h[ch];
+            }
+        }
+    }
+}
+
+static void cpu_conv2d_s2_pair(cn_exec *ex, const float *x, float *y, int n_seq, int t, int f, int c, const float *w1,
+                               const float *b1, const float *w2, const float *b2, const int *valid0,
+                               const int *valid1) {
+    int t1 = (t + 1) / 2, f1 = (f + 1) / 2;
+    size_t wfloats = (size_t)18 * c + 16;
+    if (!cn_cpu_scratch_reserve(ex, wfloats + (size_t)3 * f1 * c))
+        return;
+    float *wt1 = ex->scratch[0], *wt2 = wt1 + (size_t)9 * c; /* thread 0's rows come after them */
+    for (int ch = 0; ch < c; ch++)
+        for (int tap = 0; tap < 9; tap++) {
+            wt1[(size_t)tap * c + ch] = w1[(size_t)ch * 9 + tap];
+            wt2[(size_t)tap * c + ch] = w2[(size_t)ch * 9 + tap];
+        }
+    c2p_job j = {x, y, t, f, c, t1, f1, (t1 + 1) / 2, (f1 + 1) / 2, b1, b2, wt1, wt2, valid0, valid1, ex, wfloats};
+    cn_pool_run(ex->pool, (size_t)n_seq * (size_t)j.t2, c2p_task, &j);
+}
+
 static void cpu_mask_time(cn_exec *ex, float *x, int n_seq, int t, size_t row, const int *valid) {
     (void)ex;
     for (int s = 0; s < n_seq; s++) {
@@ -700,6 +787,7 @@ static const cn_backend_ops cpu_ops = {
     .glu_mask = cpu_glu_mask,
     .dwconv1d = cpu_dwconv1d,
     .conv2d_s2 = cpu_conv2d_s2,
+    .conv2d_s2_pair = cpu_conv2d_s2_pair,
     .mask_time = cpu_mask_time,
     .rel_attention = cpu_rel_attention,
     .attention = cpu_attention,
