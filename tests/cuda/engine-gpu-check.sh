@@ -144,6 +144,16 @@ for path in sorted(glob.glob(os.path.join(work, "profile_b*.jsonl"))):
         # the exec's device memory (arena peak, scratch): hw/profile's per-chunk model checks against it
         "memory": [r for r in rows if "cuda_memory" in r],
     }
+    # hw/profile's estimate for the same checkpoint and length (the bench prints it) against the
+    # measured arena peak + scratch: the ratio should be >= 1 (the service admits batches by it)
+    est = [r for r in json_lines(os.path.join(logs, "profile_b%d.log" % batch)) if r.get("event") == "memory_model"]
+    mem = res["profile"][str(batch)]["memory"]
+    if est and mem:
+        measured = max(m["arena_peak_bytes"] + m["scratch_bytes"] for m in mem)
+        estimate = batch * est[0]["item_bytes"] + est[0]["worker_bytes"]
+        res["profile"][str(batch)]["memory_model"] = {
+            "measured_bytes": measured, "estimate_bytes": estimate, "ratio": round(estimate / measured, 3),
+            "item_bytes": est[0]["item_bytes"], "worker_bytes": est[0]["worker_bytes"]}
     # the profiled run's tokens against the unprofiled benchmark's (same precision, batch, audio)
     same = [r.get("ids_hash") for r in res["bench"]
             if r.get("precision") == "bf16" and r.get("batch") == batch and not r.get("cuda_graphs")

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "canary/canary.h"
+#include "hw/profile.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -134,6 +135,15 @@ int main(int argc, char **argv) {
     }
     printf("{\"event\":\"load\",\"model\":\"%s\",\"device\":\"%s\",\"note\":\"%s\",\"load_s\":%.3f}\n",
            canary_model_variant(model), canary_model_device(model), canary_model_device_note(model), now_s() - t0);
+    /* hw/profile's memory model for this checkpoint and length, beside what the CUDA profile
+     * measures (engine-gpu-check.sh compares them at full size) */
+    cn_hw_model hm;
+    cn_error herr;
+    cn_error_clear(&herr);
+    if (cn_hw_model_from_file(model_path, NULL, &hm, &herr) == CANARY_OK)
+        printf("{\"event\":\"memory_model\",\"seconds\":%d,\"item_bytes\":%llu,\"worker_bytes\":%llu}\n", seconds,
+               (unsigned long long)cn_profile_item_bytes(&hm, seconds, 1),
+               (unsigned long long)cn_profile_worker_bytes());
     fflush(stdout);
     void (*profile_pause)(int) = profile_pause_fn();
     if (profile_pause)
