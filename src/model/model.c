@@ -439,6 +439,52 @@ void cn_mel_desc_from_features(const cn_features *f, cn_mel_desc *d) {
 
 bool cn_canary_device_features(const cn_canary_ctx *c) { return OPS(c->m)->log_mel != NULL; }
 
+/* The encoder's buffers for B items of tf feature frames, kept for the next call; BUF_SUB_B also
+ * holds at least sub_b_min floats (the samples the GPU front end reads). A plan larger than the
+ * last frees every buffer of the context first (the decoder's too: its state is rebuilt after the
+ * pass), so the backend sees one free region and can return whole chunks, and the largest buffers
+ * are placed first: growing them one at a time left each old size behind as a hole in a GPU's
+ * arena (1.76x the live peak after batches of 1, 3, 2 and 4; tests/cuda/memory_check.py). */
+static cn_status plan_encoder(cn_canary_ctx *c, int B, int tf, size_t sub_b_min, cn_error *err) {
+    const cn_canary *m = c->m;
+    const cn_encoder_desc *e = &m->desc.enc;
+    int F = e->feat_in, C = m->sub_c, d = e->d_model, dff = d * e->ff_expansion_factor;
+    int t1 = half_up(tf), t2 = half_up(t1), t = half_up(t2);
+    int f1 = half_up(F), f2 = half_up(f1);
+    size_t rows = (size_t)B * t;
+    /* the subsampling's buffers hold its largest output: the first conv's [t1, f1, C], or, where
+     * the backend fuses the first two convs, the second's (a quarter of it) */
+    bool pair = OPS(m)->conv2d_s2_pair != NULL;
+    size_t sub = pair ? (size_t)B * t2 * f2 * C : (size_t)B * t1 * f1 * C;
+    size_t wide = rows * (size_t)(dff > 3 * d ? dff : 3 * d);
+    size_t in_f = (size_t)B * tf * F, sub_b = sub > in_f ? sub : in_f;
+    if (sub_b < sub_b_min)
+        sub_b = sub_b_min;
+    const size_t plan[][2] = {{BUF_IN, in_f},      {BUF_SUB_A, sub},     {BUF_SUB_B, sub_b},
+                              {BUF_X, rows * d},   {BUF_LN, rows * d},   {BUF_WIDE, wide},
+                              {BUF_ATT, rows * d}, {BUF_CONV, rows * d}, {BUF_PE, (size_t)(2 * t - 1) * d},
+                              {BUF_POS, (size_t)(2 * t - 1) * d}, {BUF_ENC, rows * m->desc.dec.hidden}};
+    const int n_plan = (int)(sizeof plan / sizeof plan[0]);
+    bool grows = false;
+    for (int i = 0; i < n_plan; i++)
+        grows = grows || c->buf[plan[i][0]].floats < plan[i][1];
+    if (!grows)
+        return CANARY_OK;
+    for (int i = 0; i < BUF_COUNT; i++)
+        cn_ctx_buf_free(c, &c->buf[i]);
+    cn_dec_state_free(c);
+    int order[sizeof plan / sizeof plan[0]];
+    for (int i = 0; i < n_plan; i++) {
+        int j = i;
+        for (; j > 0 && plan[order[j - 1]][1] < plan[i][1]; j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    for (int i = 0; i < n_plan; i++)
+        CN_TRY(cn_ctx_buf_reserve(c, &c->buf[plan[order[i]][0]], plan[order[i]][1], err));
+    return CANARY_OK;
+}
+
 cn_status cn_canary_features_device(cn_canary_ctx *c, const cn_mel_desc *d, const float *pcm, const int *lens, int n,
                                     int lpad, int *cols, int *valid, cn_error *err) {
     const cn_backend_ops *ops = OPS(c->m);
@@ -455,10 +501,11 @@ cn_status cn_canary_features_device(cn_canary_ctx *c, const cn_mel_desc *d, cons
     int t = 1 + lpad / d->hop;
     if (d->pad_to > 0 && t % d->pad_to)
         t += d->pad_to - t % d->pad_to;
-    size_t in_floats = (size_t)n * t * F, pcm_floats = (size_t)n * lpad;
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_IN], in_floats, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_SUB_B], pcm_floats > in_floats ? pcm_floats : in_floats, err));
-    ops->upload(c->ex, c->buf[BUF_SUB_B].p, pcm, sizeof(float) * pcm_floats);
+    if (half_up(half_up(half_up(t))) > 1 << 20)
+        return cn_error_set(err, CANARY_ELIMIT, "features: %d frames is too long for one pass", t);
+    /* the whole encoder plan now (the features land in its input buffer; encode then finds it) */
+    CN_TRY(plan_encoder(c, n, t, (size_t)n * lpad, err));
+    ops->upload(c->ex, c->buf[BUF_SUB_B].p, pcm, sizeof(float) * (size_t)n * lpad);
     ops->log_mel(c->ex, d, c->buf[BUF_SUB_B].p, lens, n, lpad, c->buf[BUF_IN].p, valid);
     *cols = t;
     return CANARY_OK;
@@ -484,24 +531,8 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
     int f1 = half_up(F), f2 = half_up(f1), f3 = half_up(f2);
     if (t > 1 << 20)
         return cn_error_set(err, CANARY_ELIMIT, "encode: %d feature frames is too long for one pass", tf);
-    /* Plan the buffers for this (batch, length); kept for the next call. */
+    CN_TRY(plan_encoder(c, B, tf, 0, err));
     size_t rows = (size_t)B * t;
-    /* the subsampling's buffers hold its largest output: the first conv's [t1, f1, C], or, where
-     * the backend fuses the first two convs, the second's (a quarter of it) */
-    bool pair = ops->conv2d_s2_pair != NULL;
-    size_t sub = pair ? (size_t)B * t2 * f2 * C : (size_t)B * t1 * f1 * C;
-    size_t wide = rows * (size_t)(dff > 3 * d ? dff : 3 * d);
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_IN], (size_t)B * tf * F, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_SUB_A], sub, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_SUB_B], sub > (size_t)B * tf * F ? sub : (size_t)B * tf * F, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_X], rows * d, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_LN], rows * d, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_WIDE], wide, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_ATT], rows * d, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_CONV], rows * d, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_PE], (size_t)(2 * t - 1) * d, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_POS], (size_t)(2 * t - 1) * d, err));
-    CN_TRY(cn_ctx_buf_reserve(c, &c->buf[BUF_ENC], rows * m->desc.dec.hidden, err));
     int *ev = realloc(c->enc_valid, sizeof(int) * (size_t)B), *sv = realloc(c->sub_valid, sizeof(int) * 4 * (size_t)B);
     if (ev)
         c->enc_valid = ev;
@@ -544,7 +575,7 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
     bool mk = in->mask_subsampling;
     /* Subsampling: conv(1->C) ReLU, dw conv, pw conv ReLU, dw conv, pw conv ReLU, Linear. */
     float *sa = c->buf[BUF_SUB_A].p, *sb = c->buf[BUF_SUB_B].p;
-    if (pair) {
+    if (ops->conv2d_s2_pair) {
         ops->conv2d_s2_pair(c->ex, c->buf[BUF_IN].p, sb, B, tf, F, C, m->sub_w[0], m->sub_b[0], m->sub_w[1],
                             m->sub_b[1], mk ? v0 : NULL, mk ? v1 : NULL);
     } else {

@@ -79,5 +79,28 @@ for layout, seconds, batch, gpu_features, precision in CASES:
         check(measured <= estimate, name + ": within batch x item_bytes")
         check(estimate <= 1.15 * measured, name + ": and not 15% over it")
 
+# Fragmentation: batches of 1, 3, 2 and 4 on one context, the arena growing by exactly what it
+# needs (CANARY_CUDA_ARENA_CHUNK_MB=1): what it reserves stays near the peak in use (a plan that
+# grows frees the context's buffers first, largest are placed first, free chunks go back).
+model = os.path.join(MODELS, "canary-1b-flash-tiny.nemo")
+item, worker = profile_of(model, 40, "fp32")
+log = os.path.join(WORK, "fragmentation.jsonl")
+if os.path.exists(log):
+    os.remove(log)
+env = dict(ENV, CANARY_CUDA_PROFILE=log, CANARY_GPU_FEATURES="0", CANARY_CUDA_ARENA_MB="1",
+           CANARY_CUDA_ARENA_CHUNK_MB="1")
+run = subprocess.run([BENCH, "--model", model, "--device", "cuda", "--precision", "fp32", "--batches", "1,3,2,4",
+                      "--seconds", "40", "--tokens", "8", "--runs", "1"], env=env, capture_output=True, text=True)
+mem = [json.loads(line) for line in open(log) if '"cuda_memory"' in line] if run.returncode == 0 else []
+if len(mem) != 1:
+    check(False, "fragmentation: the bench ran with one exec (%s)" % run.stderr.strip()[-300:])
+else:
+    m = mem[0]
+    print("# batches 1, 3, 2, 4 of 40 s: arena peak %d, reserved %d (x%.3f), scratch %d; estimate 4 x %d" %
+          (m["arena_peak_bytes"], m["arena_reserved_bytes"], m["arena_reserved_bytes"] / m["arena_peak_bytes"],
+           m["scratch_bytes"], item))
+    check(m["arena_reserved_bytes"] <= 1.1 * m["arena_peak_bytes"], "fragmentation: reserved within 10% of the peak")
+    check(m["arena_reserved_bytes"] + m["scratch_bytes"] <= 4 * item, "fragmentation: reserved + scratch within 4 x item_bytes")
+
 print("%d failure(s)" % failures)
 sys.exit(1 if failures else 0)

@@ -92,10 +92,10 @@ expect_code "/health 503" 503 "$URL/health"
 stop_server "$SPID"
 
 # --- a GPU without memory for the batch (another process filled it): halves, not failures ---------
-# (CANARY_EMU_MEM_MB: the emulated GPU has that much memory; 105 MiB holds one 40-s chunk of this
+# (CANARY_EMU_MEM_MB: the emulated GPU has that much memory; 97 MiB holds one 40-s chunk of this
 # tiny model beside the cuBLASLt workspace and the front end's scratch, not two)
 sox "$TMP/speech.wav" "$TMP/80s.wav" repeat 24 # two 40-s chunks, batched together, and a short one
-CANARY_EMU_MEM_MB=105 BIN="$CANARY_BIN" start_server "$TMP/m" --model "$MODEL" --device cuda:0 --precision fp32 \
+CANARY_EMU_MEM_MB=97 BIN="$CANARY_BIN" start_server "$TMP/m" --model "$MODEL" --device cuda:0 --precision fp32 \
   --max-batch 2 --streams 1
 expect_code "a transcription the GPU has memory for one chunk at a time" 200 -F file=@"$TMP/80s.wav" \
   "$URL/v1/audio/transcriptions"

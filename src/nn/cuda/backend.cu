@@ -63,11 +63,51 @@ static void mel_constants_free(cn_exec *ex);
 // blocks; freed blocks merge with free neighbours and are reused. Reuse is safe without waiting for
 // the GPU because every user of a block is queued on the same stream.
 
+// Returns the chunks with no block in use to the device (after the stream's queued work, which may
+// still read them): a context whose buffers were freed to be planned larger then holds only what
+// it uses. Not while recording (a sync would invalidate the recording).
+static void arena_release_free_chunks(cn_exec *ex) {
+    if (ex->capturing)
+        return;
+    bool synced = false;
+    for (cu_chunk **pc = &ex->chunks; *pc;) {
+        cu_chunk *c = *pc;
+        bool used = false;
+        for (cu_block *b = ex->blocks; b && !used; b = b->next)
+            used = b->chunk == c && b->used;
+        if (used) {
+            pc = &c->next;
+            continue;
+        }
+        if (!synced) {
+            cudaStreamSynchronize(ex->stream);
+            synced = true;
+        }
+        for (cu_block **pb = &ex->blocks; *pb;) {
+            if ((*pb)->chunk == c) {
+                cu_block *dead = *pb;
+                *pb = dead->next;
+                free(dead);
+            } else {
+                pb = &(*pb)->next;
+            }
+        }
+        *pc = c->next;
+        cudaFree(c->mem);
+        free(c);
+    }
+    cudaGetLastError();
+}
+
 static bool arena_grow(cn_exec *ex, size_t need) {
+    arena_release_free_chunks(ex);
     // Chunks of at least 256 MiB: few cudaMalloc calls, and no doubling that would strand memory;
     // exactly the need when the device is nearly full, so that the scratch and the other workers
     // still find memory.
-    size_t size = need > ((size_t)256 << 20) ? need : ((size_t)256 << 20);
+    // CANARY_CUDA_ARENA_CHUNK_MB sets that minimum (tests measure fragmentation with 1)
+    static const char *chunk_mb = getenv("CANARY_CUDA_ARENA_CHUNK_MB");
+    size_t min_chunk = (size_t)(chunk_mb && atoi(chunk_mb) > 0 ? atoi(chunk_mb) : 256) << 20;
+    size_t size = need > min_chunk ? need : min_chunk;
     size_t free_b = 0, total_b = 0;
     if (size > need && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b < size + ((size_t)512 << 20))
         size = need;
