@@ -475,9 +475,11 @@ static enum MHD_Result h_root(req *r, struct MHD_Connection *c) {
         cn_sched_stats_json(xs, &sb);
         devs = json_loads(cn_sb_str(&sb), 0, NULL);
         cn_sb_free(&sb);
-        /* the batch size each takes (set once when the executors started) */
+        /* the batch size each takes now (the scheduler lowers it after an out-of-memory split) */
+        pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < json_array_size(devs) && (int)i < s->n_dev; i++)
             json_object_set_new(json_array_get(devs, i), "max_batch", json_integer(s->dev[i].max_batch));
+        pthread_mutex_unlock(&s->mu);
     }
     json_object_set_new(hardware, "devices", devs ? devs : json_array());
     json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:{s:i, s:i, s:i, s:i, s:I, s:I}}", "message",

@@ -106,6 +106,7 @@ expect_grep "the batch of two ran as two" \
 expect_code "the same again" 200 -F file=@"$TMP/80s.wav" "$URL/v1/audio/transcriptions"
 expect_eq "the same text, and no second out-of-memory: the limit dropped" "true 1" \
   "$([ "$(jb .text)" = "$(cpu_text "$TMP/80s.wav")" ] && echo true) $(grep -c 'out of memory for a batch' "$TMP/m.log")"
+expect_eq "GET / shows the lowered limit" "1" "$(curl -sS "$URL/" | jq -r '.hardware.devices[0].max_batch')"
 expect_eq "no batch failed, the GPU stays healthy" "0 1" \
   "$(metric 'canary_device_batches_total{device="cuda:0",outcome="failed"}') $(metric 'canary_device_healthy{device="cuda:0"}')"
 stop_server "$SPID"
