@@ -53,7 +53,8 @@ cn_status cn_cli_resolve_model(cn_config *cfg, const char *cmd);
 
 /* engine.device: checks the spelling (cpu, cuda, cuda:N[,M...], auto); the engine decides at load
  * whether the GPU is usable (`serve` loads one replica per chosen device, see
- * service/transcriber_engine.c). Prints the message prefixed with `canary-stt <cmd>`. */
+ * service/transcriber_engine.c; other commands warn that they use the first GPU of a list).
+ * Prints the message prefixed with `canary-stt <cmd>`. */
 cn_status cn_cli_check_device(const cn_config *cfg, const char *cmd);
 
 /* Subcommands: each returns the process exit status. */

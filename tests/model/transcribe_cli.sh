@@ -58,6 +58,9 @@ if [ -f "$EMU" ]; then
   CANARY_CUDA_PLUGIN="$EMU" expect_rc 1 "a GPU that does not exist is refused" \
     "$CANARY_BIN" transcribe --model "$M" --device cuda:3 "$WAV"
   expect_grep "the refusal names the device" "CUDA device 3 does not exist" "$TMP/err"
+  CANARY_CUDA_PLUGIN="$EMU" CANARY_EMU_DEVICES=2 CANARY_CUDA_ARENA_MB=16 expect_rc 0 "a list of GPUs runs" \
+    "$CANARY_BIN" transcribe --model "$M" --device cuda:1,0 --vad off "$WAV"
+  expect_grep "on the first, and says so" "canary-stt transcribe runs on one GPU, cuda:1" "$TMP/err"
   # a GPU with memory for one 40-s chunk at a time (CANARY_EMU_MEM_MB): the batch of two runs as two
   sox "$WAV" "$TMP/84s.wav" repeat 13
   expect_rc 0 "the CPU's text of 84 s" "$CANARY_BIN" transcribe --model "$M" --device cpu --format json "$TMP/84s.wav"
