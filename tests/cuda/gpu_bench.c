@@ -86,7 +86,7 @@ static bool parse_prec(const char *s, canary_precision *out) {
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *device = "cuda", *precs = "bf16", *batches = "1,64,128";
-    int seconds = 10, tokens = 40, runs = 3;
+    int seconds = 10, tokens = 40, runs = 3, beam = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -108,14 +108,16 @@ int main(int argc, char **argv) {
             tokens = atoi(v);
         else if (strcmp(a, "--runs") == 0)
             runs = atoi(v);
+        else if (strcmp(a, "--beam") == 0)
+            beam = atoi(v);
         else {
             fprintf(stderr, "canary-gpu-bench: unknown option %s\n", a);
             return 2;
         }
     }
-    if (!model_path || seconds < 1 || seconds > 40 || tokens < 1 || runs < 1 || runs > 50) {
+    if (!model_path || seconds < 1 || seconds > 40 || tokens < 1 || runs < 1 || runs > 50 || beam < 1 || beam > 16) {
         fprintf(stderr, "usage: canary-gpu-bench --model M.nemo [--device cuda] [--precision bf16,fp16] "
-                        "[--batches 1,64,128] [--seconds 1-40] [--tokens N] [--runs 1-50]\n");
+                        "[--batches 1,64,128] [--seconds 1-40] [--tokens N] [--runs 1-50] [--beam 1-16 (1: greedy)]\n");
         return 2;
     }
     /* CANARY_CUDA_GRAPHS=1 makes the CUDA backend run decoder steps as graphs (docs/CUDA.md) */
@@ -142,7 +144,7 @@ int main(int argc, char **argv) {
     cn_error_clear(&herr);
     if (cn_hw_model_from_file(model_path, NULL, &hm, &herr) == CANARY_OK)
         printf("{\"event\":\"memory_model\",\"seconds\":%d,\"item_bytes\":%llu,\"worker_bytes\":%llu}\n", seconds,
-               (unsigned long long)cn_profile_item_bytes(&hm, seconds, 1),
+               (unsigned long long)cn_profile_item_bytes(&hm, seconds, beam),
                (unsigned long long)cn_profile_worker_bytes());
     fflush(stdout);
     void (*profile_pause)(int) = profile_pause_fn();
@@ -186,7 +188,8 @@ int main(int argc, char **argv) {
         }
         canary_params prm = canary_default_params(model);
         prm.precision = prec;
-        prm.search = CANARY_SEARCH_GREEDY;
+        prm.search = beam > 1 ? CANARY_SEARCH_BEAM : CANARY_SEARCH_GREEDY;
+        prm.beam_size = beam;
         prm.max_new_tokens = tokens;
         prm.ignore_eos = true;
         snprintf(blist, sizeof blist, "%s", batches);

@@ -23,13 +23,14 @@ import sys
 STT, BENCH, PLUGIN, MODELS, WORK = sys.argv[1:6]
 os.makedirs(WORK, exist_ok=True)
 ENV = dict(os.environ, CANARY_CUDA_PLUGIN=PLUGIN, CANARY_CUDA_ARENA_MB="16")
-CASES = [  # (layout, seconds, batch, features on the GPU, precision: activations are fp32 in all)
-    ("canary-1b-flash", 10, 1, False, "fp32"),
-    ("canary-1b-flash", 40, 3, False, "fp32"),
-    ("canary-1b", 40, 1, False, "fp32"),
-    ("canary-1b", 10, 3, False, "fp32"),
-    ("canary-1b-v2", 40, 2, False, "bf16"),
-    ("canary-180m-flash", 40, 3, True, "fp32"),
+CASES = [  # (layout, seconds, batch, features on the GPU, precision: activations are fp32 in all, beam)
+    ("canary-1b-flash", 10, 1, False, "fp32", 1),
+    ("canary-1b-flash", 40, 3, False, "fp32", 1),
+    ("canary-1b", 40, 1, False, "fp32", 1),
+    ("canary-1b", 10, 3, False, "fp32", 1),
+    ("canary-1b-v2", 40, 2, False, "bf16", 1),
+    ("canary-1b-flash", 40, 2, False, "fp32", 4),
+    ("canary-180m-flash", 40, 3, True, "fp32", 1),
 ]
 failures = 0
 
@@ -40,26 +41,28 @@ def check(ok, what):
     failures += 0 if ok else 1
 
 
-def profile_of(model, seconds, precision):
+def profile_of(model, seconds, precision, beam=1):
     out = subprocess.run([STT, "hwinfo", "--model", model, "--json", "--chunk-seconds", str(seconds),
-                          "--precision", precision, "--device", "cuda:0"], env=ENV, capture_output=True, text=True)
+                          "--precision", precision, "--device", "cuda:0", "--beam-size", str(beam)], env=ENV, capture_output=True, text=True)
     prof = json.loads(out.stdout)["profile"]
     dev = next(d for d in prof["devices"] if d["name"] == "cuda:0")
     return dev["item_bytes"], dev["worker_bytes"]
 
 
-for layout, seconds, batch, gpu_features, precision in CASES:
+for layout, seconds, batch, gpu_features, precision, beam in CASES:
     model = os.path.join(MODELS, layout + "-tiny.nemo")
-    item, worker = profile_of(model, seconds, precision)
+    item, worker = profile_of(model, seconds, precision, beam)
     log = os.path.join(WORK, "%s-%d-%d-%d.jsonl" % (layout, seconds, batch, gpu_features))
     if os.path.exists(log):
         os.remove(log)
     env = dict(ENV, CANARY_CUDA_PROFILE=log, CANARY_GPU_FEATURES="1" if gpu_features else "0")
     run = subprocess.run([BENCH, "--model", model, "--device", "cuda", "--precision", precision, "--batches",
-                          str(batch), "--seconds", str(seconds), "--tokens", "8", "--runs", "1"],
+                          str(batch), "--seconds", str(seconds), "--tokens", "8", "--runs", "1", "--beam",
+                          str(beam)],
                          env=env, capture_output=True, text=True)
-    name = "%s %s, %d s, batch %d, features on the %s" % (layout, precision, seconds, batch,
-                                                          "GPU" if gpu_features else "CPU")
+    name = "%s %s, %d s, batch %d%s, features on the %s" % (layout, precision, seconds, batch,
+                                                            ", beam %d" % beam if beam > 1 else "",
+                                                            "GPU" if gpu_features else "CPU")
     if run.returncode != 0:
         check(False, name + ": the bench ran (%s)" % run.stderr.strip()[-300:])
         continue
