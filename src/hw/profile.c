@@ -135,8 +135,10 @@ uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int beam) {
     return (uint64_t)(4.0 * (enc + att + dec)); /* fp32 */
 }
 
-uint64_t cn_profile_worker_bytes(void) {
-    return 320 * MiB + 256 * MiB + 32 * MiB;
+uint64_t cn_profile_worker_bytes(uint64_t gpu_total) {
+    uint64_t unit = gpu_total / 64;
+    unit = unit > 256 * MiB ? 256 * MiB : unit < 16 * MiB ? 16 * MiB : unit;
+    return unit + unit / 4 + unit + 32 * MiB;
 }
 
 static void note(cn_profile *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -224,10 +226,10 @@ static cn_status parse_precision(const char *s, int *out, bool *tf32, cn_error *
 
 /* Sizes one device given its budget. Returns false when not even one chunk fits. */
 static bool size_device(cn_device_profile *d, const cn_hw_model *m, double chunk, int beam, int max_batch_cap,
-                        int forced_batch, int forced_workers, int default_workers) {
+                        int forced_batch, int forced_workers, int default_workers, uint64_t gpu_total) {
     d->weight_bytes = m->n_params * (uint64_t)prec_bytes(d->precision);
     d->item_bytes = cn_profile_item_bytes(m, chunk, beam);
-    d->worker_bytes = d->kind == CN_DEV_CUDA ? cn_profile_worker_bytes() : 0;
+    d->worker_bytes = d->kind == CN_DEV_CUDA ? cn_profile_worker_bytes(gpu_total) : 0;
     uint64_t wb = d->worker_bytes;
     if (d->budget_bytes < d->weight_bytes + wb + d->item_bytes) {
         d->usable = false;
@@ -356,7 +358,7 @@ cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, con
                 if (!forced_budget)
                     why(d, "budget %.0f%% of %.0f MiB free minus 512 MiB CUDA reserve", frac * 100, mib(avail));
                 int default_workers = (g->integrated || hw->jetson) ? 1 : 2;
-                if (size_device(d, model, chunk, beam, 64, forced_batch, forced_streams, default_workers))
+                if (size_device(d, model, chunk, beam, 64, forced_batch, forced_streams, default_workers, g->total_mem))
                     usable_gpus++;
             }
         }
@@ -406,7 +408,7 @@ cn_status cn_profile_compute(const cn_hw_info *hw, const cn_hw_model *model, con
             /* one pool per 16 threads: bigger pools stop scaling on one batch */
             int workers = forced_streams > 0 ? forced_streams : (cpus >= 32 ? cpus / 16 : 1);
             int cap = cpus / 2 < 1 ? 1 : (cpus / 2 > 16 ? 16 : cpus / 2);
-            size_device(c, model, chunk, beam, cap, forced_batch, workers, workers);
+            size_device(c, model, chunk, beam, cap, forced_batch, workers, workers, 0);
             if (c->usable) {
                 if (c->workers < 1)
                     c->workers = 1;

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "canary/canary.h"
+#include "hw/hw.h"
 #include "hw/profile.h"
 
 static double now_s(void) {
@@ -142,10 +143,14 @@ int main(int argc, char **argv) {
     cn_hw_model hm;
     cn_error herr;
     cn_error_clear(&herr);
+    cn_hw_info hw;
+    cn_hw_detect(NULL, &hw);
+    int gi = strncmp(device, "cuda:", 5) == 0 ? atoi(device + 5) : 0;
+    uint64_t gpu_total = gi >= 0 && gi < hw.n_gpus ? hw.gpus[gi].total_mem : 0;
     if (cn_hw_model_from_file(model_path, NULL, &hm, &herr) == CANARY_OK)
         printf("{\"event\":\"memory_model\",\"seconds\":%d,\"item_bytes\":%llu,\"worker_bytes\":%llu}\n", seconds,
                (unsigned long long)cn_profile_item_bytes(&hm, seconds, beam),
-               (unsigned long long)cn_profile_worker_bytes());
+               (unsigned long long)cn_profile_worker_bytes(gpu_total));
     fflush(stdout);
     void (*profile_pause)(int) = profile_pause_fn();
     if (profile_pause)

@@ -44,8 +44,12 @@ static void test_item_bytes_formula(void **state) {
     /* beam 4: the per-hypothesis part four times */
     assert_int_equal(cn_profile_item_bytes(m, 40, 4),
                      4ull * (20560896ull + 8840220ull + 4112384ull + 4 * 8405120ull));
-    /* a GPU worker's fixed part: 1.25 x 256 MiB of feature scratch, 256 MiB of arena, 32 MiB Lt */
-    assert_int_equal(cn_profile_worker_bytes(), 608ull * MiB_);
+    /* a GPU worker's fixed part: 1.25 units of feature scratch, a unit of arena, 32 MiB Lt; the
+     * unit is 256 MiB from 16 GiB on, 1/64 of the memory below (at least 16 MiB) */
+    assert_int_equal(cn_profile_worker_bytes(80ull * GiB), 608ull * MiB_);
+    assert_int_equal(cn_profile_worker_bytes(16ull * GiB), 608ull * MiB_);
+    assert_int_equal(cn_profile_worker_bytes(8ull * GiB), (128 + 32 + 128 + 32) * MiB_);
+    assert_int_equal(cn_profile_worker_bytes(512ull * MiB_), (16 + 4 + 16 + 32) * MiB_);
 }
 
 static void test_presets(void **state) {
@@ -94,14 +98,15 @@ static void test_orin_nano(void **state) {
     assert_int_equal(g->budget_bytes, 3712 * MiB_);
     assert_int_equal(g->weight_bytes, 182000000ull * 2);
     assert_int_equal(g->workers, 1); /* integrated GPU: one executor */
-    /* (3712 MiB - 364 MB weights - 608 MiB for the worker) / 167,674,480 B per 40 s chunk = 17.2 */
+    /* the worker's fixed part on 7620 MiB: 2.25 units of 7620/64 MiB + 32 MiB = 299.9 MiB;
+     * (3712 MiB - 364 MB weights - 299.9 MiB) / 167,674,480 B per 40 s chunk = 19.2 */
     assert_int_equal(g->item_bytes, 167674480ull);
-    assert_int_equal(g->worker_bytes, 608 * MiB_);
-    assert_int_equal(g->max_batch, 17);
+    assert_int_equal(g->worker_bytes, 314458112ull);
+    assert_int_equal(g->max_batch, 19);
     assert_string_equal(g->residency, "one copy in unified memory");
     assert_false(dev(&p, "cpu")->usable);
     assert_true(p.chunk_seconds == 40.0);
-    assert_int_equal(p.concurrent_jobs, 17);
+    assert_int_equal(p.concurrent_jobs, 19);
 }
 
 static void test_xeon_2x3080(void **state) {
@@ -118,15 +123,17 @@ static void test_xeon_2x3080(void **state) {
         assert_int_equal(g->budget_bytes, (uint64_t)(9800 * MiB_ * 0.9) - 512 * MiB_);
         assert_int_equal(g->weight_bytes, 883000000ull * 2);
         assert_int_equal(g->workers, 2);
-        /* (8308 MiB - 1766 MB - 2 x 608 MiB) / 185,148,016 B = 30.6 chunks -> 15 per stream */
+        /* (8308 MiB - 1766 MB - 2 x 392 MiB for the workers) / 185,148,016 B = 33.1 chunks -> 16 per
+         * stream */
         assert_int_equal(g->item_bytes, 185148016ull);
-        assert_int_equal(g->max_batch, 15);
+        assert_int_equal(g->worker_bytes, 392 * MiB_);
+        assert_int_equal(g->max_batch, 16);
         assert_string_equal(g->residency, "replica in GPU memory");
     }
     assert_string_equal(p.dev[0].name, "cuda:0");
     assert_string_equal(p.dev[1].name, "cuda:1");
     assert_false(dev(&p, "cpu")->usable);
-    assert_int_equal(p.concurrent_jobs, 2 * 2 * 15);
+    assert_int_equal(p.concurrent_jobs, 2 * 2 * 16);
 }
 
 static void test_h100(void **state) {
@@ -281,9 +288,9 @@ static void test_beam_shrinks_batch(void **state) {
     cn_profile p;
     cn_error err;
     assert_int_equal(cn_profile_compute(&hw, cn_hw_model_preset("canary-180m-flash"), c, &p, &err), CANARY_OK);
-    /* (3712 MiB - 364 MB - 608 MiB) / (167,674,480 + 3 x 33,620,480 B of caches, steps and logits per
-     * hypothesis) = 10.8 */
-    assert_int_equal(p.dev[0].max_batch, 10);
+    /* (3712 MiB - 364 MB - 299.9 MiB) / (167,674,480 + 3 x 33,620,480 B of caches, steps and logits
+     * per hypothesis) = 11.97 */
+    assert_int_equal(p.dev[0].max_batch, 11);
 }
 
 static void test_device_selection(void **state) {
@@ -353,7 +360,7 @@ static void test_json_is_complete(void **state) {
     cn_sb_init(&sb);
     cn_profile_json(&p, &sb);
     assert_non_null(strstr(cn_sb_str(&sb), "\"name\":\"cuda:1\",\"kind\":\"cuda\",\"usable\":true,\"workers\":2"));
-    assert_non_null(strstr(cn_sb_str(&sb), "\"concurrent_jobs\":60"));
+    assert_non_null(strstr(cn_sb_str(&sb), "\"concurrent_jobs\":64"));
     cn_sb_reset(&sb);
     cn_hw_info_json(&hw, &sb);
     assert_non_null(strstr(cn_sb_str(&sb), "\"compute_capability\":\"8.6\""));

@@ -104,9 +104,10 @@ static bool arena_grow(cn_exec *ex, size_t need) {
     // Chunks of at least 256 MiB: few cudaMalloc calls, and no doubling that would strand memory;
     // exactly the need when the device is nearly full, so that the scratch and the other workers
     // still find memory.
-    // CANARY_CUDA_ARENA_CHUNK_MB sets that minimum (tests measure fragmentation with 1)
+    // (the backend's unit: less on small GPUs); CANARY_CUDA_ARENA_CHUNK_MB sets that minimum (tests
+    // measure fragmentation with 1)
     static const char *chunk_mb = getenv("CANARY_CUDA_ARENA_CHUNK_MB");
-    size_t min_chunk = (size_t)(chunk_mb && atoi(chunk_mb) > 0 ? atoi(chunk_mb) : 256) << 20;
+    size_t min_chunk = chunk_mb && atoi(chunk_mb) > 0 ? (size_t)atoi(chunk_mb) << 20 : ex->be->unit;
     size_t size = need > min_chunk ? need : min_chunk;
     size_t free_b = 0, total_b = 0;
     if (size > need && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b < size + ((size_t)512 << 20))
@@ -416,9 +417,10 @@ static cn_status cu_exec_create(cn_backend *be_, int n_threads, cn_exec **out, c
         }
     }
     if (e == cudaSuccess) {
-        // The arena's first chunk: CANARY_CUDA_ARENA_MB (default 256) reserved up front.
+        // The arena's first chunk: CANARY_CUDA_ARENA_MB (default: the backend's unit, 256 MiB on
+        // cards of 16 GB and more) reserved up front.
         const char *mb = getenv("CANARY_CUDA_ARENA_MB");
-        size_t bytes = (size_t)(mb && atoi(mb) > 0 ? atoi(mb) : 256) << 20;
+        size_t bytes = mb && atoi(mb) > 0 ? (size_t)atoi(mb) << 20 : be->unit;
         if (!arena_grow(ex, bytes)) {
             e = cudaErrorMemoryAllocation;
             what = "reserving the activation arena (set CANARY_CUDA_ARENA_MB lower)";
@@ -1154,10 +1156,11 @@ static void cu_op_log_mel(cn_exec *ex, const cn_mel_desc *d, const float *pcm, c
     const char *dft = getenv("CANARY_CUDA_DFT");
     bool dbl = dft && strcmp(dft, "fp64") == 0 ? true : dft && strcmp(dft, "fp32") == 0 ? false : ex->be->fast_fp64;
     size_t el = dbl ? sizeof(double) : sizeof(float);
-    // Items in slices, so that the DFT's intermediates stay near 256 MB whatever the batch (in fp64
-    // a 10-s item needs 8.4 MB of them: a batch of 128 in one go would hold 1.1 GB of scratch).
+    // Items in slices, so that the DFT's intermediates stay near the backend's unit (256 MiB, less on
+    // small GPUs) whatever the batch (in fp64 a 10-s item needs 8.4 MB of them: a batch of 128 in
+    // one go would hold 1.1 GB of scratch).
     size_t per_item = (size_t)T * ((el * (d->win + 2 * (size_t)d->n_bins)) + sizeof(float) * d->n_bins);
-    int slice = (int)(((size_t)256 << 20) / (per_item ? per_item : 1));
+    int slice = (int)(ex->be->unit / (per_item ? per_item : 1));
     const char *fixed = getenv("CANARY_CUDA_MEL_SLICE"); // items per slice, for tests
     if (fixed && atoi(fixed) > 0)
         slice = atoi(fixed);
@@ -1416,6 +1419,10 @@ CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out
         fp_ratio = 0;
     }
     be->fast_fp64 = fp_ratio > 0 && fp_ratio <= 4;
+    // 256 MiB on cards of 16 GB and more, less on small ones (a Jetson Orin Nano shares 8 GB with
+    // the system); hw/profile's cn_profile_worker_bytes uses the same rule
+    size_t unit = p.totalGlobalMem / 64;
+    be->unit = unit > ((size_t)256 << 20) ? ((size_t)256 << 20) : unit < ((size_t)16 << 20) ? ((size_t)16 << 20) : unit;
     const char *no_lt = getenv("CANARY_CUDA_NO_LT");
     be->use_lt = !(no_lt && *no_lt && strcmp(no_lt, "0") != 0);
     pthread_mutex_init(&be->lock, NULL);

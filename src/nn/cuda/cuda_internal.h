@@ -27,6 +27,7 @@ typedef struct cu_backend {
     bool tf32_internal;   // attention GEMMs may use TF32 (backend prec != F32 and sm80+)
     bool use_lt;          // cuBLASLt epilogues (CANARY_CUDA_NO_LT=1 forces the plain path)
     bool fast_fp64;       // fp64 at >= 1/4 of the fp32 rate (A100, H100): log_mel's DFT in double
+    size_t unit;          // the arena's chunk granularity and log_mel's slice: min(256 MiB, memory / 64)
     cudaStream_t stream;  // weight uploads and conversions
     pthread_mutex_t lock; // guards `consts`
     cu_const *consts;
