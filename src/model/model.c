@@ -466,8 +466,14 @@ static cn_status plan_encoder(cn_canary_ctx *c, int B, int tf, size_t sub_b_min,
                               {BUF_POS, (size_t)(2 * t - 1) * d}, {BUF_ENC, rows * m->desc.dec.hidden}};
     const int n_plan = (int)(sizeof plan / sizeof plan[0]);
     bool grows = false;
-    for (int i = 0; i < n_plan; i++)
-        grows = grows || c->buf[plan[i][0]].floats < plan[i][1];
+    size_t want[sizeof plan / sizeof plan[0]];
+    for (int i = 0; i < n_plan; i++) {
+        size_t had = c->buf[plan[i][0]].floats;
+        grows = grows || had < plan[i][1];
+        /* never below what a buffer had: shapes that alternate (many short items, few long ones)
+         * would otherwise re-plan on every call */
+        want[i] = had > plan[i][1] ? had : plan[i][1];
+    }
     if (!grows)
         return CANARY_OK;
     for (int i = 0; i < BUF_COUNT; i++)
@@ -476,12 +482,12 @@ static cn_status plan_encoder(cn_canary_ctx *c, int B, int tf, size_t sub_b_min,
     int order[sizeof plan / sizeof plan[0]];
     for (int i = 0; i < n_plan; i++) {
         int j = i;
-        for (; j > 0 && plan[order[j - 1]][1] < plan[i][1]; j--)
+        for (; j > 0 && want[order[j - 1]] < want[i]; j--)
             order[j] = order[j - 1];
         order[j] = i;
     }
     for (int i = 0; i < n_plan; i++)
-        CN_TRY(cn_ctx_buf_reserve(c, &c->buf[plan[order[i]][0]], plan[order[i]][1], err));
+        CN_TRY(cn_ctx_buf_reserve(c, &c->buf[plan[order[i]][0]], want[order[i]], err));
     return CANARY_OK;
 }
 
