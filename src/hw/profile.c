@@ -138,7 +138,7 @@ uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int beam) {
 uint64_t cn_profile_worker_bytes(uint64_t gpu_total) {
     uint64_t unit = gpu_total / 64;
     unit = unit > 256 * MiB ? 256 * MiB : unit < 16 * MiB ? 16 * MiB : unit;
-    return unit + unit / 4 + unit + 32 * MiB;
+    return unit + unit / 4 + unit + 64 * MiB;
 }
 
 static void note(cn_profile *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -92,8 +92,8 @@ uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int beam);
 
 /* What a worker on a GPU of `gpu_total` bytes holds whatever its batch: the feature front end's
  * scratch (DFT intermediates of at most one unit, 1.25x as the scratch grows), the arena's last
- * chunk partly unused (one unit), the cuBLASLt workspace; the unit is min(256 MiB, gpu_total / 64),
- * as the CUDA backend sizes it. */
+ * chunk partly unused (one unit), the cuBLASLt and cuBLAS workspaces (32 MiB each); the unit is
+ * min(256 MiB, gpu_total / 64), as the CUDA backend sizes it. */
 uint64_t cn_profile_worker_bytes(uint64_t gpu_total);
 
 void cn_profile_json(const cn_profile *p, cn_strbuf *sb);

@@ -44,12 +44,13 @@ static void test_item_bytes_formula(void **state) {
     /* beam 4: the per-hypothesis part four times */
     assert_int_equal(cn_profile_item_bytes(m, 40, 4),
                      4ull * (20560896ull + 8840220ull + 4112384ull + 4 * 8405120ull));
-    /* a GPU worker's fixed part: 1.25 units of feature scratch, a unit of arena, 32 MiB Lt; the
+    /* a GPU worker's fixed part: 1.25 units of feature scratch, a unit of arena, 2 x 32 MiB of
+     * cuBLAS(Lt) workspace; the
      * unit is 256 MiB from 16 GiB on, 1/64 of the memory below (at least 16 MiB) */
-    assert_int_equal(cn_profile_worker_bytes(80ull * GiB), 608ull * MiB_);
-    assert_int_equal(cn_profile_worker_bytes(16ull * GiB), 608ull * MiB_);
-    assert_int_equal(cn_profile_worker_bytes(8ull * GiB), (128 + 32 + 128 + 32) * MiB_);
-    assert_int_equal(cn_profile_worker_bytes(512ull * MiB_), (16 + 4 + 16 + 32) * MiB_);
+    assert_int_equal(cn_profile_worker_bytes(80ull * GiB), 640ull * MiB_);
+    assert_int_equal(cn_profile_worker_bytes(16ull * GiB), 640ull * MiB_);
+    assert_int_equal(cn_profile_worker_bytes(8ull * GiB), (128 + 32 + 128 + 64) * MiB_);
+    assert_int_equal(cn_profile_worker_bytes(512ull * MiB_), (16 + 4 + 16 + 64) * MiB_);
 }
 
 static void test_presets(void **state) {
@@ -98,15 +99,15 @@ static void test_orin_nano(void **state) {
     assert_int_equal(g->budget_bytes, 3712 * MiB_);
     assert_int_equal(g->weight_bytes, 182000000ull * 2);
     assert_int_equal(g->workers, 1); /* integrated GPU: one executor */
-    /* the worker's fixed part on 7620 MiB: 2.25 units of 7620/64 MiB + 32 MiB = 299.9 MiB;
-     * (3712 MiB - 364 MB weights - 299.9 MiB) / 167,674,480 B per 40 s chunk = 19.2 */
+    /* the worker's fixed part on 7620 MiB: 2.25 units of 7620/64 MiB + 64 MiB = 331.9 MiB;
+     * (3712 MiB - 364 MB weights - 331.9 MiB) / 167,674,480 B per 40 s chunk = 18.97 */
     assert_int_equal(g->item_bytes, 167674480ull);
-    assert_int_equal(g->worker_bytes, 314458112ull);
-    assert_int_equal(g->max_batch, 19);
+    assert_int_equal(g->worker_bytes, 348012544ull);
+    assert_int_equal(g->max_batch, 18);
     assert_string_equal(g->residency, "one copy in unified memory");
     assert_false(dev(&p, "cpu")->usable);
     assert_true(p.chunk_seconds == 40.0);
-    assert_int_equal(p.concurrent_jobs, 19);
+    assert_int_equal(p.concurrent_jobs, 18);
 }
 
 static void test_xeon_2x3080(void **state) {
@@ -123,10 +124,10 @@ static void test_xeon_2x3080(void **state) {
         assert_int_equal(g->budget_bytes, (uint64_t)(9800 * MiB_ * 0.9) - 512 * MiB_);
         assert_int_equal(g->weight_bytes, 883000000ull * 2);
         assert_int_equal(g->workers, 2);
-        /* (8308 MiB - 1766 MB - 2 x 392 MiB for the workers) / 185,148,016 B = 33.1 chunks -> 16 per
+        /* (8308 MiB - 1766 MB - 2 x 424 MiB for the workers) / 185,148,016 B = 32.7 chunks -> 16 per
          * stream */
         assert_int_equal(g->item_bytes, 185148016ull);
-        assert_int_equal(g->worker_bytes, 392 * MiB_);
+        assert_int_equal(g->worker_bytes, 424 * MiB_);
         assert_int_equal(g->max_batch, 16);
         assert_string_equal(g->residency, "replica in GPU memory");
     }

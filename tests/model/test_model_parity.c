@@ -518,9 +518,15 @@ static void run_case(const char *dir, const char *layout) {
         int agree = 0, total = 0;
         for (int i = 0; i < B; i++) {
             /* steps: every reference token plus its final EOS (unless it hit the length limit) */
-            int steps_n = hyp[i].n < nforce[i] ? hyp[i].n : nforce[i];
-            for (int k = 0; k < steps_n; k++)
-                agree += hyp[i].best[k] == force[i][k];
+            int steps_n = hyp[i].n < nforce[i] ? hyp[i].n : nforce[i], item_agree = 0, first_diff = -1;
+            for (int k = 0; k < steps_n; k++) {
+                item_agree += hyp[i].best[k] == force[i][k];
+                if (first_diff < 0 && hyp[i].best[k] != force[i][k])
+                    first_diff = k;
+            }
+            if (item_agree < steps_n) /* where a disagreement sits tells a near-tie from a broken step */
+                printf("    item %d: %d/%d identical, first difference at step %d\n", i, item_agree, steps_n, first_diff);
+            agree += item_agree;
             total += steps_n;
             assert_true(finite_all(hyp[i].logprobs, (size_t)hyp[i].n));
             size_t rows_n = (size_t)hyp[i].n_steps * (size_t)cn_canary_desc(rnet)->dec.vocab_size;

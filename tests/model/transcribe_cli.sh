@@ -65,7 +65,7 @@ if [ -f "$EMU" ]; then
   sox "$WAV" "$TMP/84s.wav" repeat 13
   expect_rc 0 "the CPU's text of 84 s" "$CANARY_BIN" transcribe --model "$M" --device cpu --format json "$TMP/84s.wav"
   cp "$TMP/out" "$TMP/84s-cpu.json"
-  CANARY_CUDA_PLUGIN="$EMU" CANARY_CUDA_ARENA_MB=16 CANARY_EMU_MEM_MB=97 expect_rc 0 "a GPU short of memory" \
+  CANARY_CUDA_PLUGIN="$EMU" CANARY_CUDA_ARENA_MB=16 CANARY_EMU_MEM_MB=129 expect_rc 0 "a GPU short of memory" \
     "$CANARY_BIN" transcribe --model "$M" --device cuda:0 --max-batch 2 --format json "$TMP/84s.wav"
   expect_grep "splits the batch" "out of memory for a batch of 2 chunks (.*); running it as 1 + 1" "$TMP/err"
   cmp -s "$TMP/out" "$TMP/84s-cpu.json" && ok "and gives the CPU's transcript" || bad "the split batch's transcript differs"

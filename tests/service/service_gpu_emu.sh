@@ -92,10 +92,10 @@ expect_code "/health 503" 503 "$URL/health"
 stop_server "$SPID"
 
 # --- a GPU without memory for the batch (another process filled it): halves, not failures ---------
-# (CANARY_EMU_MEM_MB: the emulated GPU has that much memory; 97 MiB holds one 40-s chunk of this
-# tiny model beside the cuBLASLt workspace and the front end's scratch, not two)
+# (CANARY_EMU_MEM_MB: the emulated GPU has that much memory; 129 MiB holds one 40-s chunk of this
+# tiny model beside the two cuBLAS workspaces and the front end's scratch, not two)
 sox "$TMP/speech.wav" "$TMP/80s.wav" repeat 24 # two 40-s chunks, batched together, and a short one
-CANARY_EMU_MEM_MB=97 BIN="$CANARY_BIN" start_server "$TMP/m" --model "$MODEL" --device cuda:0 --precision fp32 \
+CANARY_EMU_MEM_MB=129 BIN="$CANARY_BIN" start_server "$TMP/m" --model "$MODEL" --device cuda:0 --precision fp32 \
   --max-batch 2 --streams 1
 expect_code "a transcription the GPU has memory for one chunk at a time" 200 -F file=@"$TMP/80s.wav" \
   "$URL/v1/audio/transcriptions"
@@ -110,7 +110,7 @@ expect_eq "GET / shows the lowered limit" "1" "$(curl -sS "$URL/" | jq -r '.hard
 expect_eq "no batch failed, the GPU stays healthy" "0 1" \
   "$(metric 'canary_device_batches_total{device="cuda:0",outcome="failed"}') $(metric 'canary_device_healthy{device="cuda:0"}')"
 stop_server "$SPID"
-CANARY_EMU_MEM_MB=70 BIN="$CANARY_BIN" start_server "$TMP/n" --model "$MODEL" --device cuda:0 --precision fp32
+CANARY_EMU_MEM_MB=102 BIN="$CANARY_BIN" start_server "$TMP/n" --model "$MODEL" --device cuda:0 --precision fp32
 expect_code "not even one 40-s chunk fits: 503" 503 -F file=@"$TMP/80s.wav" "$URL/v1/audio/transcriptions"
 expect_eq "out_of_memory" "out_of_memory" "$(jb .error.code)"
 expect_code "the GPU is not retired for it: /health 200" 200 "$URL/health"

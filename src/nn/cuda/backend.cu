@@ -406,12 +406,22 @@ static cn_status cu_exec_create(cn_backend *be_, int n_threads, cn_exec **out, c
     }
     if (e == cudaSuccess) {
         cublasSetStream(ex->blas, ex->stream);
+        // Each library gets a workspace of its own, zeroed: on an H200 some cuBLASLt kernels read
+        // it as counters that start at zero (and leave them so). A fresh cudaMalloc holds stale
+        // data, and cuBLAS's own kernels leave partial sums in theirs; either way the small decoder
+        // GEMMs of a bf16/fp16 model came out wrong in about one run of three (parity runs with the
+        // workspace left as allocated, shared, separate, zeroed: docs/CUDA.md). cuBLAS must not
+        // choose its own either: it would allocate inside a recorded decoder step.
         ex->lt_work_size = LT_WORKSPACE;
+        what = "allocating the cuBLAS workspaces";
         e = cudaMalloc(&ex->lt_work, ex->lt_work_size);
-        what = "allocating the cuBLASLt workspace";
-        // cuBLAS shares it (same stream, so never at the same time): with a workspace of its own
-        // choosing it would allocate inside a recorded decoder step
-        if (e == cudaSuccess && cublasSetWorkspace(ex->blas, ex->lt_work, ex->lt_work_size) != CUBLAS_STATUS_SUCCESS) {
+        if (e == cudaSuccess)
+            e = cudaMalloc(&ex->blas_work, ex->lt_work_size);
+        if (e == cudaSuccess)
+            e = cudaMemsetAsync(ex->lt_work, 0, ex->lt_work_size, ex->stream);
+        if (e == cudaSuccess)
+            e = cudaMemsetAsync(ex->blas_work, 0, ex->lt_work_size, ex->stream);
+        if (e == cudaSuccess && cublasSetWorkspace(ex->blas, ex->blas_work, ex->lt_work_size) != CUBLAS_STATUS_SUCCESS) {
             e = cudaErrorUnknown;
             what = "cublasSetWorkspace";
         }
@@ -484,6 +494,7 @@ static void cu_exec_destroy(cn_exec *ex) {
     for (int i = 0; i < CU_STAGE_SLOTS; i++)
         free(ex->stage[i].host);
     cudaFree(ex->lt_work);
+    cudaFree(ex->blas_work);
     if (ex->host_topk)
         cudaFreeHost(ex->host_topk);
     if (ex->gexec)

@@ -78,7 +78,8 @@ struct cn_exec {
     cudaStream_t stream;
     cublasHandle_t blas;
     cublasLtHandle_t lt;
-    void *lt_work;
+    void *lt_work;   // cuBLASLt's workspace, zeroed at creation (exec_create says why)
+    void *blas_work; // cuBLAS's, the same size, also zeroed
     size_t lt_work_size;
     cu_chunk *chunks;
     cu_block *blocks;

@@ -369,7 +369,14 @@ cudaError_t cudaMalloc(void **p, size_t n) {
     *p = malloc(size);
     if (!*p)
         return cudaErrorMemoryAllocation;
-    memset(*p, 0xa5, n); // device memory is not zeroed: the backend must zero what it promises
+    // device memory is not zeroed: the backend must zero what it promises. CANARY_EMU_FILL=0xNN
+    // picks the byte (0xff: NaN in fp32 and fp16, as stale memory on a real card can read)
+    static int fill = -1;
+    if (fill < 0) {
+        const char *f = getenv("CANARY_EMU_FILL");
+        fill = f && *f ? (int)(strtol(f, NULL, 0) & 0xff) : 0xa5;
+    }
+    memset(*p, fill, n);
     std::lock_guard<std::mutex> g(g_mem_mu);
     g_allocs[(uintptr_t)*p] = {size, g_device};
     if (g_device >= 0 && g_device < 8)
@@ -650,7 +657,26 @@ size_t esize(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
 struct emu_blas {
     int device; // cuBLAS binds a handle to the device current at its creation
     cudaStream_t stream;
+    unsigned char *ws = nullptr; // cublasSetWorkspace's buffer
+    size_t ws_size = 0;
 };
+namespace {
+// What a real card showed (docs/CUDA.md): cuBLAS's kernels leave partial sums in their workspace,
+// and some cuBLASLt kernels read theirs as counters that must start at zero. The emulation does
+// both, so a backend that shares the two workspaces or leaves one as allocated gets wrong results
+// here too (NaN), not only on a GPU.
+const size_t EMU_WS_CHECKED = 4096;
+void blas_scribble(unsigned char *ws, size_t size) {
+    if (ws)
+        memset(ws, 0x5a, size < EMU_WS_CHECKED ? size : EMU_WS_CHECKED);
+}
+bool lt_workspace_clean(const unsigned char *ws, size_t size) {
+    for (size_t i = 0; ws && i < size && i < EMU_WS_CHECKED; i++)
+        if (ws[i])
+            return false;
+    return true;
+}
+} // namespace
 namespace {
 bool handle_ok(int device, const char *what) {
     if (device == g_device)
@@ -661,7 +687,7 @@ bool handle_ok(int device, const char *what) {
 }
 } // namespace
 cublasStatus_t cublasCreate(cublasHandle_t *h) {
-    *h = new emu_blas{g_device, nullptr};
+    *h = new emu_blas{g_device, nullptr, nullptr, 0};
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasDestroy(cublasHandle_t h) {
@@ -674,7 +700,11 @@ cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
     h->stream = s;
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasSetWorkspace(cublasHandle_t, void *, size_t) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *ws, size_t size) {
+    h->ws = (unsigned char *)ws;
+    h->ws_size = size;
+    return CUBLAS_STATUS_SUCCESS;
+}
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void *alpha, const void *A, cudaDataType_t at, int lda, const void *B,
                             cudaDataType_t bt, int ldb, const void *beta, void *C, cudaDataType_t ct, int ldc,
@@ -687,7 +717,12 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     // host scalars, read now: double for the fp64 compute type, else float
     double al = comp == CUBLAS_COMPUTE_64F ? *(const double *)alpha : *(const float *)alpha;
     double be = comp == CUBLAS_COMPUTE_64F ? *(const double *)beta : *(const float *)beta;
-    auto run = [=] { gemm_t(ta == CUBLAS_OP_T, tb == CUBLAS_OP_T, m, n, k, al, A, at, lda, B, bt, ldb, be, C, ct, ldc); };
+    unsigned char *ws = h->ws;
+    size_t ws_size = h->ws_size;
+    auto run = [=] {
+        gemm_t(ta == CUBLAS_OP_T, tb == CUBLAS_OP_T, m, n, k, al, A, at, lda, B, bt, ldb, be, C, ct, ldc);
+        blas_scribble(ws, ws_size);
+    };
     if (!emu_record(h->stream, run, K_GEMM))
         run();
     return CUBLAS_STATUS_SUCCESS;
@@ -703,10 +738,13 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
     if (ct != CUDA_R_32F || at != bt)
         return CUBLAS_STATUS_NOT_SUPPORTED;
     float al = *(const float *)alpha, be = *(const float *)beta;
+    unsigned char *ws = h->ws;
+    size_t ws_size = h->ws_size;
     auto run = [=] {
         for (int b = 0; b < count; b++)
             gemm(ta == CUBLAS_OP_T, tb == CUBLAS_OP_T, m, n, k, al, (const char *)A + (size_t)b * sa * esize(at), at,
                  lda, (const char *)B + (size_t)b * sb * esize(bt), bt, ldb, be, (float *)C + (size_t)b * sc, ldc);
+        blas_scribble(ws, ws_size);
     };
     if (!emu_record(h->stream, run, K_GEMM))
         run();
@@ -797,7 +835,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDe
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const void *alpha, const void *A,
                               cublasLtMatrixLayout_t la, const void *B, cublasLtMatrixLayout_t lb, const void *beta,
                               const void *C, cublasLtMatrixLayout_t lc, void *D, cublasLtMatrixLayout_t ld,
-                              const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t st) {
+                              const cublasLtMatmulAlgo_t *, void *workspace, size_t ws_size, cudaStream_t st) {
     LOST_RETURN(CUBLAS_STATUS_EXECUTION_FAILED);
     if (!handle_ok(h->device, "cublasLtMatmul") || !emu_stream_ok(st, "cublasLtMatmul"))
         return CUBLAS_STATUS_EXECUTION_FAILED;
@@ -815,8 +853,19 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
     bool bias = d->epi == CUBLASLT_EPILOGUE_BIAS || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS;
     bool relu = d->epi == CUBLASLT_EPILOGUE_RELU || d->epi == CUBLASLT_EPILOGUE_RELU_BIAS;
     const float *bias_p = d->bias;
+    const unsigned char *ws = (const unsigned char *)workspace;
     auto run = [=] {
         gemm_t(ta, tb, m, n, k, al, A, at, lda, B, bt, ldb, be, D, dt, ldd);
+        if (!lt_workspace_clean(ws, ws_size)) { // stale counters: the result is garbage (NaN here)
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < m; i++) {
+                    if (dt == CUDA_R_32F)
+                        ((float *)D)[i + (size_t)j * ldd] = NAN;
+                    else
+                        ((unsigned short *)D)[i + (size_t)j * ldd] = 0x7fff;
+                }
+            return;
+        }
         if (dt != CUDA_R_32F)
             return;
         float *out = (float *)D;
