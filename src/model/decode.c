@@ -112,17 +112,28 @@ static void dec_step_ops(cn_canary_ctx *c, int n, int lq, const int *ids, const 
         /* self-attention over the cache + the new positions (causal) */
         ops->layer_norm(c->ex, x, ln, (int)rows, d, L->ln1_g, L->ln1_b, eps);
         ops->linear(c->ex, L->self_qkv, ln, d, (int)rows, qkv, 3 * d, CN_ACT_NONE, false, 0);
-        /* append K/V to the cache: one strided copy for all rows when they are consecutive cache
-         * rows and one position each (the usual decoding step), else one per row's lq positions */
-        bool consecutive = lq == 1;
+        /* append K/V to the cache: when the rows use consecutive cache rows (greedy, and the
+         * prompt of any search), one strided copy per position across all rows (one in all for the
+         * usual one-token step); else one per row for its lq positions. The prompt of a batch of
+         * 128 is 9 copies per layer, not 128: launches, not bytes, are its cost. */
+        bool consecutive = true;
         for (int s = 1; s < n && consecutive; s++)
             consecutive = cache_row[s] == cache_row[0] + s;
+        bool by_position = consecutive && lq <= n;
         size_t row_b = sizeof(float) * (size_t)d, cache_pitch = row_b * (size_t)c->cache_cap;
-        for (int s = 0; s < (consecutive ? 1 : n); s++) {
-            size_t src = (size_t)s * lq * 3 * d, dst = ((size_t)cache_row[s] * c->cache_cap + (size_t)cur) * d;
-            size_t pitch = consecutive ? cache_pitch : row_b, count = consecutive ? (size_t)n : (size_t)lq;
-            ops->copy_2d(c->ex, c->kc[l].p + dst, pitch, qkv + src + d, 3 * row_b, row_b, count);
-            ops->copy_2d(c->ex, c->vc[l].p + dst, pitch, qkv + src + 2 * d, 3 * row_b, row_b, count);
+        for (int i = 0; i < (by_position ? lq : n); i++) {
+            size_t src, dst, src_pitch, dst_pitch, count;
+            if (by_position) { /* position i of every row */
+                src = (size_t)i * 3 * d;
+                dst = ((size_t)cache_row[0] * c->cache_cap + (size_t)cur + (size_t)i) * d;
+                src_pitch = (size_t)lq * 3 * row_b, dst_pitch = cache_pitch, count = (size_t)n;
+            } else { /* every position of row i */
+                src = (size_t)i * lq * 3 * d;
+                dst = ((size_t)cache_row[i] * c->cache_cap + (size_t)cur) * d;
+                src_pitch = 3 * row_b, dst_pitch = row_b, count = (size_t)lq;
+            }
+            ops->copy_2d(c->ex, c->kc[l].p + dst, dst_pitch, qkv + src + d, src_pitch, row_b, count);
+            ops->copy_2d(c->ex, c->vc[l].p + dst, dst_pitch, qkv + src + 2 * d, src_pitch, row_b, count);
         }
         cn_attn_args sa = {.n_seq = n, .n_heads = h, .head_dim = dk, .lq = lq, .lk = cur + lq, .q = qkv,
                            .ldq = 3 * d, .q_seq_stride = (size_t)lq * 3 * d, .k = c->kc[l].p, .v = c->vc[l].p,
