@@ -214,7 +214,8 @@ for prec in fp32 tf32 bf16 fp16; do
     # fp32 alone checks the exact path; a reduced precision adds its own checks to the fp32 ones
     export CANARY_PARITY_REDUCED=$prec
     [ $prec = fp32 ] && CANARY_PARITY_REDUCED=none
-    step "parity_$prec" 45 "$BUNDLE/bin/canary-gpu-parity"
+    # bf16 and fp16: at least 99% of the goldens' greedy tokens under teacher forcing (the issue's bar)
+    CANARY_PARITY_MIN_AGREEMENT=99 step "parity_$prec" 45 "$BUNDLE/bin/canary-gpu-parity"
 done
 # the same fp32 checks with the decoder steps as CUDA graphs (CANARY_CUDA_GRAPHS=1, off by default
 # until this run says they pay); the log's last lines count the steps launched as graphs

@@ -629,7 +629,13 @@ static void test_parity(void **state) {
              * docs/BENCHMARKS.md). Elsewhere (the engine's tone cases, ~97%; the emulated GPU's
              * kernels on a subset of cases) the bound guards against regressions. */
             bool strict = pr == CN_PREC_BF16 && kind == 0 && strcmp(device, "cpu") == 0 && !picked_cases;
-            assert_true(red_agree[kind][pr] * 100 >= red_total[kind][pr] * (strict ? 99 : 95));
+            int bound = strict ? 99 : 95;
+            /* CANARY_PARITY_MIN_AGREEMENT=P holds the goldens to P% (tests/cuda/engine-gpu-check.sh:
+             * 99 on a GPU, every case, as the issue asks of bf16 and fp16) */
+            const char *min_agree = getenv("CANARY_PARITY_MIN_AGREEMENT");
+            if (kind == 0 && min_agree && atoi(min_agree) > 0)
+                bound = atoi(min_agree);
+            assert_true(red_agree[kind][pr] * 100 >= red_total[kind][pr] * bound);
         }
     assert_true(n_checked > 0);
 }
