@@ -628,8 +628,12 @@ static cn_status cu_linear_create(cn_backend *be_, const float *w, const float *
     return CANARY_OK;
 }
 
+// TF32 for tf32 layers, and for the fp32 layers of a model loaded in a reduced precision (its
+// subsampling stack, kept fp32 so that it sees the raw features in full: its inputs and outputs
+// stay fp32, only the products round to TF32, 3 bits more than bf16). At batch 128 of
+// canary-1b-flash those layers took 6.4 ms of exact fp32 GEMMs.
 static cublasComputeType_t linear_compute(const cn_exec *ex, cn_precision prec) {
-    if (prec == CN_PREC_TF32 && ex->be->cc_major >= 8)
+    if (ex->be->cc_major >= 8 && (prec == CN_PREC_TF32 || (prec == CN_PREC_F32 && ex->be->tf32_internal)))
         return CUBLAS_COMPUTE_32F_FAST_TF32;
     return CUBLAS_COMPUTE_32F;
 }
@@ -923,8 +927,11 @@ static void cu_op_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
     if (S <= 0 || t <= 0)
         return;
     CU_PROF(ex, CU_OP_REL_ATTENTION, S, t, H, dk);
+    // The score rows are padded to a multiple of 4 floats (t = 126 frames for 10 s, 2t-1 = 251
+    // positions): rows that start on 16 bytes let cuBLAS use its vectorised tensor-core kernels.
+    int ldt = (t + 3) & ~3, ldp = (np + 3) & ~3;
     size_t part = (size_t)S * t * d;
-    size_t n_ac = (size_t)H * S * t * t, n_bd = (size_t)H * S * t * np;
+    size_t n_ac = (size_t)H * S * t * ldt, n_bd = (size_t)H * S * t * ldp;
     float *base = (float *)scratch(ex, sizeof(float) * (4 * part + n_ac + n_bd));
     if (!base)
         return;
@@ -935,16 +942,16 @@ static void cu_op_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
     cublasComputeType_t ct = internal_compute(ex);
     cublasStatus_t s = cublasGemmStridedBatchedEx(
         ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, t, t, dk, &one, k, CUDA_R_32F, dk, (long long)t * dk, qu, CUDA_R_32F, dk,
-        (long long)t * dk, &zero, ac, CUDA_R_32F, t, (long long)t * t, H * S, ct, CUBLAS_GEMM_DEFAULT);
+        (long long)t * dk, &zero, ac, CUDA_R_32F, ldt, (long long)t * ldt, H * S, ct, CUBLAS_GEMM_DEFAULT);
     if (s == CUBLAS_STATUS_SUCCESS) // the positional table is shared by all sequences: head h at column h*dk
         s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, np, S * t, dk, &one, a->pos, CUDA_R_32F, d,
-                                       dk, qv, CUDA_R_32F, dk, (long long)S * t * dk, &zero, bd, CUDA_R_32F, np,
-                                       (long long)S * t * np, H, ct, CUBLAS_GEMM_DEFAULT);
-    cu_rel_softmax(ex->stream, ac, bd, S, t, H, 1.0f / sqrtf((float)dk), valid);
+                                       dk, qv, CUDA_R_32F, dk, (long long)S * t * dk, &zero, bd, CUDA_R_32F, ldp,
+                                       (long long)S * t * ldp, H, ct, CUBLAS_GEMM_DEFAULT);
+    cu_rel_softmax(ex->stream, ac, ldt, bd, ldp, S, t, H, 1.0f / sqrtf((float)dk), valid);
     for (int h = 0; h < H && s == CUBLAS_STATUS_SUCCESS; h++)
         s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, dk, t, t, &one, v + (size_t)h * S * t * dk,
-                                       CUDA_R_32F, dk, (long long)t * dk, ac + (size_t)h * S * t * t, CUDA_R_32F, t,
-                                       (long long)t * t, &zero, a->out + (size_t)h * dk, CUDA_R_32F, d,
+                                       CUDA_R_32F, dk, (long long)t * dk, ac + (size_t)h * S * t * ldt, CUDA_R_32F,
+                                       ldt, (long long)t * ldt, &zero, a->out + (size_t)h * dk, CUDA_R_32F, d,
                                        (long long)t * d, S, ct, CUBLAS_GEMM_DEFAULT);
     if (s != CUBLAS_STATUS_SUCCESS)
         CU_NOTE(ex, cudaErrorLaunchFailure, "rel_attention GEMM");

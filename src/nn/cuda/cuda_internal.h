@@ -191,9 +191,10 @@ void cu_mask_time(cudaStream_t st, float *x, int n_seq, int t, size_t row, const
 // Rel-pos attention pieces: qkv [s, t, 3d] -> qu, qv, k, v [h, s, t, dk] (u/v biases added).
 void cu_rel_split(cudaStream_t st, const float *qkv, const float *bu, const float *bv, int n_seq, int t, int h,
                   int dk, float *qu, float *qv, float *k, float *v);
-// In place over ac [h*s, t, t]: add rel-shifted bd [h, s*t, 2t-1], scale, mask, softmax.
-void cu_rel_softmax(cudaStream_t st, float *ac, const float *bd, int n_seq, int t, int h, float scale,
-                    const int *valid);
+// In place over ac [h*s, t, t] (rows ldt apart): add rel-shifted bd [h, s*t, 2t-1] (rows ldp apart),
+// scale, mask, softmax.
+void cu_rel_softmax(cudaStream_t st, float *ac, int ldt, const float *bd, int ldp, int n_seq, int t, int h,
+                    float scale, const int *valid);
 void cu_attention(cudaStream_t st, const cn_attn_args *a, const int *kv_block, const int *kv_valid,
                   float *scores_global);
 int cu_attention_smem_keys(void); // the largest lk the shared-memory variant takes

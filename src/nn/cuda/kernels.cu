@@ -503,9 +503,56 @@ __global__ void k_dwconv1d(const float *x, float *y, int n_seq, int t, int d, co
     }
 }
 
+// The same for the kernel size every Canary uses (9), a thread per channel over a tile of DW_TILE
+// outputs: the window slides through registers, so each input is read once per tile (plus the
+// k-1 halo) instead of k times, and the weights once per tile. Same taps, same order, same sums
+// as k_dwconv1d (out-of-range taps add w * 0).
+#define DW_TILE 16
+template <int K>
+__global__ void k_dwconv1d_tiled(const float *x, float *y, int n_seq, int t, int d, const float *w, const float *b,
+                                 cn_act act) {
+    const int half = (K - 1) / 2;
+    int n_tiles = (t + DW_TILE - 1) / DW_TILE;
+    SEQ_LOOP(s, tile, n_seq, n_tiles) {
+        int t0 = tile * DW_TILE;
+        const float *xs = x + (size_t)s * t * d;
+        float *ys = y + (size_t)s * t * d;
+        COL_LOOP(c, d) {
+            float wr[K], win[K];
+#pragma unroll
+            for (int q = 0; q < K; q++) wr[q] = w[c * K + q];
+            float bias = b ? b[c] : 0.0f;
+#pragma unroll
+            for (int q = 0; q < K - 1; q++) {
+                int tt = t0 - half + q;
+                win[q] = tt >= 0 && tt < t ? xs[(size_t)tt * d + c] : 0.0f;
+            }
+#pragma unroll
+            for (int i = 0; i < DW_TILE; i++) {
+                int to = t0 + i;
+                if (to >= t) break;
+                int tn = to + half; // the newest tap
+                win[K - 1] = tn < t ? xs[(size_t)tn * d + c] : 0.0f;
+                float acc = bias;
+#pragma unroll
+                for (int q = 0; q < K; q++) acc += wr[q] * win[q];
+                ys[(size_t)to * d + c] = act_apply(act, acc);
+#pragma unroll
+                for (int q = 0; q < K - 1; q++) win[q] = win[q + 1];
+            }
+        }
+    }
+}
+
 void cu_dwconv1d(cudaStream_t st, const float *x, float *y, int n_seq, int t, int d, const float *w, const float *b,
                  int k, cn_act act) {
     if (n_seq <= 0 || t <= 0 || d <= 0) return;
+    if (k == 9) {
+        int n_tiles = (t + DW_TILE - 1) / DW_TILE;
+        void (*k9)(const float *, float *, int, int, int, const float *, const float *, cn_act) = k_dwconv1d_tiled<9>;
+        k9<<<grid_seq(n_seq, n_tiles, (size_t)d, THREADS), THREADS, 0, st>>>(x, y, n_seq, t, d, w, b, act);
+        return;
+    }
     k_dwconv1d<<<grid_seq(n_seq, t, (size_t)d, THREADS), THREADS, 0, st>>>(x, y, n_seq, t, d, w, b, k, act);
 }
 
@@ -672,8 +719,8 @@ void cu_rel_split(cudaStream_t st, const float *qkv, const float *bu, const floa
 // scaled, softmax over the valid keys; masked keys and padded query rows get probability 0. Rows
 // are a few hundred keys: a warp per row needs no block barriers (a block per row spent most of its
 // time in them).
-__global__ void k_rel_softmax(float *ac, const float *bd, int n_seq, int t, size_t rows, float scale,
-                              const int *valid) {
+__global__ void k_rel_softmax(float *ac, int ldt, const float *bd, int ldp, int n_seq, int t, size_t rows,
+                              float scale, const int *valid) {
     int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
     for (size_t row_id = (size_t)blockIdx.x * wpb + (threadIdx.x >> 5); row_id < rows;
          row_id += (size_t)gridDim.x * wpb) {
@@ -682,12 +729,12 @@ __global__ void k_rel_softmax(float *ac, const float *bd, int n_seq, int t, size
         int s = (int)(b % (size_t)n_seq), hh = (int)(b / (size_t)n_seq);
         int nv = valid ? valid[s] : t;
         nv = nv < 0 ? 0 : (nv > t ? t : nv);
-        float *row = ac + row_id * (size_t)t;
+        float *row = ac + row_id * (size_t)ldt;
         if (i >= nv) {
             for (int j = lane; j < t; j += 32) row[j] = 0.0f;
             continue;
         }
-        const float *brow = bd + ((size_t)hh * n_seq * t + (size_t)s * t + i) * (size_t)(2 * t - 1) + (t - 1 - i);
+        const float *brow = bd + ((size_t)hh * n_seq * t + (size_t)s * t + i) * (size_t)ldp + (t - 1 - i);
         float mx = -FLT_MAX;
         for (int j = lane; j < nv; j += 32) {
             float sc = (row[j] + brow[j]) * scale;
@@ -706,13 +753,13 @@ __global__ void k_rel_softmax(float *ac, const float *bd, int n_seq, int t, size
     }
 }
 
-void cu_rel_softmax(cudaStream_t st, float *ac, const float *bd, int n_seq, int t, int h, float scale,
-                    const int *valid) {
+void cu_rel_softmax(cudaStream_t st, float *ac, int ldt, const float *bd, int ldp, int n_seq, int t, int h,
+                    float scale, const int *valid) {
     size_t rows = (size_t)h * n_seq * t;
     if (!rows) return;
     const int wpb = 8; // warps (rows) per block
     unsigned blocks = blocks_for(rows, wpb);
-    k_rel_softmax<<<blocks, 32 * wpb, 0, st>>>(ac, bd, n_seq, t, rows, scale, valid);
+    k_rel_softmax<<<blocks, 32 * wpb, 0, st>>>(ac, ldt, bd, ldp, n_seq, t, rows, scale, valid);
 }
 
 // ---- standard attention (decoder self- and cross-attention) --------------------------------------
