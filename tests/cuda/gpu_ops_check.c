@@ -732,9 +732,11 @@ static void run_checks(ctx *c, bool quick) {
     t_linear(c, "m70001_k8_n12_silu_rows_beyond_grid_y", 70001, 8, 12, true, CN_ACT_SILU, false, 0, 0, 0);
     t_glu(c);
     t_dwconv(c, 2, 19, 48, 9, true, CN_ACT_SILU);
-    /* k = 9 runs as tiles of 16 frames: shorter than the halo, a partial tile, channels over a block */
     t_dwconv(c, 3, 3, 300, 9, true, CN_ACT_SILU);
     t_dwconv(c, 1, 33, 257, 9, false, CN_ACT_NONE);
+    /* k = 9 over enough frames and sequences runs as tiles of 16 frames (>= 1024 blocks): a partial
+     * last tile, channels over two blocks */
+    t_dwconv(c, 64, 130, 260, 9, true, CN_ACT_SILU);
     t_dwconv(c, 1, 40, 24, 31, false, CN_ACT_NONE);
     int v2[2] = {21, 9};
     t_conv2d(c, 2, 21, 16, 1, 8, v2, CN_ACT_RELU);

@@ -547,8 +547,9 @@ __global__ void k_dwconv1d_tiled(const float *x, float *y, int n_seq, int t, int
 void cu_dwconv1d(cudaStream_t st, const float *x, float *y, int n_seq, int t, int d, const float *w, const float *b,
                  int k, cn_act act) {
     if (n_seq <= 0 || t <= 0 || d <= 0) return;
-    if (k == 9) {
-        int n_tiles = (t + DW_TILE - 1) / DW_TILE;
+    int n_tiles = (t + DW_TILE - 1) / DW_TILE;
+    // tiles only when they still fill the GPU (a batch of one 10-s item is 32 blocks of tiles: slower)
+    if (k == 9 && (size_t)n_seq * n_tiles * ((d + THREADS - 1) / THREADS) >= 1024) {
         void (*k9)(const float *, float *, int, int, int, const float *, const float *, cn_act) = k_dwconv1d_tiled<9>;
         k9<<<grid_seq(n_seq, n_tiles, (size_t)d, THREADS), THREADS, 0, st>>>(x, y, n_seq, t, d, w, b, act);
         return;
