@@ -367,6 +367,21 @@ static cn_status get_net(canary_context *c, canary_precision prec, cn_canary_ctx
     return CANARY_OK;
 }
 
+
+/* Copies utterances into the pinned staging buffer for the GPU front end, one per pool task. */
+typedef struct {
+    float *stage;
+    const float *const *items;
+    const int64_t *lens;
+    size_t stride;
+} stage_job;
+
+static void stage_item(void *ctx, size_t i, int thread) {
+    (void)thread;
+    const stage_job *j = ctx;
+    memcpy(j->stage + i * j->stride, j->items[i], sizeof(float) * (size_t)j->lens[i]);
+}
+
 static cn_status run_batch(canary_context *c, const canary_params *p, const float *const *pcm, const size_t *n_samples,
                            int n, cn_error *err) {
     const canary_model *m = c->model;
@@ -434,10 +449,11 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
             goto out;
         }
         int cols_i = 0;
-        for (int i = 0; i < n; i++) {
-            memcpy(stage + (size_t)i * maxlen, items[i], sizeof(float) * (size_t)lens[i]);
+        /* one item per thread: a batch of 128 ten-second items is 82 MB, ~10 ms for one thread */
+        stage_job job = {stage, items, lens, (size_t)maxlen};
+        cn_pool_run(c->feat_pool, (size_t)n, stage_item, &job);
+        for (int i = 0; i < n; i++)
             t[i] = (int)lens[i]; /* as ints for the backend; overwritten by the columns below */
-        }
         st = cn_canary_features_device(cc, &m->mel[p->features], stage, t, n, (int)maxlen, &cols_i, vi, err);
         if (st != CANARY_OK)
             goto out;

@@ -290,8 +290,8 @@ static void t_layer_norm(ctx *c, int rows, int d, bool inplace) {
     free(x), free(g), free(b), free(got), free(ref);
 }
 
-static void t_glu(ctx *c) {
-    int S = 3, t = 17, d = 64, valid[3] = {17, 5, 0};
+static void t_glu(ctx *c, int d) { /* d % 4 == 0: four channels at a time */
+    int S = 3, t = 17, valid[3] = {17, 5, 0};
     size_t n = (size_t)S * t * d;
     float *x = rnd(2 * n, 4.0f);
     float *dx = dev(c, x, 2 * n), *dy = dev(c, NULL, n);
@@ -307,7 +307,9 @@ static void t_glu(ctx *c) {
                 const float *xr = x + r * 2 * d;
                 ref[r * d + ch] = i >= valid[s] ? 0.0 : xr[ch] / (1.0 + exp(-(double)xr[d + ch]));
             }
-    report(c, "glu_mask", "s3_t17_d64_valid17,5,0", got, ref, n, ELEM_TOL);
+    char cs[64];
+    snprintf(cs, sizeof cs, "s3_t17_d%d_valid17,5,0", d);
+    report(c, "glu_mask", cs, got, ref, n, ELEM_TOL);
     c->o->free(c->ex, dx);
     c->o->free(c->ex, dy);
     free(x), free(got), free(ref);
@@ -730,7 +732,8 @@ static void run_checks(ctx *c, bool quick) {
     t_layer_norm(c, 3, 1536, true); /* d > 1024: the block kernel */
     /* more rows than a grid's y dimension (65535): the element-wise kernels' row stride */
     t_linear(c, "m70001_k8_n12_silu_rows_beyond_grid_y", 70001, 8, 12, true, CN_ACT_SILU, false, 0, 0, 0);
-    t_glu(c);
+    t_glu(c, 64);
+    t_glu(c, 66);
     t_dwconv(c, 2, 19, 48, 9, true, CN_ACT_SILU);
     t_dwconv(c, 3, 3, 300, 9, true, CN_ACT_SILU);
     t_dwconv(c, 1, 33, 257, 9, false, CN_ACT_NONE);

@@ -482,8 +482,33 @@ __global__ void k_glu_mask(const float *x, float *y, int n_seq, int t, int d, co
     }
 }
 
+// Four channels at a time (16-byte loads and stores) when rows allow: the scalar kernel moved
+// about 2 TB/s on an H200.
+__device__ __forceinline__ float glu1(float a, float g) { return a * (1.0f / (1.0f + __expf(-g))); }
+__global__ void k_glu_mask_v4(const float4 *x, float4 *y, int n_seq, int t, int d4, const int *valid) {
+    SEQ_LOOP(s, tt, n_seq, t) {
+        size_t r = (size_t)s * t + tt;
+        float4 *yr = y + r * d4;
+        const float4 *xr = x + r * 2 * (size_t)d4;
+        bool pad = valid && tt >= valid[s];
+        COL_LOOP(c, d4) {
+            float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (!pad) {
+                float4 a = xr[c], g = xr[d4 + c];
+                o = make_float4(glu1(a.x, g.x), glu1(a.y, g.y), glu1(a.z, g.z), glu1(a.w, g.w));
+            }
+            yr[c] = o;
+        }
+    }
+}
+
 void cu_glu_mask(cudaStream_t st, const float *x, float *y, int n_seq, int t, int d, const int *valid) {
     if (n_seq <= 0 || t <= 0 || d <= 0) return;
+    if (d % 4 == 0 && aligned16(x) && aligned16(y)) {
+        k_glu_mask_v4<<<grid_seq(n_seq, t, (size_t)d / 4, THREADS), THREADS, 0, st>>>(
+            (const float4 *)x, (float4 *)y, n_seq, t, d / 4, valid);
+        return;
+    }
     k_glu_mask<<<grid_seq(n_seq, t, (size_t)d, THREADS), THREADS, 0, st>>>(x, y, n_seq, t, d, valid);
 }
 
@@ -504,9 +529,10 @@ __global__ void k_dwconv1d(const float *x, float *y, int n_seq, int t, int d, co
 }
 
 // The same for the kernel size every Canary uses (9), a thread per channel over a tile of DW_TILE
-// outputs: the window slides through registers, so each input is read once per tile (plus the
-// k-1 halo) instead of k times, and the weights once per tile. Same taps, same order, same sums
-// as k_dwconv1d (out-of-range taps add w * 0).
+// outputs: the tile's DW_TILE + k - 1 inputs are loaded into registers first (independent loads,
+// all in flight at once; a window loaded one input per output waited on each), so each input is
+// read once per tile instead of k times, and the weights once per tile. Same taps, same order,
+// same sums as k_dwconv1d (out-of-range taps add w * 0).
 #define DW_TILE 16
 template <int K>
 __global__ void k_dwconv1d_tiled(const float *x, float *y, int n_seq, int t, int d, const float *w, const float *b,
@@ -518,27 +544,23 @@ __global__ void k_dwconv1d_tiled(const float *x, float *y, int n_seq, int t, int
         const float *xs = x + (size_t)s * t * d;
         float *ys = y + (size_t)s * t * d;
         COL_LOOP(c, d) {
-            float wr[K], win[K];
+            float xin[DW_TILE + K - 1];
+#pragma unroll
+            for (int q = 0; q < DW_TILE + K - 1; q++) {
+                int tt = t0 - half + q;
+                xin[q] = tt >= 0 && tt < t ? xs[(size_t)tt * d + c] : 0.0f;
+            }
+            float wr[K];
 #pragma unroll
             for (int q = 0; q < K; q++) wr[q] = w[c * K + q];
             float bias = b ? b[c] : 0.0f;
 #pragma unroll
-            for (int q = 0; q < K - 1; q++) {
-                int tt = t0 - half + q;
-                win[q] = tt >= 0 && tt < t ? xs[(size_t)tt * d + c] : 0.0f;
-            }
-#pragma unroll
             for (int i = 0; i < DW_TILE; i++) {
-                int to = t0 + i;
-                if (to >= t) break;
-                int tn = to + half; // the newest tap
-                win[K - 1] = tn < t ? xs[(size_t)tn * d + c] : 0.0f;
                 float acc = bias;
 #pragma unroll
-                for (int q = 0; q < K; q++) acc += wr[q] * win[q];
-                ys[(size_t)to * d + c] = act_apply(act, acc);
-#pragma unroll
-                for (int q = 0; q < K - 1; q++) win[q] = win[q + 1];
+                for (int q = 0; q < K; q++) acc += wr[q] * xin[i + q];
+                if (t0 + i < t)
+                    ys[(size_t)(t0 + i) * d + c] = act_apply(act, acc);
             }
         }
     }

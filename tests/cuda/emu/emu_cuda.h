@@ -82,6 +82,11 @@ static inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.bi
 struct alignas(16) float4 {
     float x, y, z, w;
 };
+inline float4 make_float4(float x, float y, float z, float w) {
+    float4 v;
+    v.x = x, v.y = y, v.z = z, v.w = w;
+    return v;
+}
 struct alignas(8) uint2 {
     unsigned x, y;
 };
