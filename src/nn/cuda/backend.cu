@@ -495,6 +495,8 @@ static void cu_exec_destroy(cn_exec *ex) {
         free(ex->stage[i].host);
     cudaFree(ex->lt_work);
     cudaFree(ex->blas_work);
+    for (int i = 0; i < ex->n_scaled; i++)
+        cudaFree(ex->scaled[i].dev);
     if (ex->host_topk)
         cudaFreeHost(ex->host_topk);
     if (ex->gexec)
@@ -597,9 +599,11 @@ static cn_status cu_linear_create(cn_backend *be_, const float *w, const float *
     cn_linear *l = (cn_linear *)calloc(1, sizeof *l);
     if (!l)
         return cn_error_set(err, CANARY_ENOMEM, "out of memory for a %dx%d layer", n_out, n_in);
+    static unsigned long long serials;
     l->n_out = n_out;
     l->n_in = n_in;
     l->prec = prec;
+    l->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
     size_t nw = (size_t)n_out * (size_t)n_in;
     cn_status st = upload_new(be, w, nw * sizeof(float), &l->w, err, "layer weights");
     if (st == CANARY_OK && (prec == CN_PREC_BF16 || prec == CN_PREC_F16)) {
@@ -653,8 +657,8 @@ static int ptr_align(const void *p, int ld, int elem) {
 // A cuBLASLt plan for this call's shape and epilogue, cached per exec (descriptor setup and the
 // heuristic cost more host time than a small decoder GEMM). Returns NULL when cuBLASLt has no
 // algorithm for it; the caller then uses cublasGemmEx and the epilogue kernel.
-static const cu_plan *lt_plan(cn_exec *ex, const cn_linear *l, int m, int ldb, int ldy, int epi, int align_b,
-                              int align_c, bool y_half) {
+static const cu_plan *lt_plan(cn_exec *ex, const cn_linear *l, const float *bias, int m, int ldb, int ldy, int epi,
+                              int align_b, int align_c, bool y_half) {
     int key_epi = epi | (align_b << 8) | (align_c << 16) | ((int)y_half << 24);
     uintptr_t h = (uintptr_t)l * 2654435761u ^ (uintptr_t)m * 40503u ^ (uintptr_t)ldb * 97u ^ (uintptr_t)ldy * 31u ^
                   (uintptr_t)key_epi * 7u;
@@ -663,7 +667,7 @@ static const cu_plan *lt_plan(cn_exec *ex, const cn_linear *l, int m, int ldb, i
     cu_plan *p = NULL;
     for (int w = 0; w < CU_PLAN_WAYS; w++) {
         cu_plan *q = &ex->plans[(base + (size_t)w) % CU_PLANS];
-        if (q->valid && q->lin == l && q->bias == l->b && q->n_in == l->n_in && q->n_out == l->n_out &&
+        if (q->valid && q->lin == l && q->serial == l->serial && q->bias == bias && q->n_in == l->n_in && q->n_out == l->n_out &&
             q->prec == (int)l->prec && q->m == m && q->ldx == ldb && q->ldy == ldy && q->epi == key_epi)
             return q->ok ? q : NULL;
         if (!p && !q->valid)
@@ -673,7 +677,8 @@ static const cu_plan *lt_plan(cn_exec *ex, const cn_linear *l, int m, int ldb, i
         p = &ex->plans[(base + (size_t)(ex->plan_evict++ % CU_PLAN_WAYS)) % CU_PLANS];
     plan_release(p);
     p->lin = l;
-    p->bias = l->b;
+    p->serial = l->serial;
+    p->bias = bias;
     p->n_in = l->n_in;
     p->n_out = l->n_out;
     p->prec = (int)l->prec;
@@ -702,7 +707,6 @@ static const cu_plan *lt_plan(cn_exec *ex, const cn_linear *l, int m, int ldb, i
     cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
     cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e);
     if (epi == CUBLASLT_EPILOGUE_BIAS || epi == CUBLASLT_EPILOGUE_RELU_BIAS) {
-        const float *bias = l->b;
         cudaDataType_t bt = CUDA_R_32F;
         cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
         cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt);
@@ -751,10 +755,10 @@ static const void *gemm_input(cn_exec *ex, const cn_linear *l, const float *x, i
 // or in the layer's half type when y_half. Returns 1 when cuBLASLt ran it (epilogue applied), 2
 // when cublasGemmEx did (no epilogue: the caller applies it), 0 when neither could.
 static int gemm_run(cn_exec *ex, const cn_linear *l, const void *xb, int ldb, int m, void *y, int ldy, bool y_half,
-                    int epi, float a, float beta) {
+                    int epi, const float *bias, float a, float beta) {
     bool half_in = l->prec == CN_PREC_BF16 || l->prec == CN_PREC_F16;
     if (ex->be->use_lt) {
-        const cu_plan *p = lt_plan(ex, l, m, ldb, ldy, epi, ptr_align(xb, ldb, half_in ? 2 : 4),
+        const cu_plan *p = lt_plan(ex, l, bias, m, ldb, ldy, epi, ptr_align(xb, ldb, half_in ? 2 : 4),
                                    ptr_align(y, ldy, y_half ? 2 : 4), y_half);
         if (p && cublasLtMatmul(ex->lt, p->desc, &a, l->w, p->la, xb, p->lb, &beta, y, p->lc, y, p->lc, &p->algo,
                                 ex->lt_work, ex->lt_work_size, ex->stream) == CUBLAS_STATUS_SUCCESS)
@@ -781,11 +785,32 @@ static int epilogue_for(const cn_linear *l, cn_act act, bool accumulate, float a
             return l->b ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
         return l->b ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     }
-    if (accumulate && l->b && alpha == 1.0f) {
+    if (accumulate && l->b) { // alpha != 1: the caller supplies alpha * b (scaled_bias)
         *fused = true;
         return CUBLASLT_EPILOGUE_BIAS;
     }
     return CUBLASLT_EPILOGUE_DEFAULT;
+}
+
+// alpha * the layer's bias on the device, made once per (layer, alpha) and kept by the exec;
+// NULL when it cannot be made now (while recording a graph, the table full, no memory): the
+// caller then adds the scaled bias in a pass of its own.
+static const float *scaled_bias(cn_exec *ex, const cn_linear *l, float alpha) {
+    for (int i = 0; i < ex->n_scaled; i++) {
+        const cu_scaled_bias *e = &ex->scaled[i];
+        if (e->serial == l->serial && e->alpha == alpha)
+            return e->dev;
+    }
+    if (ex->capturing || ex->n_scaled == CU_SCALED_BIASES)
+        return NULL;
+    float *dev = NULL;
+    if (cudaMalloc(&dev, sizeof(float) * (size_t)l->n_out) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    cu_scale(ex->stream, l->b, alpha, (size_t)l->n_out, dev);
+    ex->scaled[ex->n_scaled++] = (cu_scaled_bias){l->serial, alpha, dev};
+    return dev;
 }
 
 // y (fp32) = act(xb·Wᵀ + b) or y += alpha·(xb·Wᵀ + b), xb in the layer's input type.
@@ -793,7 +818,12 @@ static void linear_from(cn_exec *ex, const cn_linear *l, const void *xb, int ldb
                         bool accumulate, float alpha) {
     bool fused;
     int epi = epilogue_for(l, act, accumulate, alpha, &fused);
-    int how = gemm_run(ex, l, xb, ldb, m, y, ldy, false, epi, accumulate ? alpha : 1.0f, accumulate ? 1.0f : 0.0f);
+    const float *bias = l->b;
+    if (fused && accumulate && alpha != 1.0f && !(bias = ex->be->use_lt ? scaled_bias(ex, l, alpha) : NULL)) {
+        fused = false; // no scaled bias: the plain GEMM, then the scaled bias in a pass
+        epi = CUBLASLT_EPILOGUE_DEFAULT;
+    }
+    int how = gemm_run(ex, l, xb, ldb, m, y, ldy, false, epi, bias, accumulate ? alpha : 1.0f, accumulate ? 1.0f : 0.0f);
     if (how == 0)
         CU_NOTE(ex, cudaErrorLaunchFailure, "cublasGemmEx");
     if (how != 1 || !fused)
@@ -843,7 +873,7 @@ static void cu_ffn(cn_exec *ex, const cn_linear *l_in, const cn_linear *l_out, c
     if (!xb)
         return;
     void *h16 = hidden; // [m, dh] in half precision: half the caller's fp32 buffer
-    if (gemm_run(ex, l_in, xb, ldb, m, h16, dh, true, CUBLASLT_EPILOGUE_DEFAULT, 1.0f, 0.0f) == 0)
+    if (gemm_run(ex, l_in, xb, ldb, m, h16, dh, true, CUBLASLT_EPILOGUE_DEFAULT, l_in->b, 1.0f, 0.0f) == 0)
         CU_NOTE(ex, cudaErrorLaunchFailure, "cublasGemmEx (ffn)");
     cu_bias_act_half(ex->stream, h16, dh, m, dh, l_in->b, act, l_in->prec == CN_PREC_BF16);
     linear_from(ex, l_out, h16, dh, m, y, ldy, CN_ACT_NONE, accumulate, alpha);

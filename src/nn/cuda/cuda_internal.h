@@ -52,6 +52,7 @@ typedef struct cu_chunk {
 typedef struct cu_plan {
     // the key: a layer freed and another created at the same address must not hit a stale plan
     const cn_linear *lin;
+    unsigned long long serial; // the layer's, so a reused address alone cannot match
     const float *bias;
     int n_in, n_out, prec;
     int m, ldx, ldy, epi;
@@ -71,6 +72,15 @@ typedef struct cu_stage {
 
 #define CU_PLANS 4096
 #define CU_PLAN_WAYS 8
+
+// A layer's bias times alpha, for accumulating layers with alpha != 1 (the Conformer's half-step
+// feed-forward residuals): y += alpha*(x*W^T + b) is then one GEMM with the bias epilogue.
+typedef struct cu_scaled_bias {
+    unsigned long long serial; // the layer's (cn_linear.serial)
+    float alpha;
+    float *dev; // alpha * bias, n_out floats
+} cu_scaled_bias;
+#define CU_SCALED_BIASES 512
 
 struct cn_exec {
     cn_exec_base base;
@@ -98,6 +108,8 @@ struct cn_exec {
     char first_error_where[96];
     cu_plan plans[CU_PLANS];
     unsigned plan_evict;
+    cu_scaled_bias scaled[CU_SCALED_BIASES];
+    int n_scaled;
     long lt_fallbacks;       // GEMMs that cuBLASLt refused and the plain path ran
     // CUDA graphs (CANARY_CUDA_GRAPHS=1): decoder steps recorded and launched as one graph.
     bool graphs;             // on for this exec
@@ -124,6 +136,7 @@ struct cn_linear {
     cn_precision prec;
     void *w;  // [n_out, n_in] fp32, bf16 or fp16 on the device
     float *b; // [n_out] device or NULL
+    unsigned long long serial; // unique per layer ever created: caches keyed by it never see a reused address
 };
 
 // Records the first failure of an operation (ops return void; sync() reports it).
@@ -163,6 +176,7 @@ struct cu_prof_scope {
 
 // ---- kernel launchers (kernels.cu); all on stream `st` ---------------------------------------
 void cu_f32_to_half(cudaStream_t st, const float *x, int ldx, int rows, int cols, void *out, bool bf16);
+void cu_scale(cudaStream_t st, const float *x, float alpha, size_t n, float *y);
 void cu_bias_act(cudaStream_t st, float *y, int ldy, int rows, int cols, const float *b, cn_act act, bool accumulate,
                  float alpha);
 // log_mel's pieces (backend.cu has the sequence): frames [n*T, win] of the pre-emphasized,

@@ -158,6 +158,13 @@ void cu_convert_weights(cudaStream_t st, const float *w, size_t n, void *out, cn
     k<<<blocks_for(n), THREADS, 0, st>>>(w, n, (unsigned short *)out);
 }
 
+__global__ void k_scale(const float *x, float alpha, size_t n, float *y) { GRID_STRIDE(i, n) y[i] = alpha * x[i]; }
+
+void cu_scale(cudaStream_t st, const float *x, float alpha, size_t n, float *y) {
+    if (!n) return;
+    k_scale<<<blocks_for(n), THREADS, 0, st>>>(x, alpha, n, y);
+}
+
 __global__ void k_bias_act(float *y, size_t ldy, int cols, size_t rows, const float *b, cn_act act, bool accumulate,
                            float alpha) {
     ROW_LOOP(r, rows) {
