@@ -122,10 +122,10 @@ uint64_t cn_profile_item_bytes(const cn_hw_model *m, double seconds, int beam) {
     double sub = ceil(t1 / 2) * ceil(f1 / 2) * C;
     double enc = tf * F + sub + fmax(sub, tf * F) + 4 * t * d + t * fmax(dff, 3 * d) + t * dd;
     enc += 2 * (2 * t - 1) * d; /* the relative positions' encodings and projections (per batch; counted per item) */
-    /* rel-pos attention's scratch (q/k/v/out per head, AC [H, t, t], BD [H, t, 2t-1], rows padded
-     * to 4 floats); the CUDA scratch grows to 1.25x a need */
+    /* rel-pos attention's scratch (AC [H, t, t], BD [H, t, 2t-1], rows padded to 4 floats, the u·k
+     * and v·pos terms; q/k/v are read in place); the CUDA scratch grows to 1.25x a need */
     double ldt = 4 * ceil(t / 4), ldp = 4 * ceil((2 * t - 1) / 4);
-    double att = 1.25 * (4 * t * d + H * t * ldt + H * t * ldp);
+    double att = 1.25 * (H * t * ldt + H * t * ldp + H * t + H * ldp);
     /* decoder: the item's cross-attention K/V in every layer; per hypothesis the self-attention
      * K/V caches (capacity doubles from 16 up to the decode's length: the encoder frames plus the
      * generation margin, at most the positions), a step's buffers and the logits */

@@ -17,11 +17,11 @@ assert g[0]["uuid"] == "GPU-00000000-0000-0000-0000-000000000000" and g[0]["free
 devs = d["profile"]["devices"]
 used = [x["name"] for x in devs if x["usable"]]
 assert used == ["cuda:0", "cuda:1"], used
-assert all(x["precision"] == "bf16" and x["tf32"] and x["workers"] == 2 and x["max_batch"] == 16
+assert all(x["precision"] == "bf16" and x["tf32"] and x["workers"] == 2 and x["max_batch"] == 17
            for x in devs if x["usable"]), devs
 assert [x for x in devs if x["name"] == "cpu"][0]["usable"] is False
 PYEOF
-then ok "GPUs reach the profile (2 workers x batch 16, bf16, as in docs/HARDWARE.md)"; else bad "GPU profile"; cat "$TMP/out" >&2; fi
+then ok "GPUs reach the profile (2 workers x batch 17, bf16, as in docs/HARDWARE.md)"; else bad "GPU profile"; cat "$TMP/out" >&2; fi
 expect_rc 0 "text output" "$CANARY_BIN" hwinfo
 expect_grep "GPU line" "GPU 1    Fake RTX 3080, sm86, 9.6 / 10.0 GiB free, GPU-00000001" "$TMP/out"
 

@@ -946,10 +946,13 @@ static cublasComputeType_t internal_compute(const cn_exec *ex) {
     return ex->be->tf32_internal ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
 }
 
-// Rel-pos attention as three batched GEMMs around one fused kernel: q, k, v split per head (with
-// the u/v biases), AC = (q+u)·kᵀ per (head, sequence), BD = (q+v)·posᵀ per head over all
-// sequences at once, then rel_shift + scale + mask + softmax in place of AC, then P·v written
-// straight into the [s, t, d] output.
+// Rel-pos attention as batched GEMMs around one fused kernel, reading q, k and v where the qkv
+// projection left them ([s, t, 3d], rows 3d apart): AC = q·kᵀ per (head, sequence), BD = q·posᵀ
+// per head over all sequences at once, then rel_shift + the bias terms + scale + mask + softmax
+// in place of AC, then P·v written straight into the [s, t, d] output. The u/v biases enter as
+// (q+u)·k = q·k + u·k and (q+v)·p = q·p + v·p: u·k per (head, sequence, key) and v·p per (head,
+// position) are small dot products, so q, k and v are never copied per head (that copy was 462 MB
+// of traffic per layer for canary-1b-flash at batch 128).
 static void cu_op_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
     bind(ex);
     CU_SKIP_IF_DOOMED(ex);
@@ -960,28 +963,33 @@ static void cu_op_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
     // The score rows are padded to a multiple of 4 floats (t = 126 frames for 10 s, 2t-1 = 251
     // positions): rows that start on 16 bytes let cuBLAS use its vectorised tensor-core kernels.
     int ldt = (t + 3) & ~3, ldp = (np + 3) & ~3;
-    size_t part = (size_t)S * t * d;
-    size_t n_ac = (size_t)H * S * t * ldt, n_bd = (size_t)H * S * t * ldp;
-    float *base = (float *)scratch(ex, sizeof(float) * (4 * part + n_ac + n_bd));
+    size_t n_ac = (size_t)H * S * t * ldt, n_bd = (size_t)H * S * t * ldp, n_ku = (size_t)H * S * t;
+    float *base = (float *)scratch(ex, sizeof(float) * (n_ac + n_bd + n_ku + (size_t)H * ldp));
     if (!base)
         return;
-    float *qu = base, *qv = qu + part, *k = qv + part, *v = k + part, *ac = v + part, *bd = ac + n_ac;
+    float *ac = base, *bd = ac + n_ac, *ku = bd + n_bd, *vp = ku + n_ku;
+    const float *q = a->qkv, *k = a->qkv + d, *v = a->qkv + 2 * d;
+    const int ld = 3 * d;          // a time step's row of qkv
+    long long seq = (long long)t * ld; // a sequence's rows
     const int *valid = stage_ints(ex, a->valid, (size_t)S);
-    cu_rel_split(ex->stream, a->qkv, a->bias_u, a->bias_v, S, t, H, dk, qu, qv, k, v);
+    cu_rel_bias_dots(ex->stream, k, ld, a->bias_u, a->pos, d, a->bias_v, S, t, H, dk, ku, vp, ldp);
     const float one = 1.0f, zero = 0.0f;
     cublasComputeType_t ct = internal_compute(ex);
-    cublasStatus_t s = cublasGemmStridedBatchedEx(
-        ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, t, t, dk, &one, k, CUDA_R_32F, dk, (long long)t * dk, qu, CUDA_R_32F, dk,
-        (long long)t * dk, &zero, ac, CUDA_R_32F, ldt, (long long)t * ldt, H * S, ct, CUBLAS_GEMM_DEFAULT);
+    cublasStatus_t s = CUBLAS_STATUS_SUCCESS;
+    for (int h = 0; h < H && s == CUBLAS_STATUS_SUCCESS; h++) // per head: sequences are uniformly strided
+        s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, t, t, dk, &one, k + (size_t)h * dk,
+                                       CUDA_R_32F, ld, seq, q + (size_t)h * dk, CUDA_R_32F, ld, seq, &zero,
+                                       ac + (size_t)h * S * t * ldt, CUDA_R_32F, ldt, (long long)t * ldt, S, ct,
+                                       CUBLAS_GEMM_DEFAULT);
     if (s == CUBLAS_STATUS_SUCCESS) // the positional table is shared by all sequences: head h at column h*dk
         s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, np, S * t, dk, &one, a->pos, CUDA_R_32F, d,
-                                       dk, qv, CUDA_R_32F, dk, (long long)S * t * dk, &zero, bd, CUDA_R_32F, ldp,
-                                       (long long)S * t * ldp, H, ct, CUBLAS_GEMM_DEFAULT);
-    cu_rel_softmax(ex->stream, ac, ldt, bd, ldp, S, t, H, 1.0f / sqrtf((float)dk), valid);
+                                       dk, q, CUDA_R_32F, ld, dk, &zero, bd, CUDA_R_32F, ldp, (long long)S * t * ldp,
+                                       H, ct, CUBLAS_GEMM_DEFAULT);
+    cu_rel_softmax(ex->stream, ac, ldt, bd, ldp, ku, vp, S, t, H, 1.0f / sqrtf((float)dk), valid);
     for (int h = 0; h < H && s == CUBLAS_STATUS_SUCCESS; h++)
-        s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, dk, t, t, &one, v + (size_t)h * S * t * dk,
-                                       CUDA_R_32F, dk, (long long)t * dk, ac + (size_t)h * S * t * ldt, CUDA_R_32F,
-                                       ldt, (long long)t * ldt, &zero, a->out + (size_t)h * dk, CUDA_R_32F, d,
+        s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, dk, t, t, &one, v + (size_t)h * dk,
+                                       CUDA_R_32F, ld, seq, ac + (size_t)h * S * t * ldt, CUDA_R_32F, ldt,
+                                       (long long)t * ldt, &zero, a->out + (size_t)h * dk, CUDA_R_32F, d,
                                        (long long)t * d, S, ct, CUBLAS_GEMM_DEFAULT);
     if (s != CUBLAS_STATUS_SUCCESS)
         CU_NOTE(ex, cudaErrorLaunchFailure, "rel_attention GEMM");

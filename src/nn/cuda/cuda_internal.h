@@ -202,13 +202,14 @@ void cu_conv2d_s2(cudaStream_t st, const float *x, float *y, int n_seq, int t, i
 void cu_conv2d_s2_pair(cudaStream_t st, const float *x, float *y, int n_seq, int t, int f, int c, const float *w1,
                        const float *b1, const float *w2, const float *b2, const int *valid0, const int *valid1);
 void cu_mask_time(cudaStream_t st, float *x, int n_seq, int t, size_t row, const int *valid);
-// Rel-pos attention pieces: qkv [s, t, 3d] -> qu, qv, k, v [h, s, t, dk] (u/v biases added).
-void cu_rel_split(cudaStream_t st, const float *qkv, const float *bu, const float *bv, int n_seq, int t, int h,
-                  int dk, float *qu, float *qv, float *k, float *v);
-// In place over ac [h*s, t, t] (rows ldt apart): add rel-shifted bd [h, s*t, 2t-1] (rows ldp apart),
-// scale, mask, softmax.
-void cu_rel_softmax(cudaStream_t st, float *ac, int ldt, const float *bd, int ldp, int n_seq, int t, int h,
-                    float scale, const int *valid);
+// Rel-pos attention pieces: the bias terms ku [h, s, t] = u·k and vp [h, ldp] = v·pos (k rows ld
+// apart, pos rows d apart, head h at column h*dk) ...
+void cu_rel_bias_dots(cudaStream_t st, const float *k, int ld, const float *u, const float *pos, int d,
+                      const float *bv, int n_seq, int t, int h, int dk, float *ku, float *vp, int ldp);
+// ... and in place over ac [h*s, t, t] (rows ldt apart): add ku, rel-shifted bd [h, s*t, 2t-1] (rows
+// ldp apart) and vp, scale, mask, softmax.
+void cu_rel_softmax(cudaStream_t st, float *ac, int ldt, const float *bd, int ldp, const float *ku, const float *vp,
+                    int n_seq, int t, int h, float scale, const int *valid);
 void cu_attention(cudaStream_t st, const cn_attn_args *a, const int *kv_block, const int *kv_valid,
                   float *scores_global);
 int cu_attention_smem_keys(void); // the largest lk the shared-memory variant takes

@@ -726,40 +726,49 @@ void cu_mask_time(cudaStream_t st, float *x, int n_seq, int t, size_t row, const
 
 // ---- relative-position attention ---------------------------------------------------------------
 
-// A block per (head, time, sequence), its threads over the head's dk columns.
-__global__ void k_rel_split(const float *qkv, const float *bu, const float *bv, int n_seq, int t, int h, int dk,
-                            float *qu, float *qv, float *k, float *v) {
-    int d = h * dk;
-    for (int hh = (int)blockIdx.x; hh < h; hh += (int)gridDim.x) {
-        SEQ_LOOP(s, row, n_seq, t) {
-            const float *src = qkv + ((size_t)s * t + row) * 3 * (size_t)d + (size_t)hh * dk;
-            const float *u = bu + (size_t)hh * dk, *vb = bv + (size_t)hh * dk;
-            size_t dst = (((size_t)hh * n_seq + s) * t + row) * dk;
-            for (int c = threadIdx.x; c < dk; c += blockDim.x) {
-                float q = src[c];
-                qu[dst + c] = q + u[c];
-                qv[dst + c] = q + vb[c];
-                k[dst + c] = src[d + c];
-                v[dst + c] = src[2 * d + c];
-            }
+// The bias terms of rel-pos attention, one warp per dot product of dk: ku[h, s, j] = u_h · k_(s,j),h
+// (the key row j of sequence s, head h's columns), then vp[h, p] = v_h · pos_p,h.
+__global__ void k_rel_bias_dots(const float *k, int ld, const float *u, const float *pos, int d, const float *bv,
+                                int n_seq, int t, int h, int dk, float *ku, float *vp, int ldp) {
+    int lane = threadIdx.x & 31, wpb = blockDim.x >> 5, np = 2 * t - 1;
+    size_t n_ku = (size_t)h * n_seq * t, n = n_ku + (size_t)h * np;
+    for (size_t w = (size_t)blockIdx.x * wpb + (threadIdx.x >> 5); w < n; w += (size_t)gridDim.x * wpb) {
+        const float *a, *b;
+        float *out;
+        if (w < n_ku) {
+            size_t st = w % ((size_t)n_seq * t); // s * t + j
+            int hh = (int)(w / ((size_t)n_seq * t));
+            a = k + st * (size_t)ld + (size_t)hh * dk;
+            b = u + (size_t)hh * dk;
+            out = ku + w;
+        } else {
+            size_t w2 = w - n_ku;
+            int hh = (int)(w2 / (size_t)np), p = (int)(w2 % (size_t)np);
+            a = pos + (size_t)p * d + (size_t)hh * dk;
+            b = bv + (size_t)hh * dk;
+            out = vp + (size_t)hh * ldp + p;
         }
+        float sum = 0.0f;
+        for (int c = lane; c < dk; c += 32) sum += a[c] * b[c];
+        sum = warp_sum(sum);
+        if (lane == 0) *out = sum;
     }
 }
 
-void cu_rel_split(cudaStream_t st, const float *qkv, const float *bu, const float *bv, int n_seq, int t, int h,
-                  int dk, float *qu, float *qv, float *k, float *v) {
-    if (n_seq <= 0 || t <= 0 || h <= 0 || dk <= 0) return;
-    int threads = dk < 128 ? (dk + 31) / 32 * 32 : 128;
-    dim3 g((unsigned)h, cap_yz((size_t)t), cap_yz((size_t)n_seq));
-    k_rel_split<<<g, threads, 0, st>>>(qkv, bu, bv, n_seq, t, h, dk, qu, qv, k, v);
+void cu_rel_bias_dots(cudaStream_t st, const float *k, int ld, const float *u, const float *pos, int d,
+                      const float *bv, int n_seq, int t, int h, int dk, float *ku, float *vp, int ldp) {
+    size_t n = (size_t)h * n_seq * t + (size_t)h * (2 * t - 1);
+    if (!n) return;
+    const int wpb = 8;
+    k_rel_bias_dots<<<blocks_for(n, wpb), 32 * wpb, 0, st>>>(k, ld, u, pos, d, bv, n_seq, t, h, dk, ku, vp, ldp);
 }
 
 // One warp per query row of one (head, sequence): scores ac[i, j] + bd[i, t-1-i+j] (rel_shift),
 // scaled, softmax over the valid keys; masked keys and padded query rows get probability 0. Rows
 // are a few hundred keys: a warp per row needs no block barriers (a block per row spent most of its
 // time in them).
-__global__ void k_rel_softmax(float *ac, int ldt, const float *bd, int ldp, int n_seq, int t, size_t rows,
-                              float scale, const int *valid) {
+__global__ void k_rel_softmax(float *ac, int ldt, const float *bd, int ldp, const float *ku, const float *vp,
+                              int n_seq, int t, size_t rows, float scale, const int *valid) {
     int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
     for (size_t row_id = (size_t)blockIdx.x * wpb + (threadIdx.x >> 5); row_id < rows;
          row_id += (size_t)gridDim.x * wpb) {
@@ -774,9 +783,10 @@ __global__ void k_rel_softmax(float *ac, int ldt, const float *bd, int ldp, int 
             continue;
         }
         const float *brow = bd + ((size_t)hh * n_seq * t + (size_t)s * t + i) * (size_t)ldp + (t - 1 - i);
+        const float *kurow = ku + b * (size_t)t, *vprow = vp + (size_t)hh * ldp + (t - 1 - i);
         float mx = -FLT_MAX;
         for (int j = lane; j < nv; j += 32) {
-            float sc = (row[j] + brow[j]) * scale;
+            float sc = ((row[j] + kurow[j]) + (brow[j] + vprow[j])) * scale;
             row[j] = sc;
             mx = fmaxf(mx, sc);
         }
@@ -792,13 +802,13 @@ __global__ void k_rel_softmax(float *ac, int ldt, const float *bd, int ldp, int 
     }
 }
 
-void cu_rel_softmax(cudaStream_t st, float *ac, int ldt, const float *bd, int ldp, int n_seq, int t, int h,
-                    float scale, const int *valid) {
+void cu_rel_softmax(cudaStream_t st, float *ac, int ldt, const float *bd, int ldp, const float *ku, const float *vp,
+                    int n_seq, int t, int h, float scale, const int *valid) {
     size_t rows = (size_t)h * n_seq * t;
     if (!rows) return;
     const int wpb = 8; // warps (rows) per block
     unsigned blocks = blocks_for(rows, wpb);
-    k_rel_softmax<<<blocks, 32 * wpb, 0, st>>>(ac, ldt, bd, ldp, n_seq, t, rows, scale, valid);
+    k_rel_softmax<<<blocks, 32 * wpb, 0, st>>>(ac, ldt, bd, ldp, ku, vp, n_seq, t, rows, scale, valid);
 }
 
 // ---- standard attention (decoder self- and cross-attention) --------------------------------------
