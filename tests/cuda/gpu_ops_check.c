@@ -722,6 +722,8 @@ static void run_checks(ctx *c, bool quick) {
     t_ffn(c, "m37_k96_h160_n80_silu_acc0.5", 37, 96, 160, 80, CN_ACT_SILU, true, 0.5f);
     t_ffn(c, "m3_k64_h96_n64_relu_acc1_decoder", 3, 64, 96, 64, CN_ACT_RELU, true, 1.0f);
     t_ffn(c, "m9_k40_h72_n24_silu", 9, 40, 72, 24, CN_ACT_SILU, false, 0.0f);
+    /* a hidden width that is not a multiple of 8: the bias/activation pass one value at a time */
+    t_ffn(c, "m5_k40_h70_n24_silu", 5, 40, 70, 24, CN_ACT_SILU, false, 0.0f);
     t_transpose(c, 3, 40, 77, 77);
     t_transpose(c, 2, 128, 101, 130); /* an encoder input: 128 mels, padded frames */
     t_transpose(c, 1, 5, 3, 70);

@@ -90,6 +90,9 @@ inline float4 make_float4(float x, float y, float z, float w) {
 struct alignas(8) uint2 {
     unsigned x, y;
 };
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
 static inline __half __float2half_rn(float f) {
     _Float16 h = (_Float16)f;
     __half r;
