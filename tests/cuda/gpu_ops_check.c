@@ -757,6 +757,8 @@ static void run_checks(ctx *c, bool quick) {
     int rv[3] = {13, 7, 1};
     t_rel_attention(c, 3, 13, 4, 16, rv);
     t_rel_attention(c, 2, 9, 2, 8, NULL);
+    int rv3[5] = {11, 4, 11, 9, 1}; /* more sequences than heads: the GEMMs batch over sequences */
+    t_rel_attention(c, 5, 11, 2, 8, rv3);
     if (!quick) {
         int rv2[2] = {126, 100};
         t_rel_attention(c, 2, 126, 8, 128, rv2);

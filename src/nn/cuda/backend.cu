@@ -976,21 +976,32 @@ static void cu_op_rel_attention(cn_exec *ex, const cn_relattn_args *a) {
     const float one = 1.0f, zero = 0.0f;
     cublasComputeType_t ct = internal_compute(ex);
     cublasStatus_t s = CUBLAS_STATUS_SUCCESS;
-    for (int h = 0; h < H && s == CUBLAS_STATUS_SUCCESS; h++) // per head: sequences are uniformly strided
-        s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, t, t, dk, &one, k + (size_t)h * dk,
-                                       CUDA_R_32F, ld, seq, q + (size_t)h * dk, CUDA_R_32F, ld, seq, &zero,
-                                       ac + (size_t)h * S * t * ldt, CUDA_R_32F, ldt, (long long)t * ldt, S, ct,
-                                       CUBLAS_GEMM_DEFAULT);
+    // AC and P·v batch over heads (column stride dk) one call per sequence, or over sequences (row
+    // stride t*3d) one call per head, whichever makes fewer calls: one each for a single item.
+    bool by_seq = S <= H;
+    long long ac_head = (long long)S * t * ldt; // AC is [h, s, t, ldt]
+    for (int i = 0; i < (by_seq ? S : H) && s == CUBLAS_STATUS_SUCCESS; i++) {
+        size_t in_off = by_seq ? (size_t)i * seq : (size_t)i * dk;
+        float *c = ac + (by_seq ? (size_t)i * t * ldt : (size_t)i * ac_head);
+        long long in_stride = by_seq ? dk : seq, c_stride = by_seq ? ac_head : (long long)t * ldt;
+        s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, t, t, dk, &one, k + in_off, CUDA_R_32F, ld,
+                                       in_stride, q + in_off, CUDA_R_32F, ld, in_stride, &zero, c, CUDA_R_32F, ldt,
+                                       c_stride, by_seq ? H : S, ct, CUBLAS_GEMM_DEFAULT);
+    }
     if (s == CUBLAS_STATUS_SUCCESS) // the positional table is shared by all sequences: head h at column h*dk
         s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_T, CUBLAS_OP_N, np, S * t, dk, &one, a->pos, CUDA_R_32F, d,
                                        dk, q, CUDA_R_32F, ld, dk, &zero, bd, CUDA_R_32F, ldp, (long long)S * t * ldp,
                                        H, ct, CUBLAS_GEMM_DEFAULT);
     cu_rel_softmax(ex->stream, ac, ldt, bd, ldp, ku, vp, S, t, H, 1.0f / sqrtf((float)dk), valid);
-    for (int h = 0; h < H && s == CUBLAS_STATUS_SUCCESS; h++)
-        s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, dk, t, t, &one, v + (size_t)h * dk,
-                                       CUDA_R_32F, ld, seq, ac + (size_t)h * S * t * ldt, CUDA_R_32F, ldt,
-                                       (long long)t * ldt, &zero, a->out + (size_t)h * dk, CUDA_R_32F, d,
-                                       (long long)t * d, S, ct, CUBLAS_GEMM_DEFAULT);
+    for (int i = 0; i < (by_seq ? S : H) && s == CUBLAS_STATUS_SUCCESS; i++) {
+        size_t v_off = by_seq ? (size_t)i * seq : (size_t)i * dk;
+        const float *p = ac + (by_seq ? (size_t)i * t * ldt : (size_t)i * ac_head);
+        float *o = a->out + (by_seq ? (size_t)i * t * d : (size_t)i * dk);
+        s = cublasGemmStridedBatchedEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, dk, t, t, &one, v + v_off, CUDA_R_32F, ld,
+                                       by_seq ? dk : seq, p, CUDA_R_32F, ldt, by_seq ? ac_head : (long long)t * ldt,
+                                       &zero, o, CUDA_R_32F, d, by_seq ? dk : (long long)t * d, by_seq ? H : S, ct,
+                                       CUBLAS_GEMM_DEFAULT);
+    }
     if (s != CUBLAS_STATUS_SUCCESS)
         CU_NOTE(ex, cudaErrorLaunchFailure, "rel_attention GEMM");
     CU_NOTE(ex, cudaGetLastError(), "rel_attention");
