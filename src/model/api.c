@@ -357,6 +357,13 @@ static cn_status get_net(canary_context *c, canary_precision prec, cn_canary_ctx
         /* no silent slowdown: say what bf16 costs here */
         CN_WARN("model", "bf16 on this CPU (no AVX512-BF16) runs a portable emulation that is slower than fp32; use "
                          "precision fp32 here");
+    if (st == CANARY_OK && !m->net[slot] && m->gpu >= 0 &&
+        (slot == CANARY_PRECISION_BF16 || slot == CANARY_PRECISION_FP16))
+        /* a known, unfixed fault: said where it can bite (docs/CUDA.md, "Not done") */
+        CN_WARN("model", "%s on cuda:%d: in test runs on an H200, about one process in nine decoded one or two items "
+                         "of a bf16/fp16 batch wrongly (cause not yet found, docs/CUDA.md); precision tf32 has not "
+                         "shown it",
+                slot == CANARY_PRECISION_BF16 ? "bf16" : "fp16", m->gpu);
     if (st == CANARY_OK && !m->net[slot])
         st = cn_canary_load(m->nemo, be, (cn_precision)slot, &m->net[slot], err);
     pthread_mutex_unlock(&m->mu);
