@@ -7,7 +7,9 @@
 #
 #   OUT=$OUT RUNS=6 bash tests/cuda/reduced-flake.sh        (about 2 s per run)
 #
-# Variants: the default; CANARY_CUDA_NO_LT=1 (every GEMM through cublasGemmEx); CUDA_LAUNCH_BLOCKING=1.
+# Variants: the default; CANARY_CUDA_NO_LT=1 (every GEMM through cublasGemmEx);
+# CANARY_CUDA_LT_MIN_ROWS=512 (the decoder's small GEMMs through cublasGemmEx, the encoder's through
+# cuBLASLt); CANARY_CUDA_LT_NO_SPLITK=1 (cuBLASLt without split-K reductions); CUDA_LAUNCH_BLOCKING=1.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=$ROOT/build/gpu-bundle
@@ -23,7 +25,8 @@ export LD_LIBRARY_PATH="$CUDA_HOME/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CANARY_CUDA_PLUGIN=/tmp/reduced-flake-build/libcanary_cuda.so
 export CANARY_BINARY_DIR=$B CANARY_PARITY_DIRS=$B/golden CANARY_PARITY_DEVICE=cuda
 export CANARY_PARITY_LAYOUTS=canary-180m-flash CANARY_PARITY_CASES=short,batch
-for variant in default CANARY_CUDA_NO_LT=1 CUDA_LAUNCH_BLOCKING=1; do
+for variant in default CANARY_CUDA_NO_LT=1 CANARY_CUDA_LT_MIN_ROWS=512 CANARY_CUDA_LT_NO_SPLITK=1 \
+    CUDA_LAUNCH_BLOCKING=1; do
     for prec in fp16 bf16; do
         for i in $(seq 1 "$RUNS"); do
             e=()

@@ -718,6 +718,10 @@ static const cu_plan *lt_plan(cn_exec *ex, const cn_linear *l, const float *bias
     int we = l->prec == CN_PREC_BF16 || l->prec == CN_PREC_F16 ? 2 : 4;
     uint32_t aa = (uint32_t)ptr_align(l->w, l->n_in, we), ab = (uint32_t)align_b, ac = (uint32_t)align_c;
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    if (ex->be->lt_no_splitk) {
+        uint32_t none = CUBLASLT_REDUCTION_SCHEME_NONE;
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &none, sizeof none);
+    }
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof aa);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof ab);
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof ac);
@@ -757,7 +761,7 @@ static const void *gemm_input(cn_exec *ex, const cn_linear *l, const float *x, i
 static int gemm_run(cn_exec *ex, const cn_linear *l, const void *xb, int ldb, int m, void *y, int ldy, bool y_half,
                     int epi, const float *bias, float a, float beta) {
     bool half_in = l->prec == CN_PREC_BF16 || l->prec == CN_PREC_F16;
-    if (ex->be->use_lt) {
+    if (ex->be->use_lt && m >= ex->be->lt_min_rows) {
         const cu_plan *p = lt_plan(ex, l, bias, m, ldb, ldy, epi, ptr_align(xb, ldb, half_in ? 2 : 4),
                                    ptr_align(y, ldy, y_half ? 2 : 4), y_half);
         if (p && cublasLtMatmul(ex->lt, p->desc, &a, l->w, p->la, xb, p->lb, &beta, y, p->lc, y, p->lc, &p->algo,
@@ -1492,6 +1496,11 @@ CN_CUDA_EXPORT int cn_cuda_backend_create(int device, int prec, cn_backend **out
     be->unit = unit > ((size_t)256 << 20) ? ((size_t)256 << 20) : unit < ((size_t)16 << 20) ? ((size_t)16 << 20) : unit;
     const char *no_lt = getenv("CANARY_CUDA_NO_LT");
     be->use_lt = !(no_lt && *no_lt && strcmp(no_lt, "0") != 0);
+    // two switches to narrow down the open reduced-precision fault (docs/CUDA.md, Not done;
+    // tests/cuda/reduced-flake.sh): small GEMMs through cublasGemmEx, or no split-K reductions
+    const char *min_rows = getenv("CANARY_CUDA_LT_MIN_ROWS"), *no_splitk = getenv("CANARY_CUDA_LT_NO_SPLITK");
+    be->lt_min_rows = min_rows ? atoi(min_rows) : 0;
+    be->lt_no_splitk = no_splitk && *no_splitk && strcmp(no_splitk, "0") != 0;
     pthread_mutex_init(&be->lock, NULL);
     e = cudaStreamCreateWithFlags(&be->stream, cudaStreamNonBlocking);
     if (e != cudaSuccess) {

@@ -26,6 +26,8 @@ typedef struct cu_backend {
     int cc_major, cc_minor;
     bool tf32_internal;   // attention GEMMs may use TF32 (backend prec != F32 and sm80+)
     bool use_lt;          // cuBLASLt epilogues (CANARY_CUDA_NO_LT=1 forces the plain path)
+    int lt_min_rows;      // CANARY_CUDA_LT_MIN_ROWS: GEMMs of fewer rows take the plain path (diagnosis)
+    bool lt_no_splitk;    // CANARY_CUDA_LT_NO_SPLITK=1: no split-K reduction schemes (diagnosis)
     bool fast_fp64;       // fp64 at >= 1/4 of the fp32 rate (A100, H100): log_mel's DFT in double
     size_t unit;          // the arena's chunk granularity and log_mel's slice: min(256 MiB, memory / 64)
     cudaStream_t stream;  // weight uploads and conversions
