@@ -406,12 +406,12 @@ static cn_status cu_exec_create(cn_backend *be_, int n_threads, cn_exec **out, c
     }
     if (e == cudaSuccess) {
         cublasSetStream(ex->blas, ex->stream);
-        // Each library gets a workspace of its own, zeroed: on an H200 some cuBLASLt kernels read
-        // it as counters that start at zero (and leave them so). A fresh cudaMalloc holds stale
-        // data, and cuBLAS's own kernels leave partial sums in theirs; either way the small decoder
-        // GEMMs of a bf16/fp16 model came out wrong in about one run of three (parity runs with the
-        // workspace left as allocated, shared, separate, zeroed: docs/CUDA.md). cuBLAS must not
-        // choose its own either: it would allocate inside a recorded decoder step.
+        // Each library gets a workspace of its own, zeroed: on an H200 cuBLASLt's results depended
+        // on its workspace's contents (a fresh cudaMalloc holds stale data; cuBLAS's kernels leave
+        // partial sums in theirs). Left as allocated and shared, the small decoder GEMMs of a
+        // bf16/fp16 model came out wrong in about one parity process of three; zeroed, one of nine:
+        // rarer, not gone (docs/CUDA.md, Not done). cuBLAS must not choose its own workspace either:
+        // it would allocate inside a recorded decoder step.
         ex->lt_work_size = LT_WORKSPACE;
         what = "allocating the cuBLAS workspaces";
         e = cudaMalloc(&ex->lt_work, ex->lt_work_size);
