@@ -421,7 +421,8 @@ static cn_status cu_exec_create(cn_backend *be_, int n_threads, cn_exec **out, c
             e = cudaMemsetAsync(ex->lt_work, 0, ex->lt_work_size, ex->stream);
         if (e == cudaSuccess)
             e = cudaMemsetAsync(ex->blas_work, 0, ex->lt_work_size, ex->stream);
-        if (e == cudaSuccess && cublasSetWorkspace(ex->blas, ex->blas_work, ex->lt_work_size) != CUBLAS_STATUS_SUCCESS) {
+        if (e == cudaSuccess &&
+            cublasSetWorkspace(ex->blas, ex->blas_work, ex->lt_work_size) != CUBLAS_STATUS_SUCCESS) {
             e = cudaErrorUnknown;
             what = "cublasSetWorkspace";
         }
@@ -667,8 +668,9 @@ static const cu_plan *lt_plan(cn_exec *ex, const cn_linear *l, const float *bias
     cu_plan *p = NULL;
     for (int w = 0; w < CU_PLAN_WAYS; w++) {
         cu_plan *q = &ex->plans[(base + (size_t)w) % CU_PLANS];
-        if (q->valid && q->lin == l && q->serial == l->serial && q->bias == bias && q->n_in == l->n_in && q->n_out == l->n_out &&
-            q->prec == (int)l->prec && q->m == m && q->ldx == ldb && q->ldy == ldy && q->epi == key_epi)
+        if (q->valid && q->lin == l && q->serial == l->serial && q->bias == bias && q->n_in == l->n_in &&
+            q->n_out == l->n_out && q->prec == (int)l->prec && q->m == m && q->ldx == ldb && q->ldy == ldy &&
+            q->epi == key_epi)
             return q->ok ? q : NULL;
         if (!p && !q->valid)
             p = q;
@@ -827,7 +829,8 @@ static void linear_from(cn_exec *ex, const cn_linear *l, const void *xb, int ldb
         fused = false; // no scaled bias: the plain GEMM, then the scaled bias in a pass
         epi = CUBLASLT_EPILOGUE_DEFAULT;
     }
-    int how = gemm_run(ex, l, xb, ldb, m, y, ldy, false, epi, bias, accumulate ? alpha : 1.0f, accumulate ? 1.0f : 0.0f);
+    int how =
+        gemm_run(ex, l, xb, ldb, m, y, ldy, false, epi, bias, accumulate ? alpha : 1.0f, accumulate ? 1.0f : 0.0f);
     if (how == 0)
         CU_NOTE(ex, cudaErrorLaunchFailure, "cublasGemmEx");
     if (how != 1 || !fused)
