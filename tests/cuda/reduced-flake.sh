@@ -32,7 +32,7 @@ for variant in default CANARY_CUDA_NO_LT=1 CANARY_CUDA_LT_MIN_ROWS=512 CANARY_CU
             e=()
             [ "$variant" != default ] && e=("$variant")
             r=$(env "${e[@]}" CANARY_PARITY_REDUCED=$prec timeout 60 "$B/bin/canary-gpu-parity" 2>&1 |
-                grep -E "greedy tokens identical|first difference" | sed 's/^ *//' | tr '\n' ';')
+                grep -E "greedy tokens identical|first difference|decoded again" | sed 's/^ *//' | tr '\n' ';')
             echo "$variant $prec run $i: $r"
         done
     done
