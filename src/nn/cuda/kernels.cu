@@ -510,19 +510,20 @@ void cu_layer_norm(cudaStream_t st, const float *x, float *y, int rows, int d, c
     k_layer_norm<<<rows, THREADS, 0, st>>>(x, y, d, g, b, eps);
 }
 
+__device__ __forceinline__ float glu1(float a, float g) { return a * (1.0f / (1.0f + __expf(-g))); }
+
 __global__ void k_glu_mask(const float *x, float *y, int n_seq, int t, int d, const int *valid) {
     SEQ_LOOP(s, tt, n_seq, t) {
         size_t r = (size_t)s * t + tt;
         float *yr = y + r * d;
         const float *xr = x + r * 2 * (size_t)d;
         bool pad = valid && tt >= valid[s];
-        COL_LOOP(c, d) yr[c] = pad ? 0.0f : xr[c] * (1.0f / (1.0f + __expf(-xr[d + c])));
+        COL_LOOP(c, d) yr[c] = pad ? 0.0f : glu1(xr[c], xr[d + c]);
     }
 }
 
 // Four channels at a time (16-byte loads and stores) when rows allow: the scalar kernel moved
 // about 2 TB/s on an H200.
-__device__ __forceinline__ float glu1(float a, float g) { return a * (1.0f / (1.0f + __expf(-g))); }
 __global__ void k_glu_mask_v4(const float4 *x, float4 *y, int n_seq, int t, int d4, const int *valid) {
     SEQ_LOOP(s, tt, n_seq, t) {
         size_t r = (size_t)s * t + tt;
