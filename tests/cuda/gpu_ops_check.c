@@ -4,6 +4,8 @@
  * `--bench` it then times the canary-1b-flash encoder and decoder shapes at batch 1, 64 and 128.
  *
  *   gpu_ops_check PLUGIN.so [--bench | --bench-tiny] [--quick] [--prec f32,tf32,bf16,f16] [--batches 1,64,128]
+ *                 [--repeat N]   (every case N times on one exec, new random inputs each time, only
+ *                                 failures printed: catches results that go wrong now and then)
  *   cpu_ops_check --cpu [--quick]   (built with CN_CHECK_CPU and cn_nn: the same cases on the CPU
  *                                    backend, which proves the references and the harness here)
  *
@@ -98,6 +100,8 @@ static void check_sync(ctx *c, const char *op) {
     }
 }
 
+static int g_repeat = 1; /* --repeat: passing cases are then not printed */
+
 /* Max error relative to the reference's largest magnitude; non-finite outputs always fail. */
 static void report(ctx *c, const char *op, const char *cs, const float *got, const double *ref, size_t n, double tol) {
     double maxref = 1e-3, maxerr = 0;
@@ -121,6 +125,8 @@ static void report(ctx *c, const char *op, const char *cs, const float *got, con
     g_cases++;
     if (!ok)
         g_failures++;
+    if (ok && g_repeat > 1)
+        return;
     printf("{\"op\":\"%s\",\"case\":\"%s\",\"prec\":\"%s\",\"n\":%zu,\"max_abs_err\":%.3g,\"rel_err\":%.3g,"
            "\"tol\":%.3g,\"nonfinite\":%zu,\"worst\":%zu,\"got\":%.6g,\"ref\":%.6g,\"ok\":%s}\n",
            op, cs, c->pname, n, maxerr, rel, tol, bad, worst, n ? (double)got[worst] : 0.0, n ? ref[worst] : 0.0,
@@ -1065,7 +1071,8 @@ static void run_precision(ctx *c, bool bench_pass, bool quick, const char *batch
         return;
     }
     if (!bench_pass) {
-        run_checks(c, quick);
+        for (int r = 0; r < g_repeat; r++)
+            run_checks(c, quick);
     } else {
         int batches[8], nb = 0;
         for (const char *p = batches_s; *p && nb < 8;) {
@@ -1092,7 +1099,8 @@ static bool in_list(const char *list, const char *name) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s PLUGIN.so [--bench] [--quick] [--prec f32,tf32,bf16,f16] [--batches 1,64,128]\n",
+        fprintf(stderr,
+                "usage: %s PLUGIN.so [--bench] [--quick] [--prec f32,tf32,bf16,f16] [--batches 1,64,128] [--repeat N]\n",
                 argv[0]);
         return 2;
     }
@@ -1111,6 +1119,11 @@ int main(int argc, char **argv) {
             bench_precs = argv[++i];
         else if (!strcmp(argv[i], "--batches") && i + 1 < argc)
             batches_s = argv[++i];
+        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
+            g_repeat = atoi(argv[++i]);
+            if (g_repeat < 1)
+                g_repeat = 1;
+        }
     }
 #ifdef CN_CHECK_CPU
     if (!strcmp(argv[1], "--cpu")) {

@@ -10,6 +10,7 @@
 # Variants: the default; CANARY_CUDA_NO_LT=1 (every GEMM through cublasGemmEx);
 # CANARY_CUDA_LT_MIN_ROWS=512 (the decoder's small GEMMs through cublasGemmEx, the encoder's through
 # cuBLASLt); CANARY_CUDA_LT_NO_SPLITK=1 (cuBLASLt without split-K reductions); CUDA_LAUNCH_BLOCKING=1.
+# Then gpu_ops_check --repeat 30 in bf16 and fp16: the operations alone, without the model.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=$ROOT/build/gpu-bundle
@@ -37,3 +38,8 @@ for variant in default CANARY_CUDA_NO_LT=1 CANARY_CUDA_LT_MIN_ROWS=512 CANARY_CU
         done
     done
 done | tee "$OUT/reduced-flake.txt"
+# the operations alone, every case 30 times on one exec (only failures print): does a cuBLASLt GEMM
+# go wrong now and then without the model around it?
+gcc -std=gnu11 -O2 -Iinclude -Isrc "$ROOT/tests/cuda/gpu_ops_check.c" -o /tmp/reduced-flake-build/gpu_ops_check \
+    -ldl -lm && (cd "$ROOT" && timeout 120 /tmp/reduced-flake-build/gpu_ops_check "$CANARY_CUDA_PLUGIN" --quick \
+    --prec bf16,f16 --repeat 30) | tee "$OUT/ops-repeat.jsonl" | tail -n 5
