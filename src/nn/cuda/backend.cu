@@ -172,7 +172,8 @@ static void *cu_alloc(cn_exec *ex, size_t bytes) {
                 // stays allocated: zero it now (the stream is idle at capture_begin). Steps that
                 // allocate are rare (the first of a shape); they run again without a graph.
                 capture_doom(ex, "an allocation while recording", NULL);
-                if (cudaMemset(b->base, 0, need) != cudaSuccess) {
+                // on the legacy stream, which the recording stream does not wait for: wait here
+                if (cudaMemset(b->base, 0, need) != cudaSuccess || cudaStreamSynchronize(0) != cudaSuccess) {
                     cudaGetLastError();
                     b->used = false;
                     ex->arena_used -= need;
@@ -548,8 +549,15 @@ static cn_status upload_new(cu_backend *be, const void *host, size_t bytes, void
     cudaSetDevice(be->device);
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, bytes ? bytes : 4);
+    // Not cudaMemcpy: from pageable memory it returns before the data has landed, on the legacy
+    // stream, which the backend's non-blocking streams do not wait for. A kernel queued right after
+    // (the bf16/fp16 weight conversion) could read part of the buffer before its bytes arrived; on
+    // an H200 that made a reduced-precision decoder wrong in about one process of nine. The copy
+    // goes on the backend's stream and is waited for: every later use, on any stream, sees it.
     if (e == cudaSuccess && bytes)
-        e = cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice);
+        e = cudaMemcpyAsync(p, host, bytes, cudaMemcpyHostToDevice, be->stream);
+    if (e == cudaSuccess && bytes)
+        e = cudaStreamSynchronize(be->stream);
     if (e != cudaSuccess) {
         cudaGetLastError();
         cudaFree(p);
@@ -1176,22 +1184,27 @@ static bool mel_constants(cn_exec *ex, const cn_mel_desc *d) {
         basis[i] = (float)basis_d[i];
     cudaError_t e = cudaMalloc(&ex->mel_basis, sizeof(float) * nb);
     if (e == cudaSuccess)
-        e = cudaMemcpy(ex->mel_basis, basis, sizeof(float) * nb, cudaMemcpyHostToDevice);
+        e = cudaMemcpyAsync(ex->mel_basis, basis, sizeof(float) * nb, cudaMemcpyHostToDevice, ex->stream);
     if (e == cudaSuccess)
         e = cudaMalloc(&ex->mel_basis_d, sizeof(double) * nb);
     if (e == cudaSuccess)
-        e = cudaMemcpy(ex->mel_basis_d, basis_d, sizeof(double) * nb, cudaMemcpyHostToDevice);
+        e = cudaMemcpyAsync(ex->mel_basis_d, basis_d, sizeof(double) * nb, cudaMemcpyHostToDevice, ex->stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(ex->stream); // the host buffers are freed next
     free(basis);
     free(basis_d);
     if (e == cudaSuccess)
         e = cudaMalloc(&ex->mel_window, sizeof(double) * (size_t)d->win);
     if (e == cudaSuccess)
-        e = cudaMemcpy(ex->mel_window, d->window, sizeof(double) * (size_t)d->win, cudaMemcpyHostToDevice);
+        e = cudaMemcpyAsync(ex->mel_window, d->window, sizeof(double) * (size_t)d->win, cudaMemcpyHostToDevice,
+                            ex->stream);
     if (e == cudaSuccess)
         e = cudaMalloc(&ex->mel_fb, sizeof(float) * (size_t)d->n_mels * d->n_bins);
     if (e == cudaSuccess)
-        e = cudaMemcpy(ex->mel_fb, d->filterbank, sizeof(float) * (size_t)d->n_mels * d->n_bins,
-                       cudaMemcpyHostToDevice);
+        e = cudaMemcpyAsync(ex->mel_fb, d->filterbank, sizeof(float) * (size_t)d->n_mels * d->n_bins,
+                            cudaMemcpyHostToDevice, ex->stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(ex->stream);
     if (e != cudaSuccess) {
         cudaGetLastError();
         mel_constants_free(ex);

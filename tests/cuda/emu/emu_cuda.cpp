@@ -7,6 +7,7 @@
 #include <atomic>
 #include <ctime>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <ucontext.h>
 #include <vector>
@@ -248,6 +249,7 @@ struct emu_stream {
     int device;
     std::vector<std::pair<std::function<void()>, const void *>> *rec; // recording: the work kept for the graph
     bool rec_invalid;                          // something the graph cannot hold was queued
+    bool blocking;                             // created without cudaStreamNonBlocking: waits for the legacy stream
 };
 struct emu_graph {
     std::vector<std::pair<std::function<void()>, const void *>> work; // (work, kind)
@@ -273,9 +275,52 @@ cudaError_t invalidate(emu_stream *s) {
 }
 } // namespace
 
+// ---- the legacy default stream --------------------------------------------------------------------
+// cudaMemcpy from pageable host memory to the device, and cudaMemset, run on the legacy default
+// stream and may return before the device memory holds the data (CUDA's "API synchronization
+// behavior": the function returns once the pageable buffer has been copied to staging memory, "but
+// the DMA to final destination may not have completed"). Streams created with cudaStreamNonBlocking
+// (all of the backend's) do not wait for the legacy stream. The emulation keeps such work pending
+// until something that does wait for it: cudaStreamSynchronize of the legacy stream or of a blocking
+// stream, cudaFree and cudaFreeHost (which synchronise the device), a cudaMemcpy that returns only
+// when done (device to host, from pinned memory), or work queued on the legacy stream or a blocking
+// stream. A kernel on a non-blocking stream reads meanwhile what the memory held before: code that
+// relies on an order CUDA does not promise fails here every time instead of once in a while on a GPU
+// (an H200 once converted a layer's weights to bf16 before their upload had landed).
+namespace {
+std::mutex g_legacy_mu;
+std::vector<std::function<void()>> g_legacy[8]; // per device, in queue order
+
+void legacy_defer(std::function<void()> work) {
+    std::lock_guard<std::mutex> g(g_legacy_mu);
+    int d = g_device >= 0 && g_device < 8 ? g_device : 0;
+    g_legacy[d].push_back(std::move(work));
+}
+void legacy_flush(int device) {
+    std::vector<std::function<void()>> run;
+    {
+        std::lock_guard<std::mutex> g(g_legacy_mu);
+        int d = device >= 0 && device < 8 ? device : 0;
+        run.swap(g_legacy[d]);
+    }
+    for (auto &w : run)
+        w();
+}
+// Work queued on `stream` waits for the legacy stream when it is the legacy stream or a blocking one.
+void legacy_order(void *stream) {
+    emu_stream *s = (emu_stream *)stream;
+    if (!s)
+        legacy_flush(g_device);
+    else if (s->blocking)
+        legacy_flush(s->device);
+}
+} // namespace
+
 const char K_COPY[] = "memcpy", K_COPY2D[] = "memcpy2d", K_SET[] = "memset", K_GEMM[] = "gemm";
 bool emu_record(void *stream, const std::function<void()> &work, const void *kind) {
     emu_stream *s = (emu_stream *)stream;
+    if (!s || !s->rec)
+        legacy_order(stream); // about to run now: after the legacy stream's work where it waits for it
     if (!s || !s->rec)
         return false;
     s->rec->emplace_back(work, kind);
@@ -386,6 +431,16 @@ cudaError_t cudaMalloc(void **p, size_t n) {
 cudaError_t cudaFree(void *p) {
     if (!p)
         return cudaSuccess;
+    {
+        int dev = g_device;
+        {
+            std::lock_guard<std::mutex> g(g_mem_mu);
+            auto a = g_allocs.find((uintptr_t)p);
+            if (a != g_allocs.end())
+                dev = a->second.device;
+        }
+        legacy_flush(dev); // cudaFree synchronises the device
+    }
     std::lock_guard<std::mutex> g(g_mem_mu);
     auto a = g_allocs.find((uintptr_t)p);
     if (a != g_allocs.end() && a->second.device >= 0 && a->second.device < 8)
@@ -395,6 +450,7 @@ cudaError_t cudaFree(void *p) {
     return cudaSuccess;
 }
 cudaError_t cudaFreeHost(void *p) {
+    legacy_flush(g_device);
     {
         std::lock_guard<std::mutex> g(g_mem_mu);
         g_pinned.erase((uintptr_t)p);
@@ -402,8 +458,30 @@ cudaError_t cudaFreeHost(void *p) {
     free(p);
     return cudaSuccess;
 }
+namespace {
+bool is_device_ptr(const void *p) {
+    std::lock_guard<std::mutex> g(g_mem_mu);
+    auto d = g_allocs.upper_bound((uintptr_t)p);
+    return d != g_allocs.begin() && (uintptr_t)p < std::prev(d)->first + std::prev(d)->second.size;
+}
+bool is_pinned_ptr(const void *p) {
+    std::lock_guard<std::mutex> g(g_mem_mu);
+    auto h = g_pinned.upper_bound((uintptr_t)p);
+    return h != g_pinned.begin() && (uintptr_t)p < std::prev(h)->first + std::prev(h)->second;
+}
+} // namespace
+// On the legacy stream: from pageable host memory to the device it returns once the source is
+// staged, the device memory written later (see "the legacy default stream"); otherwise it returns
+// when the copy is done, after the legacy stream's earlier work.
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
     LOST_RETURN(cudaErrorLaunchFailure);
+    if (n && is_device_ptr(d) && !is_device_ptr(s) && !is_pinned_ptr(s)) {
+        auto staged = std::make_shared<std::vector<unsigned char>>((const unsigned char *)s,
+                                                                   (const unsigned char *)s + n);
+        legacy_defer([=] { memcpy(d, staged->data(), n); });
+        return cudaSuccess;
+    }
+    legacy_flush(g_device);
     memmove(d, s, n);
     return cudaSuccess;
 }
@@ -412,6 +490,8 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cu
     if (!emu_stream_ok(st, "cudaMemcpyAsync"))
         return cudaErrorInvalidResourceHandle;
     emu_stream *es = (emu_stream *)st;
+    if (!es || !es->rec)
+        legacy_order(st);
     if (es && es->rec) {
         if (!capturable(d) || !capturable(s))
             return invalidate(es);
@@ -448,9 +528,9 @@ cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st) {
         run();
     return cudaSuccess;
 }
-cudaError_t cudaMemset(void *d, int v, size_t n) { // the legacy stream: not recorded
+cudaError_t cudaMemset(void *d, int v, size_t n) { // the legacy stream: not recorded, not waited for
     LOST_RETURN(cudaErrorLaunchFailure);
-    memset(d, v, n);
+    legacy_defer([=] { memset(d, v, n); });
     return cudaSuccess;
 }
 cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) {
@@ -461,8 +541,8 @@ cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) {
     g_pinned[(uintptr_t)*p] = n ? n : 1;
     return cudaSuccess;
 }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
-    *s = new emu_stream{g_device, nullptr, false};
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
+    *s = new emu_stream{g_device, nullptr, false, !(flags & cudaStreamNonBlocking)};
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
@@ -477,6 +557,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
         return cudaErrorInvalidResourceHandle;
     if (s && ((emu_stream *)s)->rec)
         return invalidate((emu_stream *)s);
+    legacy_order(s); // the legacy stream, or a blocking one that waits for it
     return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {

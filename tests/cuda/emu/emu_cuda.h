@@ -3,7 +3,9 @@
 // Kernels run block after block; a block's threads are real threads meeting at a barrier for
 // __syncthreads and per warp for shuffles, so shared memory, reductions and warp code execute as
 // written. GEMMs are naive loops with CUDA's column-major semantics. Not a simulator of timing,
-// memory ordering between streams, or the numerics of tensor cores (TF32 is exact here).
+// memory ordering between the backend's streams, or the numerics of tensor cores (TF32 is exact
+// here); the legacy default stream's work, which non-blocking streams do not wait for, is held back
+// (emu_cuda.cpp, "the legacy default stream").
 #ifndef CN_EMU_CUDA_H
 #define CN_EMU_CUDA_H
 
