@@ -316,6 +316,46 @@ void legacy_order(void *stream) {
 }
 } // namespace
 
+// ---- pinned host memory read by copies in flight ----------------------------------------------------
+// cudaMemcpyAsync from pinned host memory returns at once and the copy reads the host buffer when
+// the stream gets to it: writing the buffer before the stream has been synchronised races with the
+// copy. The emulation copies at once (stream order is kept) and remembers what it read; when the
+// stream is next waited for (cudaStreamSynchronize, or cudaFree/cudaFreeHost, which wait for the
+// device) it checks that the buffer still holds those bytes and stops the process if not.
+namespace {
+struct pinned_read {
+    const void *src;
+    std::vector<unsigned char> bytes;
+};
+std::mutex g_reads_mu;
+std::map<void *, std::vector<pinned_read>> g_reads; // by stream
+thread_local void *g_graph_stream;                  // the stream a graph being launched runs on
+
+void note_pinned_read(void *stream, const void *s, size_t n) {
+    std::lock_guard<std::mutex> g(g_reads_mu);
+    g_reads[stream].push_back({s, std::vector<unsigned char>((const unsigned char *)s, (const unsigned char *)s + n)});
+}
+// all: every stream's (a device-wide wait); otherwise `stream`'s
+void check_pinned_reads(void *stream, bool all) {
+    std::lock_guard<std::mutex> g(g_reads_mu);
+    for (auto it = g_reads.begin(); it != g_reads.end();) {
+        if (!all && it->first != stream) {
+            ++it;
+            continue;
+        }
+        for (auto &r : it->second)
+            if (memcmp(r.src, r.bytes.data(), r.bytes.size()) != 0) {
+                fprintf(stderr,
+                        "emu: pinned host memory at %p (%zu bytes) was written while an asynchronous copy from it "
+                        "was still queued on stream %p: synchronise the stream before reusing the buffer\n",
+                        r.src, r.bytes.size(), it->first);
+                abort();
+            }
+        it = g_reads.erase(it);
+    }
+}
+} // namespace
+
 const char K_COPY[] = "memcpy", K_COPY2D[] = "memcpy2d", K_SET[] = "memset", K_GEMM[] = "gemm";
 bool emu_record(void *stream, const std::function<void()> &work, const void *kind) {
     emu_stream *s = (emu_stream *)stream;
@@ -440,6 +480,7 @@ cudaError_t cudaFree(void *p) {
                 dev = a->second.device;
         }
         legacy_flush(dev); // cudaFree synchronises the device
+        check_pinned_reads(nullptr, true);
     }
     std::lock_guard<std::mutex> g(g_mem_mu);
     auto a = g_allocs.find((uintptr_t)p);
@@ -451,6 +492,7 @@ cudaError_t cudaFree(void *p) {
 }
 cudaError_t cudaFreeHost(void *p) {
     legacy_flush(g_device);
+    check_pinned_reads(nullptr, true);
     {
         std::lock_guard<std::mutex> g(g_mem_mu);
         g_pinned.erase((uintptr_t)p);
@@ -495,9 +537,18 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cu
     if (es && es->rec) {
         if (!capturable(d) || !capturable(s))
             return invalidate(es);
-        es->rec->emplace_back([=] { memmove(d, s, n); }, K_COPY);
+        bool pinned = n && is_pinned_ptr(s);
+        es->rec->emplace_back(
+            [=] {
+                if (pinned)
+                    note_pinned_read(g_graph_stream, s, n);
+                memmove(d, s, n);
+            },
+            K_COPY);
         return cudaSuccess;
     }
+    if (n && is_pinned_ptr(s))
+        note_pinned_read(st, s, n);
     memmove(d, s, n);
     return cudaSuccess;
 }
@@ -548,6 +599,10 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
     if (s)
         delete ((emu_stream *)s)->rec;
+    {
+        std::lock_guard<std::mutex> g(g_reads_mu);
+        g_reads.erase(s);
+    }
     delete (emu_stream *)s;
     return cudaSuccess;
 }
@@ -558,6 +613,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (s && ((emu_stream *)s)->rec)
         return invalidate((emu_stream *)s);
     legacy_order(s); // the legacy stream, or a blocking one that waits for it
+    check_pinned_reads(s, false);
     return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
@@ -604,9 +660,11 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
     LOST_RETURN(cudaErrorLaunchFailure);
     if (!emu_stream_ok(s, "cudaGraphLaunch"))
         return cudaErrorInvalidResourceHandle;
+    g_graph_stream = s;
     for (auto &w : e->work)
         if (!emu_record(s, w.first, w.second))
             w.first();
+    g_graph_stream = nullptr;
     return cudaSuccess;
 }
 cudaError_t cudaGraphDestroy(cudaGraph_t g) {
