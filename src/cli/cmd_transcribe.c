@@ -17,6 +17,8 @@
 #include "canary/canary_pipeline.h"
 #include "cli/cli.h"
 #include "cli/engine_opts.h"
+#include "hw/hw.h"
+#include "hw/profile.h"
 #include "pipeline/engine_recognizer.h"
 #include "pipeline/pipeline.h"
 
@@ -123,6 +125,58 @@ cn_status cn_cli_engine_params(const cn_config *cfg, const cn_cli_parsed *p, con
     }
     *out = prm;
     return CANARY_OK;
+}
+
+/* engine.max_batch = 0 (auto). On a GPU: the hardware profile's batch for that GPU (docs/HARDWARE.md),
+ * sized for this run's precision and one executor, so that a large card is not fed 8 chunks at a
+ * time (batch 8 to 128 is a ~10x throughput difference on an H200); a batch that does not fit after
+ * all is halved by the engine adapter. On the CPU: 8 (the one context runs every thread on each
+ * batch; larger batches gain little there). Says what it chose, and that other GPUs go unused. */
+static int auto_max_batch(const cn_config *cfg, const canary_model *model, canary_precision prec) {
+    const char *dev = canary_model_device(model);
+    if (strncmp(dev, "cuda", 4) != 0)
+        return 8;
+    cn_hw_info hw;
+    cn_hw_detect(NULL, &hw);
+    if (hw.n_gpus > 1 && strchr(dev, ':') && (strcmp(cfg->device, "auto") == 0 || strcmp(cfg->device, "cuda") == 0))
+        CN_WARN("transcribe", "%d GPUs found; transcribe runs on %s only (canary-stt serve uses every GPU; or run one "
+                              "transcribe per GPU with --device cuda:N)", hw.n_gpus, dev);
+    cn_hw_model m;
+    cn_hw_model_resolve(cfg->model, cfg->cache_dir && cfg->cache_dir[0] ? cfg->cache_dir : NULL, &m, NULL, 0);
+    cn_config c = *cfg; /* read-only copy: the strings stay cfg's */
+    c.device = (char *)dev;
+    c.precision = prec == CANARY_PRECISION_TF32   ? (char *)"tf32"
+                  : prec == CANARY_PRECISION_BF16 ? (char *)"bf16"
+                  : prec == CANARY_PRECISION_FP16 ? (char *)"fp16"
+                                                  : (char *)"fp32";
+    c.streams = 1;
+    c.max_batch = 0;
+    cn_profile *prof = calloc(1, sizeof *prof);
+    cn_error err;
+    cn_error_clear(&err);
+    int batch = 8;
+    if (!prof || cn_profile_compute(&hw, &m, &c, prof, &err) != CANARY_OK) {
+        CN_WARN("transcribe", "engine.max_batch auto on %s: no hardware profile (%s); using %d", dev,
+                prof ? err.msg : "out of memory", batch);
+        free(prof);
+        return batch;
+    }
+    bool found = false;
+    for (int i = 0; i < prof->n_devices; i++) {
+        const cn_device_profile *dp = &prof->dev[i];
+        if (dp->kind == CN_DEV_CUDA && dp->usable && strcmp(dp->name, dev) == 0 && dp->max_batch > 0) {
+            batch = dp->max_batch;
+            found = true;
+            CN_INFO("transcribe", "engine.max_batch auto on %s: %d chunks per batch (hardware profile: budget %llu "
+                                  "MiB, %llu MiB per chunk; set engine.max_batch to override)", dev, batch,
+                    (unsigned long long)(dp->budget_bytes >> 20), (unsigned long long)(dp->item_bytes >> 20));
+        }
+    }
+    if (!found)
+        CN_WARN("transcribe", "engine.max_batch auto on %s: the hardware profile has no batch for it; using %d", dev,
+                batch);
+    free(prof);
+    return batch;
 }
 
 /* ---- the transcribe subcommand: files -> pipeline (VAD, chunks, batches, merge) -> formats ---- */
@@ -365,7 +419,7 @@ int cmd_transcribe(int argc, char **argv) {
     pp.chunk_max_s = cfg.chunk_seconds;
     if (er.params.timestamps && !(pp.chunk_max_s > 0))
         pp.chunk_max_s = CN_CANARY_TIMESTAMP_CHUNK_S; /* unless engine.chunk_seconds says otherwise */
-    pp.max_batch = cfg.max_batch > 0 ? (size_t)cfg.max_batch : 8;
+    pp.max_batch = cfg.max_batch > 0 ? (size_t)cfg.max_batch : (size_t)auto_max_batch(&cfg, model, er.params.precision);
     pp.max_batch_s = (double)pp.max_batch * rec.max_chunk_s;
     bool translate = er.params.target_lang && strcmp(er.params.target_lang, er.params.source_lang) != 0;
     pp.task = translate ? "translate" : "transcribe";

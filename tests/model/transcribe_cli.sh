@@ -61,6 +61,14 @@ if [ -f "$EMU" ]; then
   CANARY_CUDA_PLUGIN="$EMU" CANARY_EMU_DEVICES=2 CANARY_CUDA_ARENA_MB=16 expect_rc 0 "a list of GPUs runs" \
     "$CANARY_BIN" transcribe --model "$M" --device cuda:1,0 --vad off "$WAV"
   expect_grep "on the first, and says so" "canary-stt transcribe runs on one GPU, cuda:1" "$TMP/err"
+  # engine.max_batch auto on a GPU: the hardware profile's batch for it (16 GB emulated: the cap, 64)
+  CANARY_LOG_LEVEL=info CANARY_CUDA_PLUGIN="$EMU" CANARY_EMU_DEVICES=2 CANARY_CUDA_ARENA_MB=16 expect_rc 0 \
+    "--device cuda with two GPUs runs" "$CANARY_BIN" transcribe --model "$M" --device cuda --vad off "$WAV"
+  expect_grep "says the other GPU goes unused" "2 GPUs found; transcribe runs on cuda:0 only" "$TMP/err"
+  expect_grep "the batch comes from the hardware profile" "engine.max_batch auto on cuda:0: 64 chunks per batch" "$TMP/err"
+  CANARY_LOG_LEVEL=info CANARY_CUDA_PLUGIN="$EMU" CANARY_CUDA_ARENA_MB=16 expect_rc 0 "--max-batch overrides it" \
+    "$CANARY_BIN" transcribe --model "$M" --device cuda:0 --max-batch 3 --vad off "$WAV"
+  grep -q "engine.max_batch auto" "$TMP/err" && bad "--max-batch 3 still sized automatically" || ok "no automatic batch then"
   # a GPU with memory for one 40-s chunk at a time (CANARY_EMU_MEM_MB): the batch of two runs as two
   sox "$WAV" "$TMP/84s.wav" repeat 13
   expect_rc 0 "the CPU's text of 84 s" "$CANARY_BIN" transcribe --model "$M" --device cpu --format json "$TMP/84s.wav"
