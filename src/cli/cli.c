@@ -164,8 +164,8 @@ cn_status cn_cli_check_device(const cn_config *cfg, const char *cmd) {
         fprintf(stderr, "canary-stt %s: engine.device=%s: expected cpu, cuda, cuda:N[,M...] or auto\n", cmd, d);
         return CANARY_EINVAL;
     }
-    /* one model, one device: only the service places a replica on each listed GPU */
-    if (strchr(d, ',') && strcmp(cmd, "serve") != 0)
+    /* serve and transcribe place a replica on each listed GPU; the other commands use the first */
+    if (strchr(d, ',') && strcmp(cmd, "serve") != 0 && strcmp(cmd, "transcribe") != 0)
         CN_WARN("cli", "engine.device=%s: canary-stt %s runs on one GPU, cuda:%.*s (canary-stt serve uses every GPU "
                        "listed)", d, cmd, (int)strcspn(d + 5, ","), d + 5);
     return CANARY_OK;

@@ -20,6 +20,7 @@
 #include "hw/hw.h"
 #include "hw/profile.h"
 #include "pipeline/engine_recognizer.h"
+#include "pipeline/fanout.h"
 #include "pipeline/pipeline.h"
 
 cn_status cn_cli_read_audio(const char *path, float **out, size_t *n, char *msg, size_t msg_size) {
@@ -127,20 +128,11 @@ cn_status cn_cli_engine_params(const cn_config *cfg, const cn_cli_parsed *p, con
     return CANARY_OK;
 }
 
-/* engine.max_batch = 0 (auto). On a GPU: the hardware profile's batch for that GPU (docs/HARDWARE.md),
- * sized for this run's precision and one executor, so that a large card is not fed 8 chunks at a
- * time (batch 8 to 128 is a ~10x throughput difference on an H200); a batch that does not fit after
- * all is halved by the engine adapter. On the CPU: 8 (the one context runs every thread on each
- * batch; larger batches gain little there). Says what it chose, and that other GPUs go unused. */
-static int auto_max_batch(const cn_config *cfg, const canary_model *model, canary_precision prec) {
-    const char *dev = canary_model_device(model);
-    if (strncmp(dev, "cuda", 4) != 0)
-        return 8;
-    cn_hw_info hw;
-    cn_hw_detect(NULL, &hw);
-    if (hw.n_gpus > 1 && strchr(dev, ':') && (strcmp(cfg->device, "auto") == 0 || strcmp(cfg->device, "cuda") == 0))
-        CN_WARN("transcribe", "%d GPUs found; transcribe runs on %s only (canary-stt serve uses every GPU; or run one "
-                              "transcribe per GPU with --device cuda:N)", hw.n_gpus, dev);
+/* engine.max_batch = 0 (auto) on GPU `dev` ("cuda:N"): the hardware profile's batch for it
+ * (docs/HARDWARE.md), sized for this run's precision and one executor, so that a large card is not
+ * fed 8 chunks at a time (batch 8 to 128 is a ~10x throughput difference on an H200); a batch that
+ * does not fit after all is halved by the engine adapter. 8 when the profile has no answer. */
+static int gpu_auto_batch(const cn_config *cfg, const cn_hw_info *hw, const char *dev, canary_precision prec) {
     cn_hw_model m;
     cn_hw_model_resolve(cfg->model, cfg->cache_dir && cfg->cache_dir[0] ? cfg->cache_dir : NULL, &m, NULL, 0);
     cn_config c = *cfg; /* read-only copy: the strings stay cfg's */
@@ -155,14 +147,14 @@ static int auto_max_batch(const cn_config *cfg, const canary_model *model, canar
     cn_error err;
     cn_error_clear(&err);
     int batch = 8;
-    if (!prof || cn_profile_compute(&hw, &m, &c, prof, &err) != CANARY_OK) {
+    if (!prof || cn_profile_compute(hw, &m, &c, prof, &err) != CANARY_OK) {
         CN_WARN("transcribe", "engine.max_batch auto on %s: no hardware profile (%s); using %d", dev,
                 prof ? err.msg : "out of memory", batch);
         free(prof);
         return batch;
     }
     bool found = false;
-    for (int i = 0; i < prof->n_devices; i++) {
+    for (int i = 0; i < prof->n_devices && !found; i++) {
         const cn_device_profile *dp = &prof->dev[i];
         if (dp->kind == CN_DEV_CUDA && dp->usable && strcmp(dp->name, dev) == 0 && dp->max_batch > 0) {
             batch = dp->max_batch;
@@ -179,7 +171,37 @@ static int auto_max_batch(const cn_config *cfg, const canary_model *model, canar
     return batch;
 }
 
+/* The GPUs besides `first` (the one the model loaded on) that engine.device asks for: the rest of
+ * a list "cuda:a,b,...", or every detected GPU under "auto" and "cuda". *listed: named explicitly
+ * (a replica that cannot load is then an error, not a warning). */
+static int other_gpus(const cn_config *cfg, const cn_hw_info *hw, int first, int *idx, int cap, bool *listed) {
+    int n = 0;
+    *listed = strncmp(cfg->device, "cuda:", 5) == 0;
+    if (*listed) {
+        for (const char *q = strchr(cfg->device, ','); q && n < cap; q = strchr(q + 1, ',')) {
+            int g = atoi(q + 1);
+            bool seen = g == first;
+            for (int k = 0; k < n && !seen; k++)
+                seen = idx[k] == g;
+            if (!seen)
+                idx[n++] = g;
+        }
+    } else if (strcmp(cfg->device, "auto") == 0 || strcmp(cfg->device, "cuda") == 0) {
+        for (int i = 0; i < hw->n_gpus && i < CN_HW_MAX_GPUS && n < cap; i++)
+            if (hw->gpus[i].index != first)
+                idx[n++] = hw->gpus[i].index;
+    }
+    return n;
+}
+
 /* ---- the transcribe subcommand: files -> pipeline (VAD, chunks, batches, merge) -> formats ---- */
+
+/* Another GPU's copy of the model, for the fan-out (pipeline/fanout.h). */
+typedef struct replica {
+    canary_model *model;
+    canary_context *ctx;
+    cn_engine_recognizer er;
+} replica;
 
 /* An input file as a pipeline source: opened at its first read, closed at its end, so that many
  * files never hold many decoders open at once. */
@@ -317,13 +339,14 @@ int cmd_transcribe(int argc, char **argv) {
     if (p.help || p.n_pos == 0) {
         FILE *o = p.help ? stdout : stderr;
         fprintf(o, "Usage: canary-stt transcribe --model M.nemo [--lang en] [--target-lang de] [--pnc yes|no]\n"
-                   "         [--beam N] [--search beam|greedy] [--device cpu|cuda|cuda:N|auto]\n"
+                   "         [--beam N] [--search beam|greedy] [--device cpu|cuda|cuda:N[,M...]|auto]\n"
                    "         [--precision fp32|tf32|bf16|fp16] [--threads N]\n"
                    "         [--format text|json|verbose_json|srt|vtt] [--output-dir DIR] [--vad on|off]\n"
                    "         [--timestamps] [--read-ahead on|off] FILE...\n\n"
                    "Transcribes (or translates) audio/video files of any length: silence is skipped, speech\n"
                    "is cut into chunks of at most the model's limit (40 s) at pauses, chunks of all files are\n"
-                   "batched together, and each file gets one transcript with timestamps.\n\n");
+                   "batched together, and each file gets one transcript with timestamps. With several GPUs\n"
+                   "(auto, cuda, or a list) every batch is split over a model replica on each.\n\n");
         if (p.help)
             cn_cli_print_opts(opts);
         cn_config_free(&cfg);
@@ -382,6 +405,9 @@ int cmd_transcribe(int argc, char **argv) {
     file_source *fs = NULL;
     cn_pcm_source *src = NULL;
     canary_transcript *tr = NULL;
+    cn_fanout *fan = NULL;                          /* several GPUs: the model's and the others */
+    replica extra[CN_FANOUT_MAX_PARTS - 1] = {{0}}; /* the other GPUs' model and context */
+    int n_extra = 0;
     if (cn_cli_check_device(&cfg, "transcribe") != CANARY_OK || cn_cli_resolve_model(&cfg, "transcribe") != CANARY_OK) {
         cn_config_free(&cfg);
         return 1;
@@ -408,25 +434,6 @@ int cmd_transcribe(int argc, char **argv) {
         }
         er.params.timestamps = true;
     }
-    if (canary_context_create(model, cfg.threads, &ctx, msg, sizeof msg) != CANARY_OK) {
-        fprintf(stderr, "canary-stt transcribe: %s\n", msg);
-        rc = 1;
-        goto out;
-    }
-    er.ctx = ctx;
-    cn_recognizer rec;
-    cn_engine_recognizer_bind(&er, &rec);
-    pp.chunk_max_s = cfg.chunk_seconds;
-    if (er.params.timestamps && !(pp.chunk_max_s > 0))
-        pp.chunk_max_s = CN_CANARY_TIMESTAMP_CHUNK_S; /* unless engine.chunk_seconds says otherwise */
-    pp.max_batch = cfg.max_batch > 0 ? (size_t)cfg.max_batch : (size_t)auto_max_batch(&cfg, model, er.params.precision);
-    pp.max_batch_s = (double)pp.max_batch * rec.max_chunk_s;
-    bool translate = er.params.target_lang && strcmp(er.params.target_lang, er.params.source_lang) != 0;
-    pp.task = translate ? "translate" : "transcribe";
-    pp.language = translate ? er.params.target_lang : er.params.source_lang;
-    if (isatty(STDERR_FILENO) && cn_log_get_level() <= CN_LOG_WARN) {
-        pp.progress = progress_bar;
-    }
     size_t n = (size_t)p.n_pos;
     fs = calloc(n, sizeof *fs);
     src = calloc(n, sizeof *src);
@@ -441,6 +448,109 @@ int cmd_transcribe(int argc, char **argv) {
         src[i] = (cn_pcm_source){.self = &fs[i], .name = p.pos[i], .expected_s = probe_duration(p.pos[i]),
                                  .read = file_read};
     }
+    if (canary_context_create(model, cfg.threads, &ctx, msg, sizeof msg) != CANARY_OK) {
+        fprintf(stderr, "canary-stt transcribe: %s\n", msg);
+        rc = 1;
+        goto out;
+    }
+    er.ctx = ctx;
+    cn_recognizer rec;
+    cn_engine_recognizer_bind(&er, &rec);
+    pp.chunk_max_s = cfg.chunk_seconds;
+    if (er.params.timestamps && !(pp.chunk_max_s > 0))
+        pp.chunk_max_s = CN_CANARY_TIMESTAMP_CHUNK_S; /* unless engine.chunk_seconds says otherwise */
+    /* Batches: engine.max_batch, or auto (8 on the CPU, the hardware profile's batch on a GPU). With
+     * several GPUs each gets a replica and a share of every batch (pipeline/fanout.h). */
+    const char *dev0 = canary_model_device(model);
+    bool on_gpu = strncmp(dev0, "cuda", 4) == 0;
+    cn_hw_info hw;
+    if (on_gpu)
+        cn_hw_detect(NULL, &hw);
+    int batch0 = cfg.max_batch > 0 ? cfg.max_batch : on_gpu ? gpu_auto_batch(&cfg, &hw, dev0, er.params.precision) : 8;
+    pp.max_batch = (size_t)batch0;
+    if (on_gpu) {
+        int idx[CN_FANOUT_MAX_PARTS - 1];
+        bool listed;
+        int n_other = other_gpus(&cfg, &hw, atoi(dev0 + 5), idx, CN_FANOUT_MAX_PARTS - 1, &listed);
+        double total_s = 0;
+        bool known = true;
+        for (size_t i = 0; i < n; i++) {
+            total_s += src[i].expected_s;
+            known = known && src[i].expected_s > 0;
+        }
+        double chunk_s = pp.chunk_max_s > 0 && pp.chunk_max_s < rec.max_chunk_s ? pp.chunk_max_s : rec.max_chunk_s;
+        if (n_other > 0 && !listed && known && total_s <= batch0 * chunk_s) {
+            CN_INFO("transcribe", "%.0f s of audio fit one batch on %s: the other %d GPU(s) are not loaded", total_s,
+                    dev0, n_other);
+            n_other = 0;
+        }
+        if (n_other > 0) {
+            fan = calloc(1, sizeof *fan);
+            if (!fan) {
+                fprintf(stderr, "canary-stt transcribe: out of memory\n");
+                rc = 1;
+                goto out;
+            }
+            fan->parts[0] = (cn_fanout_part){.rec = rec, .weight = batch0};
+            snprintf(fan->parts[0].name, sizeof fan->parts[0].name, "%s", dev0);
+            fan->n_parts = 1;
+        }
+        for (int k = 0; k < n_other; k++) {
+            replica *r = &extra[n_extra];
+            char name[32];
+            snprintf(name, sizeof name, "cuda:%d", idx[k]);
+            canary_model_params xp = mp;
+            xp.device = name;
+            canary_status xs = canary_model_load(cfg.model, &xp, &r->model, msg, sizeof msg);
+            if (xs == CANARY_OK && strcmp(canary_model_device(r->model), name) != 0) {
+                snprintf(msg, sizeof msg, "the model loaded on %s instead", canary_model_device(r->model));
+                xs = CANARY_EDEVICE;
+            }
+            if (xs == CANARY_OK)
+                xs = canary_context_create(r->model, cfg.threads, &r->ctx, msg, sizeof msg);
+            if (xs != CANARY_OK) {
+                canary_model_free(r->model);
+                r->model = NULL;
+                if (listed) {
+                    fprintf(stderr, "canary-stt transcribe: %s: %s\n", name, msg);
+                    rc = 1;
+                    goto out;
+                }
+                CN_WARN("transcribe", "%s: %s; it is not used", name, msg);
+                continue;
+            }
+            n_extra++;
+            r->er = (cn_engine_recognizer){.model = r->model, .ctx = r->ctx, .params = er.params};
+            cn_fanout_part *fp = &fan->parts[fan->n_parts++];
+            cn_engine_recognizer_bind(&r->er, &fp->rec);
+            fp->weight = cfg.max_batch > 0 ? cfg.max_batch : gpu_auto_batch(&cfg, &hw, name, er.params.precision);
+            snprintf(fp->name, sizeof fp->name, "%s", name);
+        }
+        if (fan && fan->n_parts > 1) {
+            if (cn_fanout_bind(fan, &rec, &err) != CANARY_OK) {
+                fprintf(stderr, "canary-stt transcribe: %s\n", err.msg);
+                rc = 1;
+                goto out;
+            }
+            char split[256];
+            size_t at = 0;
+            pp.max_batch = 0;
+            for (size_t i = 0; i < fan->n_parts && at < sizeof split; i++) {
+                pp.max_batch += (size_t)fan->parts[i].weight;
+                at += (size_t)snprintf(split + at, sizeof split - at, "%s%s %d", i ? ", " : "", fan->parts[i].name,
+                                       fan->parts[i].weight);
+            }
+            CN_INFO("transcribe", "%zu GPUs: batches of up to %zu chunks, each split by share (%s)", fan->n_parts,
+                    pp.max_batch, split);
+        }
+    }
+    pp.max_batch_s = (double)pp.max_batch * rec.max_chunk_s;
+    bool translate = er.params.target_lang && strcmp(er.params.target_lang, er.params.source_lang) != 0;
+    pp.task = translate ? "translate" : "transcribe";
+    pp.language = translate ? er.params.target_lang : er.params.source_lang;
+    if (isatty(STDERR_FILENO) && cn_log_get_level() <= CN_LOG_WARN) {
+        pp.progress = progress_bar;
+    }
     if (outdir && mkdir(outdir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "canary-stt transcribe: cannot create --output-dir %s: %s\n", outdir, strerror(errno));
         rc = 1;
@@ -452,6 +562,9 @@ int cmd_transcribe(int argc, char **argv) {
     cn_status st = cn_pipeline_run(&rec, &pp, src, n, tr, &err);
     if (pp.progress)
         fputc('\n', stderr);
+    for (size_t i = 0; fan && fan->n_parts > 1 && i < fan->n_parts; i++)
+        CN_INFO("transcribe", "%s: %zu chunks in %zu batches, %.1f s busy", fan->parts[i].name, fan->parts[i].chunks,
+                fan->parts[i].batches, fan->parts[i].busy_s);
     if (st != CANARY_OK) {
         fprintf(stderr, "canary-stt transcribe: %s\n", err.msg);
         rc = 1;
@@ -466,6 +579,11 @@ out:
     free(tr);
     free(src);
     free(fs);
+    for (int i = 0; i < n_extra; i++) {
+        canary_context_free(extra[i].ctx);
+        canary_model_free(extra[i].model);
+    }
+    free(fan);
     canary_context_free(ctx);
     canary_model_free(model);
     cn_config_free(&cfg);

@@ -60,12 +60,14 @@ if [ -f "$EMU" ]; then
   expect_grep "the refusal names the device" "CUDA device 3 does not exist" "$TMP/err"
   CANARY_CUDA_PLUGIN="$EMU" CANARY_EMU_DEVICES=2 CANARY_CUDA_ARENA_MB=16 expect_rc 0 "a list of GPUs runs" \
     "$CANARY_BIN" transcribe --model "$M" --device cuda:1,0 --vad off "$WAV"
-  expect_grep "on the first, and says so" "canary-stt transcribe runs on one GPU, cuda:1" "$TMP/err"
-  # engine.max_batch auto on a GPU: the hardware profile's batch for it (16 GB emulated: the cap, 64)
+  expect_grep "on both, a replica each" "2 GPUs: batches of up to 128 chunks, each split by share (cuda:1 64, cuda:0 64)" \
+    "$TMP/err"
+  # engine.max_batch auto on a GPU: the hardware profile's batch for it (16 GB emulated: the cap, 64);
+  # a clip that fits one batch does not load the other GPU's replica
   CANARY_LOG_LEVEL=info CANARY_CUDA_PLUGIN="$EMU" CANARY_EMU_DEVICES=2 CANARY_CUDA_ARENA_MB=16 expect_rc 0 \
     "--device cuda with two GPUs runs" "$CANARY_BIN" transcribe --model "$M" --device cuda --vad off "$WAV"
-  expect_grep "says the other GPU goes unused" "2 GPUs found; transcribe runs on cuda:0 only" "$TMP/err"
   expect_grep "the batch comes from the hardware profile" "engine.max_batch auto on cuda:0: 64 chunks per batch" "$TMP/err"
+  expect_grep "one batch's worth stays on one GPU" "fit one batch on cuda:0: the other 1 GPU(s) are not loaded" "$TMP/err"
   CANARY_LOG_LEVEL=info CANARY_CUDA_PLUGIN="$EMU" CANARY_CUDA_ARENA_MB=16 expect_rc 0 "--max-batch overrides it" \
     "$CANARY_BIN" transcribe --model "$M" --device cuda:0 --max-batch 3 --vad off "$WAV"
   grep -q "engine.max_batch auto" "$TMP/err" && bad "--max-batch 3 still sized automatically" || ok "no automatic batch then"
@@ -77,6 +79,12 @@ if [ -f "$EMU" ]; then
     "$CANARY_BIN" transcribe --model "$M" --device cuda:0 --max-batch 2 --format json "$TMP/84s.wav"
   expect_grep "splits the batch" "out of memory for a batch of 2 chunks (.*); running it as 1 + 1" "$TMP/err"
   cmp -s "$TMP/out" "$TMP/84s-cpu.json" && ok "and gives the CPU's transcript" || bad "the split batch's transcript differs"
+  # more than one batch of work and two GPUs: each batch split over both, the CPU's transcript
+  CANARY_LOG_LEVEL=info CANARY_CUDA_PLUGIN="$EMU" CANARY_EMU_DEVICES=2 CANARY_CUDA_ARENA_MB=16 expect_rc 0 \
+    "84 s over two GPUs" "$CANARY_BIN" transcribe --model "$M" --device cuda --max-batch 1 --format json "$TMP/84s.wav"
+  cmp -s "$TMP/out" "$TMP/84s-cpu.json" && ok "gives the CPU's transcript" || bad "the two-GPU transcript differs"
+  expect_grep "cuda:0 ran chunks" "cuda:0: [1-9][0-9]* chunks in" "$TMP/err"
+  expect_grep "cuda:1 ran chunks" "cuda:1: [1-9][0-9]* chunks in" "$TMP/err"
 fi
 expect_rc 0 "bench runs (tiny model, short)" "$CANARY_BIN" bench --model "$M" --batch 2 --seconds 2 --tokens 3 --runs 1 --format json
 /usr/bin/python3 -c "import json,sys; d=json.load(open('$TMP/out')); assert d['batch']['n']==2 and d['single']['rtfx']>0" \

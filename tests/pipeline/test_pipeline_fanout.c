@@ -1,0 +1,154 @@
+/* The fan-out recognizer (pipeline/fanout.h) over deterministic doubles (fake_asr.h): shares follow
+ * the weights; a whole pipeline run over three parts gives exactly the transcript of one
+ * recognizer, every part working; a failing part fails the run with its name, nothing leaked;
+ * parts that disagree are refused. */
+#include "test_util.h"
+
+#include <string.h>
+
+#include "fake_asr.h"
+#include "pipeline/fanout.h"
+#include "pipeline/pipeline.h"
+
+static cn_fanout make(fake_asr *f, const int *weights, size_t n) {
+    cn_fanout fo;
+    memset(&fo, 0, sizeof fo);
+    for (size_t i = 0; i < n; i++) {
+        fo.parts[i].rec = fake_asr_recognizer(&f[i], 40);
+        fo.parts[i].weight = weights[i];
+        snprintf(fo.parts[i].name, sizeof fo.parts[i].name, "part%zu", i);
+    }
+    fo.n_parts = n;
+    return fo;
+}
+
+static void test_shares(void **state) {
+    (void)state;
+    fake_asr f[3] = {{0}};
+    size_t s[3];
+    cn_fanout fo = make(f, (int[]){1, 2, 1}, 3);
+    cn_fanout_shares(&fo, 8, s);
+    assert_true(s[0] == 2 && s[1] == 4 && s[2] == 2);
+    cn_fanout_shares(&fo, 3, s); /* floors 0, 1, 0; the remainder to the earlier parts */
+    assert_true(s[0] == 1 && s[1] == 2 && s[2] == 0);
+    cn_fanout_shares(&fo, 0, s);
+    assert_true(s[0] == 0 && s[1] == 0 && s[2] == 0);
+    cn_fanout two = make(f, (int[]){64, 64}, 2);
+    cn_fanout_shares(&two, 10, s);
+    assert_true(s[0] == 5 && s[1] == 5);
+    cn_fanout_shares(&two, 1, s);
+    assert_true(s[0] == 1 && s[1] == 0);
+    cn_fanout_shares(&two, 7, s);
+    assert_true(s[0] == 4 && s[1] == 3);
+}
+
+static cn_pipeline_params params(void) {
+    cn_pipeline_params p;
+    cn_pipeline_params_default(&p);
+    p.max_batch = 8;
+    p.max_batch_s = 8 * 40;
+    return p;
+}
+
+static char *words_of(const canary_transcript *t) {
+    return strdup(t->text ? t->text : "");
+}
+
+static void test_run_equals_one_recognizer(void **state) {
+    (void)state;
+    /* one recognizer alone */
+    fake_audio a;
+    fake_audio_init(&a, 7, 900, true, false);
+    fake_asr alone = {.timestamps = true};
+    cn_recognizer rec = fake_asr_recognizer(&alone, 40);
+    cn_pipeline_params p = params();
+    cn_pcm_source src = fake_audio_source(&a, "a.wav");
+    canary_transcript t1, t3;
+    cn_error err;
+    assert_int_equal(cn_pipeline_run(&rec, &p, &src, 1, &t1, &err), CANARY_OK);
+    fake_audio_free(&a);
+
+    /* the same audio over three parts */
+    fake_audio_init(&a, 7, 900, true, false);
+    fake_asr f[3] = {{.timestamps = true}, {.timestamps = true}, {.timestamps = true}};
+    cn_fanout fo = make(f, (int[]){1, 2, 1}, 3);
+    cn_recognizer fan;
+    assert_int_equal(cn_fanout_bind(&fo, &fan, &err), CANARY_OK);
+    src = fake_audio_source(&a, "a.wav");
+    assert_int_equal(cn_pipeline_run(&fan, &p, &src, 1, &t3, &err), CANARY_OK);
+    fake_audio_free(&a);
+
+    char *w1 = words_of(&t1), *w3 = words_of(&t3);
+    assert_string_equal(w1, w3);
+    assert_int_equal(t1.n_segments, t3.n_segments);
+    for (size_t i = 0; i < t1.n_segments; i++) {
+        assert_float_equal(t1.segments[i].start, t3.segments[i].start, 1e-9);
+        assert_float_equal(t1.segments[i].end, t3.segments[i].end, 1e-9);
+    }
+    /* every chunk ran once, every part ran some, the middle part (weight 2) the most */
+    size_t chunks = 0;
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(fo.parts[i].chunks, f[i].chunks);
+        assert_true(f[i].chunks > 0);
+        assert_true(f[i].max_batch_seen <= 4);
+        chunks += f[i].chunks;
+    }
+    assert_int_equal(chunks, alone.chunks);
+    assert_true(f[1].chunks > f[0].chunks && f[1].chunks > f[2].chunks);
+    free(w1);
+    free(w3);
+    canary_transcript_free(&t1);
+    canary_transcript_free(&t3);
+}
+
+static void test_failing_part(void **state) {
+    (void)state;
+    fake_audio a;
+    fake_audio_init(&a, 31, 600, false, false);
+    fake_asr f[2] = {{.timestamps = true}, {.timestamps = true, .fail_on_call = 2}};
+    cn_fanout fo = make(f, (int[]){1, 1}, 2);
+    cn_recognizer fan;
+    cn_error err;
+    assert_int_equal(cn_fanout_bind(&fo, &fan, &err), CANARY_OK);
+    cn_pipeline_params p = params();
+    cn_pcm_source src = fake_audio_source(&a, "x.wav");
+    canary_transcript t;
+    assert_int_equal(cn_pipeline_run(&fan, &p, &src, 1, &t, &err), CANARY_EDEVICE);
+    assert_non_null(strstr(err.msg, "part1: "));
+    assert_non_null(strstr(err.msg, "failing call 2"));
+    fake_audio_free(&a);
+}
+
+static void test_bind_refuses(void **state) {
+    (void)state;
+    fake_asr f[2] = {{0}, {0}};
+    cn_fanout fo;
+    memset(&fo, 0, sizeof fo);
+    cn_recognizer r;
+    cn_error err;
+    assert_int_equal(cn_fanout_bind(&fo, &r, &err), CANARY_EINVAL); /* no parts */
+    fo = make(f, (int[]){1, 1}, 2);
+    fo.parts[1].rec.sample_rate = 8000;
+    assert_int_equal(cn_fanout_bind(&fo, &r, &err), CANARY_EINVAL);
+    assert_non_null(strstr(err.msg, "part1: 8000 Hz"));
+    fo = make(f, (int[]){1, 0}, 2);
+    assert_int_equal(cn_fanout_bind(&fo, &r, &err), CANARY_EINVAL);
+    assert_non_null(strstr(err.msg, "weight 0"));
+    /* the chunk limit is the smallest, equal-length batches when any part asks */
+    fo = make(f, (int[]){1, 1}, 2);
+    fo.parts[1].rec.max_chunk_s = 30;
+    fo.parts[1].rec.equal_length_batches = true;
+    assert_int_equal(cn_fanout_bind(&fo, &r, &err), CANARY_OK);
+    assert_float_equal(r.max_chunk_s, 30, 1e-12);
+    assert_true(r.equal_length_batches);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shares),
+        cmocka_unit_test(test_run_equals_one_recognizer),
+        cmocka_unit_test(test_failing_part),
+        cmocka_unit_test(test_bind_refuses),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
