@@ -7,7 +7,8 @@
 # Steps, most important first (a failing step is recorded and the later ones still run; a step
 # that no longer fits the budget is skipped with its reason in summary.txt):
 #  1. builds the CUDA plugin for the GPU's architecture (nvcc), and meanwhile writes the full-size
-#     canary-1b-flash checkpoint with random weights (torch only) under $WORK;
+#     canary-1b-flash checkpoint with random weights (torch only) under $WORK; then what `hwinfo
+#     --check` would say (canary-gpu-bench --hwinfo: detection, NVML, the plugin's self-test);
 #  2. parity with the goldens on the GPU, every tiny layout: fp32 (the CPU's tolerances: encoder
 #     max |diff| 1e-3, identical greedy / beam-1 / beam-4 ids and text), then tf32, bf16 and fp16
 #     (encoder relative error, teacher-forced greedy token agreement, no NaN/Inf), each precision
@@ -97,7 +98,7 @@ for line in open(os.path.join(out, "summary.txt")):
 for f in sorted(os.listdir(logs)):
     if f.startswith("parity_") and f.endswith(".log"):
         lines = open(os.path.join(logs, f), errors="replace").read().splitlines()
-        keep = [l.strip() for l in lines if re.search(r"max \|diff\||identical|cases checked|agreement|FAILED|Error|error", l)]
+        keep = [l.strip() for l in lines if re.search(r"max \|diff\||identical|cases checked|agreement|FAILED|Error|error|^flake:", l)]
         res["parity"][f[len("parity_"):-4]] = keep[-60:]
 def json_lines(path):
     rows = []
@@ -108,6 +109,7 @@ def json_lines(path):
             except ValueError:
                 pass
     return rows
+res["hwinfo"] = [r for r in json_lines(os.path.join(logs, "hwinfo.log")) if r.get("event") in ("hwinfo", "selftest")]
 res["bench"] = [r for r in json_lines(os.path.join(logs, "bench.log")) if r.get("event") == "bench"]
 res["bench"] += [r for r in json_lines(os.path.join(logs, "bench_graphs.log")) if r.get("event") == "bench"]
 res["bench"] += [r for r in json_lines(os.path.join(logs, "bench_cpu_features.log")) if r.get("event") == "bench"]
@@ -207,6 +209,9 @@ else
 fi
 export CANARY_CUDA_PLUGIN=${PLUGIN:-$B/libcanary_cuda.so}
 export LD_LIBRARY_PATH="$CUDA_HOME/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# what `canary-stt hwinfo --check` reports (detection through the plugin and NVML, the self-test:
+# a 1 GiB memory pattern and a strict fp32 GEMM against the CPU), a few seconds
+step hwinfo 30 "$BUNDLE/bin/canary-gpu-bench" --hwinfo 1024
 
 # --- 2. parity with the goldens on the GPU, one process per precision ----------------------------
 export CANARY_BINARY_DIR="$BUNDLE" CANARY_PARITY_DIRS="$BUNDLE/golden" CANARY_PARITY_DEVICE=cuda

@@ -13,7 +13,14 @@
  * (docs/CUDA.md). `rtfx` is audio seconds over the call's median wall time; `rtfx_from_features`
  * takes each run's feature time out, as PyTorch's baseline (shared/bench) starts from precomputed
  * features (with the features on the GPU, its default, only the host's staging counts as feature
- * time and the two are close). */
+ * time and the two are close).
+ *
+ *   canary-gpu-bench --hwinfo [MiB]
+ *
+ * instead prints what `canary-stt hwinfo --check` reports, which the bundle cannot run: the detected
+ * hardware as JSON (CPU, memory, GPUs through the CUDA plugin and NVML), then per GPU the plugin's
+ * self-test (a memory pattern over MiB, default 256, and one strict fp32 GEMM against the CPU) as
+ * one JSON line each; exit 1 when a GPU fails it or none is found. */
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +29,8 @@
 #include <time.h>
 
 #include "canary/canary.h"
+#include "base/strbuf.h"
+#include "hw/check.h"
 #include "hw/hw.h"
 #include "hw/profile.h"
 
@@ -85,7 +94,39 @@ static bool parse_prec(const char *s, canary_precision *out) {
     return false;
 }
 
+static int hwinfo(const char *mib_arg) {
+    long mib = mib_arg ? strtol(mib_arg, NULL, 10) : 256;
+    if (mib < 0 || mib > 65536) {
+        fprintf(stderr, "canary-gpu-bench: --hwinfo %s: expected MiB from 0 to 65536\n", mib_arg);
+        return 2;
+    }
+    cn_hw_info hw;
+    cn_hw_detect(NULL, &hw);
+    cn_strbuf sb;
+    cn_sb_init(&sb);
+    cn_hw_info_json(&hw, &sb);
+    printf("{\"event\":\"hwinfo\",\"hardware\":%s}\n", cn_sb_str(&sb));
+    int bad = hw.n_gpus == 0;
+    for (int g = 0; g < hw.n_gpus; g++) {
+        cn_hw_check_result r;
+        cn_error err;
+        cn_error_clear(&err);
+        cn_status st = cn_hw_check_gpu(&hw, g, (uint64_t)mib << 20, &r, &err);
+        cn_sb_reset(&sb);
+        cn_sb_json_string(&sb, st == CANARY_OK ? r.msg : err.msg);
+        printf("{\"event\":\"selftest\",\"device\":\"%s\",\"ok\":%s,\"max_err\":%.3g,\"tolerance\":%.3g,"
+               "\"status\":%d,\"msg\":%s}\n",
+               r.device, r.ok ? "true" : "false", r.max_err, r.tolerance, (int)st, cn_sb_str(&sb));
+        bad |= st != CANARY_OK || !r.ok;
+    }
+    cn_sb_free(&sb);
+    fflush(stdout);
+    return bad;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "--hwinfo") == 0)
+        return hwinfo(argc >= 3 ? argv[2] : NULL);
     const char *model_path = NULL, *device = "cuda", *precs = "bf16", *batches = "1,64,128";
     int seconds = 10, tokens = 40, runs = 3, beam = 1;
     for (int i = 1; i < argc; i++) {
