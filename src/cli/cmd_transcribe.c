@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -202,6 +203,34 @@ typedef struct replica {
     canary_context *ctx;
     cn_engine_recognizer er;
 } replica;
+
+/* One replica's load on a thread of its own: the model on `name`, then a context. */
+typedef struct replica_load {
+    const char *path;
+    canary_model_params params; /* .device = name */
+    int threads;
+    char name[32];
+    canary_model *model;
+    canary_context *ctx;
+    canary_status status;
+    char msg[512];
+} replica_load;
+
+static void *load_replica(void *arg) {
+    replica_load *l = arg;
+    l->status = canary_model_load(l->path, &l->params, &l->model, l->msg, sizeof l->msg);
+    if (l->status == CANARY_OK && strcmp(canary_model_device(l->model), l->name) != 0) {
+        snprintf(l->msg, sizeof l->msg, "the model loaded on %s instead", canary_model_device(l->model));
+        l->status = CANARY_EDEVICE;
+    }
+    if (l->status == CANARY_OK)
+        l->status = canary_context_create(l->model, l->threads, &l->ctx, l->msg, sizeof l->msg);
+    if (l->status != CANARY_OK) {
+        canary_model_free(l->model);
+        l->model = NULL;
+    }
+    return NULL;
+}
 
 /* An input file as a pipeline source: opened at its first read, closed at its end, so that many
  * files never hold many decoders open at once. */
@@ -495,36 +524,48 @@ int cmd_transcribe(int argc, char **argv) {
             snprintf(fan->parts[0].name, sizeof fan->parts[0].name, "%s", dev0);
             fan->n_parts = 1;
         }
+        /* the other replicas load at the same time, one thread each (a large model takes seconds
+         * per GPU); the first load above has unpacked a compressed .nemo into the cache already */
+        replica_load loads[CN_FANOUT_MAX_PARTS - 1];
+        pthread_t threads[CN_FANOUT_MAX_PARTS - 1];
+        bool started[CN_FANOUT_MAX_PARTS - 1] = {false};
         for (int k = 0; k < n_other; k++) {
-            replica *r = &extra[n_extra];
-            char name[32];
-            snprintf(name, sizeof name, "cuda:%d", idx[k]);
-            canary_model_params xp = mp;
-            xp.device = name;
-            canary_status xs = canary_model_load(cfg.model, &xp, &r->model, msg, sizeof msg);
-            if (xs == CANARY_OK && strcmp(canary_model_device(r->model), name) != 0) {
-                snprintf(msg, sizeof msg, "the model loaded on %s instead", canary_model_device(r->model));
-                xs = CANARY_EDEVICE;
-            }
-            if (xs == CANARY_OK)
-                xs = canary_context_create(r->model, cfg.threads, &r->ctx, msg, sizeof msg);
-            if (xs != CANARY_OK) {
-                canary_model_free(r->model);
-                r->model = NULL;
+            loads[k] = (replica_load){.path = cfg.model, .params = mp, .threads = cfg.threads};
+            snprintf(loads[k].name, sizeof loads[k].name, "cuda:%d", idx[k]);
+            loads[k].params.device = loads[k].name;
+            started[k] = pthread_create(&threads[k], NULL, load_replica, &loads[k]) == 0;
+        }
+        for (int k = 0; k < n_other; k++) {
+            if (started[k])
+                pthread_join(threads[k], NULL);
+            else
+                load_replica(&loads[k]);
+        }
+        bool load_failed = false;
+        for (int k = 0; k < n_other; k++) {
+            replica_load *l = &loads[k];
+            if (l->status != CANARY_OK) {
                 if (listed) {
-                    fprintf(stderr, "canary-stt transcribe: %s: %s\n", name, msg);
-                    rc = 1;
-                    goto out;
+                    fprintf(stderr, "canary-stt transcribe: %s: %s\n", l->name, l->msg);
+                    load_failed = true;
+                } else {
+                    CN_WARN("transcribe", "%s: %s; it is not used", l->name, l->msg);
                 }
-                CN_WARN("transcribe", "%s: %s; it is not used", name, msg);
                 continue;
             }
-            n_extra++;
+            replica *r = &extra[n_extra++];
+            r->model = l->model;
+            r->ctx = l->ctx;
             r->er = (cn_engine_recognizer){.model = r->model, .ctx = r->ctx, .params = er.params};
             cn_fanout_part *fp = &fan->parts[fan->n_parts++];
             cn_engine_recognizer_bind(&r->er, &fp->rec);
-            fp->weight = cfg.max_batch > 0 ? cfg.max_batch : gpu_auto_batch(&cfg, &hw, name, er.params.precision);
-            snprintf(fp->name, sizeof fp->name, "%s", name);
+            fp->weight =
+                cfg.max_batch > 0 ? cfg.max_batch : gpu_auto_batch(&cfg, &hw, l->name, er.params.precision);
+            snprintf(fp->name, sizeof fp->name, "%s", l->name);
+        }
+        if (load_failed) { /* the replicas that loaded are in extra[] and freed at out */
+            rc = 1;
+            goto out;
         }
         if (fan && fan->n_parts > 1) {
             if (cn_fanout_bind(fan, &rec, &err) != CANARY_OK) {

@@ -85,6 +85,9 @@ if [ -f "$EMU" ]; then
   cmp -s "$TMP/out" "$TMP/84s-cpu.json" && ok "gives the CPU's transcript" || bad "the two-GPU transcript differs"
   expect_grep "cuda:0 ran chunks" "cuda:0: [1-9][0-9]* chunks in" "$TMP/err"
   expect_grep "cuda:1 ran chunks" "cuda:1: [1-9][0-9]* chunks in" "$TMP/err"
+  CANARY_CUDA_PLUGIN="$EMU" CANARY_EMU_DEVICES=2 CANARY_CUDA_ARENA_MB=16 expect_rc 1 \
+    "a listed GPU that does not exist fails the run" "$CANARY_BIN" transcribe --model "$M" --device cuda:0,5 "$TMP/84s.wav"
+  expect_grep "naming it" "cuda:5: .*CUDA device 5 does not exist" "$TMP/err"
 fi
 expect_rc 0 "bench runs (tiny model, short)" "$CANARY_BIN" bench --model "$M" --batch 2 --seconds 2 --tokens 3 --runs 1 --format json
 /usr/bin/python3 -c "import json,sys; d=json.load(open('$TMP/out')); assert d['batch']['n']==2 and d['single']['rtfx']>0" \
