@@ -33,7 +33,7 @@
 #include "service/transcriber.h"
 
 #define ENG_MAX_GROUP 64 /* chunks the pipeline may hand over at once */
-#define ENG_GROUP_CAP 16 /* the pipeline's max_batch: chunks one job hands over at once */
+#define ENG_GROUP_CAP 16 /* chunks one job hands over at once where memory is not known to allow more */
 
 typedef struct eng_device {
     canary_model *model;
@@ -620,9 +620,20 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
     int group = 0;
     for (int i = 0; i < t->n_devices; i++)
         group += 2 * t->devices[i].workers * t->devices[i].max_batch;
-    /* at most 16: the pipeline reads about two groups ahead, and a long job holds that audio
-     * (16 x 40 s chunks = 41 MB of PCM per group) while it waits for its turn */
-    e->group = (size_t)(group < 1 ? 1 : group > ENG_GROUP_CAP ? ENG_GROUP_CAP : group);
+    /* Bounded by memory: the pipeline reads about two groups ahead and a long job holds that
+     * audio while it waits for its turn (16 x 40 s chunks = 41 MB of PCM per group), and up to
+     * max(4 w, 64 + w) jobs are active (scheduler.c, w = server.workers). 16 always; more, up to
+     * ENG_MAX_GROUP, while all of them together stay under a quarter of the usable RAM, so that a
+     * lone long job fills a GPU batch of 64 on a host with room (40-s chunks, 16 workers: 80
+     * active jobs; more than 16 from 26 GB of usable RAM, 64 from 105 GB). */
+    int w = workers > 0 ? workers : 1;
+    uint64_t active = (uint64_t)(4 * w > 64 + w ? 4 * w : 64 + w);
+    uint64_t chunk_bytes = (uint64_t)(chunk_seconds(e) * CANARY_SAMPLE_RATE) * sizeof(float);
+    uint64_t room = chunk_bytes ? cn_hw_usable_ram(&hw) / 4 / (active * 2 * chunk_bytes) : 0;
+    int cap = room > ENG_MAX_GROUP ? ENG_MAX_GROUP : room < ENG_GROUP_CAP ? ENG_GROUP_CAP : (int)room;
+    e->group = (size_t)(group < 1 ? 1 : group > cap ? cap : group);
+    CN_INFO("engine", "a job hands over up to %zu chunks at a time (devices' batches x 2 = %d; memory allows %d)",
+            e->group, group, cap);
     size_t len = 0;
     for (int i = 0; i < t->n_devices && len < sizeof t->device; i++)
         len += (size_t)snprintf(t->device + len, sizeof t->device - len, "%s%s", i ? "," : "", t->devices[i].name);

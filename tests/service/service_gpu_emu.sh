@@ -116,6 +116,24 @@ expect_eq "out_of_memory" "out_of_memory" "$(jb .error.code)"
 expect_code "the GPU is not retired for it: /health 200" 200 "$URL/health"
 stop_server "$SPID"
 
+# --- a lone long job hands over more than 16 chunks where memory allows: GPU batches fill up -----
+# (5-s chunks: 320 KB of PCM each, so this machine's RAM allows the largest group, 64; before, a job
+# handed over at most 16 chunks, so its batches averaged 16 or fewer)
+sox "$TMP/speech.wav" "$TMP/200s.wav" repeat 59
+CANARY_ENGINE_CHUNK_SECONDS=5 BIN="$CANARY_BIN" start_server "$TMP/g" --model "$MODEL" --device cuda:0 \
+  --precision fp32 --max-batch 64 --streams 1 --workers 1
+expect_grep "a job hands over up to 64 chunks" "a job hands over up to 64 chunks at a time" "$TMP/g.log"
+submit "$TMP/200s.wav"
+wait_status "$URL/v1/jobs/${IDS[0]}" completed 120 && ok "the long job completes" || bad "the long job completes"
+want=$(CANARY_ENGINE_CHUNK_SECONDS=5 cpu_text "$TMP/200s.wav")
+expect_eq "with the CPU's text at 5-s chunks" "$want" "$(curl -sS "$URL/v1/jobs/${IDS[0]}/result?format=json" | jq -r .text)"
+chunks=$(curl -sS "$URL/v1/jobs/${IDS[0]}" | jq -r .chunks.done)
+batches=$(metric 'canary_device_batches_total{device="cuda:0",outcome="done"}')
+echo "# $chunks chunks in $batches batches" >&2
+expect_eq "more than 32 chunks, in batches of more than 16 on average" "true" \
+  "$([ "$chunks" -gt 32 ] && [ $((chunks / batches)) -gt 16 ] && echo true)"
+stop_server "$SPID"
+
 # --- a GPU that does not exist is refused at start ----------------------------------------------
 expect_rc 1 "serve --device cuda:5 exits" "$CANARY_BIN" serve --model "$MODEL" --device cuda:5 --port 0 \
   --data-dir "$TMP/d"
