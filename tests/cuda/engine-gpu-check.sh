@@ -253,7 +253,7 @@ flake() {
     [ $bad = 0 ]
 }
 export -f flake # step runs it under timeout, in a child bash
-if [ "$(left)" -gt 150 ]; then BUNDLE=$BUNDLE WORK=$WORK step parity_flake 80 bash -c flake; else
+if [ "$(left)" -gt 170 ]; then BUNDLE=$BUNDLE WORK=$WORK step parity_flake 100 bash -c flake; else
     skip parity_flake "$(left) s left"; fi
 results
 
