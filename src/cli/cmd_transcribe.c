@@ -204,6 +204,22 @@ typedef struct replica {
     cn_engine_recognizer er;
 } replica;
 
+/* The GPUs of a run besides the model's own: their replicas and the fan-out over all of them. */
+typedef struct gpu_set {
+    cn_fanout *fan; /* NULL: the run uses one device */
+    replica extra[CN_FANOUT_MAX_PARTS - 1];
+    int n_extra;
+} gpu_set;
+
+static void gpu_set_free(gpu_set *g) {
+    for (int i = 0; i < g->n_extra; i++) {
+        canary_context_free(g->extra[i].ctx);
+        canary_model_free(g->extra[i].model);
+    }
+    free(g->fan);
+    memset(g, 0, sizeof *g);
+}
+
 /* One replica's load on a thread of its own: the model on `name`, then a context. */
 typedef struct replica_load {
     const char *path;
@@ -230,6 +246,95 @@ static void *load_replica(void *arg) {
         l->model = NULL;
     }
     return NULL;
+}
+
+/* With the model on GPU `er0->model` and engine.device asking for more GPUs: loads a replica on
+ * each (at the same time, one thread each: a large model takes seconds per GPU; the first load has
+ * unpacked a compressed .nemo into the cache already) and replaces *rec with a fan-out over all of
+ * them, *max_batch with the sum of their batches. Not when `audio_s` (the inputs' declared
+ * duration, < 0 unknown) fits one batch of `batch0` chunks of `chunk_s` on the first GPU, unless
+ * the GPUs are listed. Under auto/cuda a GPU that does not load is passed over with a warning; a
+ * listed one fails. Returns 0, or 1 after printing why. */
+static int gpu_set_open(gpu_set *g, const cn_config *cfg, const canary_model_params *mp, const cn_hw_info *hw,
+                        const cn_engine_recognizer *er0, int batch0, double audio_s, double chunk_s,
+                        cn_recognizer *rec, size_t *max_batch) {
+    memset(g, 0, sizeof *g);
+    const char *dev0 = canary_model_device(er0->model);
+    int idx[CN_FANOUT_MAX_PARTS - 1];
+    bool listed;
+    int n_other = other_gpus(cfg, hw, atoi(dev0 + 5), idx, CN_FANOUT_MAX_PARTS - 1, &listed);
+    if (n_other > 0 && !listed && audio_s >= 0 && audio_s <= batch0 * chunk_s) {
+        CN_INFO("transcribe", "%.0f s of audio fit one batch on %s: the other %d GPU(s) are not loaded", audio_s,
+                dev0, n_other);
+        return 0;
+    }
+    if (n_other == 0)
+        return 0;
+    g->fan = calloc(1, sizeof *g->fan);
+    if (!g->fan) {
+        fprintf(stderr, "canary-stt transcribe: out of memory\n");
+        return 1;
+    }
+    cn_fanout *fan = g->fan;
+    fan->parts[0] = (cn_fanout_part){.rec = *rec, .weight = batch0};
+    snprintf(fan->parts[0].name, sizeof fan->parts[0].name, "%s", dev0);
+    fan->n_parts = 1;
+    replica_load loads[CN_FANOUT_MAX_PARTS - 1];
+    pthread_t threads[CN_FANOUT_MAX_PARTS - 1];
+    bool started[CN_FANOUT_MAX_PARTS - 1] = {false};
+    for (int k = 0; k < n_other; k++) {
+        loads[k] = (replica_load){.path = cfg->model, .params = *mp, .threads = cfg->threads};
+        snprintf(loads[k].name, sizeof loads[k].name, "cuda:%d", idx[k]);
+        loads[k].params.device = loads[k].name;
+        started[k] = pthread_create(&threads[k], NULL, load_replica, &loads[k]) == 0;
+    }
+    for (int k = 0; k < n_other; k++) {
+        if (started[k])
+            pthread_join(threads[k], NULL);
+        else
+            load_replica(&loads[k]);
+    }
+    int rc = 0;
+    for (int k = 0; k < n_other; k++) {
+        replica_load *l = &loads[k];
+        if (l->status != CANARY_OK) {
+            if (listed) {
+                fprintf(stderr, "canary-stt transcribe: %s: %s\n", l->name, l->msg);
+                rc = 1;
+            } else {
+                CN_WARN("transcribe", "%s: %s; it is not used", l->name, l->msg);
+            }
+            continue;
+        }
+        replica *r = &g->extra[g->n_extra++]; /* kept even when another fails: gpu_set_free frees it */
+        r->model = l->model;
+        r->ctx = l->ctx;
+        r->er = (cn_engine_recognizer){.model = r->model, .ctx = r->ctx, .params = er0->params};
+        cn_fanout_part *fp = &fan->parts[fan->n_parts++];
+        cn_engine_recognizer_bind(&r->er, &fp->rec);
+        fp->weight = cfg->max_batch > 0 ? cfg->max_batch : gpu_auto_batch(cfg, hw, l->name, er0->params.precision);
+        snprintf(fp->name, sizeof fp->name, "%s", l->name);
+    }
+    if (rc || fan->n_parts == 1)
+        return rc;
+    cn_error err;
+    cn_error_clear(&err);
+    if (cn_fanout_bind(fan, rec, &err) != CANARY_OK) {
+        fprintf(stderr, "canary-stt transcribe: %s\n", err.msg);
+        return 1;
+    }
+    char split[256];
+    size_t at = 0;
+    *max_batch = 0;
+    for (size_t i = 0; i < fan->n_parts; i++) {
+        *max_batch += (size_t)fan->parts[i].weight;
+        if (at < sizeof split)
+            at += (size_t)snprintf(split + at, sizeof split - at, "%s%s %d", i ? ", " : "", fan->parts[i].name,
+                                   fan->parts[i].weight);
+    }
+    CN_INFO("transcribe", "%zu GPUs: batches of up to %zu chunks, each split by share (%s)", fan->n_parts, *max_batch,
+            split);
+    return 0;
 }
 
 /* An input file as a pipeline source: opened at its first read, closed at its end, so that many
@@ -434,9 +539,7 @@ int cmd_transcribe(int argc, char **argv) {
     file_source *fs = NULL;
     cn_pcm_source *src = NULL;
     canary_transcript *tr = NULL;
-    cn_fanout *fan = NULL;                          /* several GPUs: the model's and the others */
-    replica extra[CN_FANOUT_MAX_PARTS - 1] = {{0}}; /* the other GPUs' model and context */
-    int n_extra = 0;
+    gpu_set gpus = {0}; /* the other GPUs, when the run uses several */
     if (cn_cli_check_device(&cfg, "transcribe") != CANARY_OK || cn_cli_resolve_model(&cfg, "transcribe") != CANARY_OK) {
         cn_config_free(&cfg);
         return 1;
@@ -498,91 +601,13 @@ int cmd_transcribe(int argc, char **argv) {
     int batch0 = cfg.max_batch > 0 ? cfg.max_batch : on_gpu ? gpu_auto_batch(&cfg, &hw, dev0, er.params.precision) : 8;
     pp.max_batch = (size_t)batch0;
     if (on_gpu) {
-        int idx[CN_FANOUT_MAX_PARTS - 1];
-        bool listed;
-        int n_other = other_gpus(&cfg, &hw, atoi(dev0 + 5), idx, CN_FANOUT_MAX_PARTS - 1, &listed);
-        double total_s = 0;
-        bool known = true;
-        for (size_t i = 0; i < n; i++) {
-            total_s += src[i].expected_s;
-            known = known && src[i].expected_s > 0;
-        }
+        double audio_s = 0;
+        for (size_t i = 0; i < n && audio_s >= 0; i++)
+            audio_s = src[i].expected_s > 0 ? audio_s + src[i].expected_s : -1; /* -1: unknown */
         double chunk_s = pp.chunk_max_s > 0 && pp.chunk_max_s < rec.max_chunk_s ? pp.chunk_max_s : rec.max_chunk_s;
-        if (n_other > 0 && !listed && known && total_s <= batch0 * chunk_s) {
-            CN_INFO("transcribe", "%.0f s of audio fit one batch on %s: the other %d GPU(s) are not loaded", total_s,
-                    dev0, n_other);
-            n_other = 0;
-        }
-        if (n_other > 0) {
-            fan = calloc(1, sizeof *fan);
-            if (!fan) {
-                fprintf(stderr, "canary-stt transcribe: out of memory\n");
-                rc = 1;
-                goto out;
-            }
-            fan->parts[0] = (cn_fanout_part){.rec = rec, .weight = batch0};
-            snprintf(fan->parts[0].name, sizeof fan->parts[0].name, "%s", dev0);
-            fan->n_parts = 1;
-        }
-        /* the other replicas load at the same time, one thread each (a large model takes seconds
-         * per GPU); the first load above has unpacked a compressed .nemo into the cache already */
-        replica_load loads[CN_FANOUT_MAX_PARTS - 1];
-        pthread_t threads[CN_FANOUT_MAX_PARTS - 1];
-        bool started[CN_FANOUT_MAX_PARTS - 1] = {false};
-        for (int k = 0; k < n_other; k++) {
-            loads[k] = (replica_load){.path = cfg.model, .params = mp, .threads = cfg.threads};
-            snprintf(loads[k].name, sizeof loads[k].name, "cuda:%d", idx[k]);
-            loads[k].params.device = loads[k].name;
-            started[k] = pthread_create(&threads[k], NULL, load_replica, &loads[k]) == 0;
-        }
-        for (int k = 0; k < n_other; k++) {
-            if (started[k])
-                pthread_join(threads[k], NULL);
-            else
-                load_replica(&loads[k]);
-        }
-        bool load_failed = false;
-        for (int k = 0; k < n_other; k++) {
-            replica_load *l = &loads[k];
-            if (l->status != CANARY_OK) {
-                if (listed) {
-                    fprintf(stderr, "canary-stt transcribe: %s: %s\n", l->name, l->msg);
-                    load_failed = true;
-                } else {
-                    CN_WARN("transcribe", "%s: %s; it is not used", l->name, l->msg);
-                }
-                continue;
-            }
-            replica *r = &extra[n_extra++];
-            r->model = l->model;
-            r->ctx = l->ctx;
-            r->er = (cn_engine_recognizer){.model = r->model, .ctx = r->ctx, .params = er.params};
-            cn_fanout_part *fp = &fan->parts[fan->n_parts++];
-            cn_engine_recognizer_bind(&r->er, &fp->rec);
-            fp->weight =
-                cfg.max_batch > 0 ? cfg.max_batch : gpu_auto_batch(&cfg, &hw, l->name, er.params.precision);
-            snprintf(fp->name, sizeof fp->name, "%s", l->name);
-        }
-        if (load_failed) { /* the replicas that loaded are in extra[] and freed at out */
+        if (gpu_set_open(&gpus, &cfg, &mp, &hw, &er, batch0, audio_s, chunk_s, &rec, &pp.max_batch) != 0) {
             rc = 1;
             goto out;
-        }
-        if (fan && fan->n_parts > 1) {
-            if (cn_fanout_bind(fan, &rec, &err) != CANARY_OK) {
-                fprintf(stderr, "canary-stt transcribe: %s\n", err.msg);
-                rc = 1;
-                goto out;
-            }
-            char split[256];
-            size_t at = 0;
-            pp.max_batch = 0;
-            for (size_t i = 0; i < fan->n_parts && at < sizeof split; i++) {
-                pp.max_batch += (size_t)fan->parts[i].weight;
-                at += (size_t)snprintf(split + at, sizeof split - at, "%s%s %d", i ? ", " : "", fan->parts[i].name,
-                                       fan->parts[i].weight);
-            }
-            CN_INFO("transcribe", "%zu GPUs: batches of up to %zu chunks, each split by share (%s)", fan->n_parts,
-                    pp.max_batch, split);
         }
     }
     pp.max_batch_s = (double)pp.max_batch * rec.max_chunk_s;
@@ -603,9 +628,9 @@ int cmd_transcribe(int argc, char **argv) {
     cn_status st = cn_pipeline_run(&rec, &pp, src, n, tr, &err);
     if (pp.progress)
         fputc('\n', stderr);
-    for (size_t i = 0; fan && fan->n_parts > 1 && i < fan->n_parts; i++)
-        CN_INFO("transcribe", "%s: %zu chunks in %zu batches, %.1f s busy", fan->parts[i].name, fan->parts[i].chunks,
-                fan->parts[i].batches, fan->parts[i].busy_s);
+    for (size_t i = 0; gpus.fan && gpus.fan->n_parts > 1 && i < gpus.fan->n_parts; i++)
+        CN_INFO("transcribe", "%s: %zu chunks in %zu batches, %.1f s busy", gpus.fan->parts[i].name,
+                gpus.fan->parts[i].chunks, gpus.fan->parts[i].batches, gpus.fan->parts[i].busy_s);
     if (st != CANARY_OK) {
         fprintf(stderr, "canary-stt transcribe: %s\n", err.msg);
         rc = 1;
@@ -620,11 +645,7 @@ out:
     free(tr);
     free(src);
     free(fs);
-    for (int i = 0; i < n_extra; i++) {
-        canary_context_free(extra[i].ctx);
-        canary_model_free(extra[i].model);
-    }
-    free(fan);
+    gpu_set_free(&gpus);
     canary_context_free(ctx);
     canary_model_free(model);
     cn_config_free(&cfg);

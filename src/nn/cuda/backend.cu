@@ -551,9 +551,10 @@ static cn_status upload_new(cu_backend *be, const void *host, size_t bytes, void
     cudaError_t e = cudaMalloc(&p, bytes ? bytes : 4);
     // Not cudaMemcpy: from pageable memory it returns before the data has landed, on the legacy
     // stream, which the backend's non-blocking streams do not wait for. A kernel queued right after
-    // (the bf16/fp16 weight conversion) could read part of the buffer before its bytes arrived; on
-    // an H200 that made a reduced-precision decoder wrong in about one process of nine. The copy
-    // goes on the backend's stream and is waited for: every later use, on any stream, sees it.
+    // (the bf16/fp16 weight conversion) could read part of the buffer before its bytes arrived: the
+    // likely cause of a reduced-precision decoder going wrong in about one process of nine on an
+    // H200 (docs/CUDA.md). The copy goes on the backend's stream and is waited for: every later
+    // use, on any stream, sees it.
     if (e == cudaSuccess && bytes)
         e = cudaMemcpyAsync(p, host, bytes, cudaMemcpyHostToDevice, be->stream);
     if (e == cudaSuccess && bytes)
