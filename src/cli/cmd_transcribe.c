@@ -629,8 +629,9 @@ int cmd_transcribe(int argc, char **argv) {
     if (pp.progress)
         fputc('\n', stderr);
     for (size_t i = 0; gpus.fan && gpus.fan->n_parts > 1 && i < gpus.fan->n_parts; i++)
-        CN_INFO("transcribe", "%s: %zu chunks in %zu batches, %.1f s busy", gpus.fan->parts[i].name,
-                gpus.fan->parts[i].chunks, gpus.fan->parts[i].batches, gpus.fan->parts[i].busy_s);
+        CN_INFO("transcribe", "%s: %zu chunks in %zu batches, %.1f s busy%s", gpus.fan->parts[i].name,
+                gpus.fan->parts[i].chunks, gpus.fan->parts[i].batches, gpus.fan->parts[i].busy_s,
+                gpus.fan->parts[i].retired ? " (retired after a device error)" : "");
     if (st != CANARY_OK) {
         fprintf(stderr, "canary-stt transcribe: %s\n", err.msg);
         rc = 1;

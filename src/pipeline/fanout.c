@@ -6,19 +6,26 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/log.h"
+
+static int weight_of(const cn_fanout_part *p) { return p->retired ? 0 : p->weight; }
 
 void cn_fanout_shares(const cn_fanout *f, size_t n, size_t *share) {
     long long total = 0;
     for (size_t i = 0; i < f->n_parts; i++)
-        total += f->parts[i].weight;
+        total += weight_of(&f->parts[i]);
     size_t given = 0;
     for (size_t i = 0; i < f->n_parts; i++) {
-        share[i] = total > 0 ? (size_t)((unsigned long long)n * (unsigned long long)f->parts[i].weight /
+        share[i] = total > 0 ? (size_t)((unsigned long long)n * (unsigned long long)weight_of(&f->parts[i]) /
                                         (unsigned long long)total)
                              : 0;
         given += share[i];
     }
+    if (total <= 0)
+        return;
     for (size_t i = 0; given < n; i = (i + 1) % f->n_parts) { /* the remainder: one more each, in order */
+        if (!weight_of(&f->parts[i]))
+            continue;
         share[i]++;
         given++;
     }
@@ -50,6 +57,13 @@ static void *share_thread(void *arg) {
     return NULL;
 }
 
+static bool any_left(const cn_fanout *f) {
+    for (size_t i = 0; i < f->n_parts; i++)
+        if (!f->parts[i].retired)
+            return true;
+    return false;
+}
+
 static cn_status fanout_transcribe(void *self, const float *const *pcm, const size_t *lens, size_t n,
                                    cn_rec_result *out, cn_error *err) {
     cn_fanout *f = self;
@@ -67,6 +81,8 @@ static cn_status fanout_transcribe(void *self, const float *const *pcm, const si
         at += share[i];
         n_runs++;
     }
+    if (at < n)
+        return cn_error_set(err, CANARY_EDEVICE, "no device left to run a batch of %zu chunks", n);
     /* the first share on this thread, the others on threads of their own (inline when a thread
      * cannot start: slower, same result) */
     for (size_t r = 1; r < n_runs; r++)
@@ -79,6 +95,18 @@ static cn_status fanout_transcribe(void *self, const float *const *pcm, const si
         else
             run_share(&runs[r]);
     }
+    /* A part that lost its device is retired and its share runs again on the parts left (a failed
+     * share freed its own results, so its slots are clean). */
+    for (size_t r = 0; r < n_runs; r++)
+        if (runs[r].st == CANARY_EDEVICE) {
+            runs[r].part->retired = true;
+            if (any_left(f)) {
+                CN_WARN("fanout", "%s failed (%s) and is retired; its %zu chunk(s) and later batches go to the others",
+                        runs[r].part->name, runs[r].err.msg, runs[r].n);
+                cn_error_clear(&runs[r].err);
+                runs[r].st = fanout_transcribe(self, runs[r].pcm, runs[r].lens, runs[r].n, runs[r].out, &runs[r].err);
+            }
+        }
     size_t failed = n_runs;
     for (size_t r = 0; r < n_runs && failed == n_runs; r++)
         if (runs[r].st != CANARY_OK)

@@ -8,9 +8,12 @@
  * slice of one batch, whose chunks have the same length when the parts ask for equal-length
  * batches, so each part sees what a lone recognizer would have seen in that batch.
  *
- * A part that fails fails the batch (its message, prefixed with the part's name); the results the
- * other parts made are freed. The parts must outlive the fan-out and must each be used by one
- * thread at a time, which the fan-out guarantees as long as the pipeline calls it from one thread.
+ * A part that fails with CANARY_EDEVICE (a GPU that hit an error or fell off the bus) is retired,
+ * with a warning: its share runs again on the others, and later batches are split over the parts
+ * left, as the service retires a failed device. Any other failure, or the last part failing, fails
+ * the batch (the message prefixed with the part's name) and the results the other parts made are
+ * freed. The parts must outlive the fan-out and must each be used by one thread at a time, which
+ * the fan-out guarantees as long as the pipeline calls it from one thread.
  */
 #ifndef CN_PIPELINE_FANOUT_H
 #define CN_PIPELINE_FANOUT_H
@@ -29,6 +32,7 @@ typedef struct cn_fanout_part {
     /* counted by the fan-out: what this part ran */
     size_t batches, chunks;
     double busy_s;    /* seconds inside rec.transcribe */
+    bool retired;     /* failed with CANARY_EDEVICE: gets no more shares */
 } cn_fanout_part;
 
 typedef struct cn_fanout {
@@ -42,8 +46,9 @@ typedef struct cn_fanout {
  * disagree. */
 cn_status cn_fanout_bind(cn_fanout *f, cn_recognizer *out, cn_error *err);
 
-/* The shares of a batch of n over the parts' weights: share[i] chunks for part i (contiguous, in
- * part order), adding up to n; larger remainders go to the earlier parts. */
+/* The shares of a batch of n over the weights of the parts not retired: share[i] chunks for part i
+ * (contiguous, in part order), adding up to n (all zero when every part is retired); larger
+ * remainders go to the earlier parts. */
 void cn_fanout_shares(const cn_fanout *f, size_t n, size_t *share);
 
 #endif

@@ -85,6 +85,12 @@ if [ -f "$EMU" ]; then
   cmp -s "$TMP/out" "$TMP/84s-cpu.json" && ok "gives the CPU's transcript" || bad "the two-GPU transcript differs"
   expect_grep "cuda:0 ran chunks" "cuda:0: [1-9][0-9]* chunks in" "$TMP/err"
   expect_grep "cuda:1 ran chunks" "cuda:1: [1-9][0-9]* chunks in" "$TMP/err"
+  # GPU 1 lost in its first batch (the sticky launch failure of an Xid error): retired, the run
+  # finishes on GPU 0 with the same transcript
+  CANARY_EMU_LOST_DEVICE=1:40 CANARY_CUDA_PLUGIN="$EMU" CANARY_EMU_DEVICES=2 CANARY_CUDA_ARENA_MB=16 expect_rc 0 \
+    "a GPU lost mid-run" "$CANARY_BIN" transcribe --model "$M" --device cuda --max-batch 1 --format json "$TMP/84s.wav"
+  cmp -s "$TMP/out" "$TMP/84s-cpu.json" && ok "the run still gives the CPU's transcript" || bad "the transcript after losing a GPU differs"
+  expect_grep "is retired, with the reason" "cuda:1 failed (.*CUDA device 1: .*unspecified launch failure.*) and is retired" "$TMP/err"
   CANARY_CUDA_PLUGIN="$EMU" CANARY_EMU_DEVICES=2 CANARY_CUDA_ARENA_MB=16 expect_rc 1 \
     "a listed GPU that does not exist fails the run" "$CANARY_BIN" transcribe --model "$M" --device cuda:0,5 "$TMP/84s.wav"
   expect_grep "naming it" "cuda:5: .*CUDA device 5 does not exist" "$TMP/err"

@@ -161,8 +161,9 @@ static cn_status fake_transcribe(void *self, const float *const *pcm, const size
     f->calls++;
     if (f->cancel_on_call && f->calls == f->cancel_on_call)
         canary_cancel_request(f->cancel);
-    if (f->fail_on_call && f->calls == f->fail_on_call)
-        return cn_error_set(err, CANARY_EDEVICE, "fake recognizer: failing call %zu as asked", f->calls);
+    if (f->fail_on_call && (f->calls == f->fail_on_call || (f->fail_from_then_on && f->calls > f->fail_on_call)))
+        return cn_error_set(err, f->fail_status ? f->fail_status : CANARY_EDEVICE,
+                            "fake recognizer: failing call %zu as asked", f->calls);
     size_t longest = 0;
     for (size_t i = 0; i < n; i++) {
         if (lens[i] > longest)

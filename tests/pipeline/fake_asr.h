@@ -52,6 +52,8 @@ typedef struct fake_asr {
     int64_t max_cost_seen;   /* count x longest, samples */
     size_t max_chunk_seen;   /* samples */
     size_t fail_on_call;     /* 1-based; 0 = never */
+    bool fail_from_then_on;  /* every call from fail_on_call on fails (a device that is gone) */
+    cn_status fail_status;   /* what the failing call returns (0: CANARY_EDEVICE) */
     size_t cancel_on_call;   /* 1-based; requests `cancel` during that call */
     canary_cancel *cancel;
 } fake_asr;

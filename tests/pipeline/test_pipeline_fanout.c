@@ -1,7 +1,8 @@
 /* The fan-out recognizer (pipeline/fanout.h) over deterministic doubles (fake_asr.h): shares follow
  * the weights; a whole pipeline run over three parts gives exactly the transcript of one
- * recognizer, every part working; a failing part fails the run with its name, nothing leaked;
- * parts that disagree are refused. */
+ * recognizer, every part working; a part whose device is lost is retired and the run completes
+ * with the same transcript; any other failure, or every part lost, fails the run with the part's
+ * name, nothing leaked; parts that disagree are refused. */
 #include "test_util.h"
 
 #include <string.h>
@@ -101,22 +102,86 @@ static void test_run_equals_one_recognizer(void **state) {
     canary_transcript_free(&t3);
 }
 
-static void test_failing_part(void **state) {
-    (void)state;
+/* a lone recognizer's transcript of seed 31, 600 s, for the failure cases */
+static char *alone_text(size_t *chunks) {
     fake_audio a;
     fake_audio_init(&a, 31, 600, false, false);
-    fake_asr f[2] = {{.timestamps = true}, {.timestamps = true, .fail_on_call = 2}};
-    cn_fanout fo = make(f, (int[]){1, 1}, 2);
-    cn_recognizer fan;
-    cn_error err;
-    assert_int_equal(cn_fanout_bind(&fo, &fan, &err), CANARY_OK);
+    fake_asr one = {.timestamps = true};
+    cn_recognizer rec = fake_asr_recognizer(&one, 40);
     cn_pipeline_params p = params();
     cn_pcm_source src = fake_audio_source(&a, "x.wav");
     canary_transcript t;
-    assert_int_equal(cn_pipeline_run(&fan, &p, &src, 1, &t, &err), CANARY_EDEVICE);
+    cn_error err;
+    assert_int_equal(cn_pipeline_run(&rec, &p, &src, 1, &t, &err), CANARY_OK);
+    char *w = words_of(&t);
+    *chunks = one.chunks;
+    canary_transcript_free(&t);
+    fake_audio_free(&a);
+    return w;
+}
+
+static cn_status run_600(cn_fanout *fo, canary_transcript *t, cn_error *err) {
+    fake_audio a;
+    fake_audio_init(&a, 31, 600, false, false);
+    cn_recognizer fan;
+    assert_int_equal(cn_fanout_bind(fo, &fan, err), CANARY_OK);
+    cn_pipeline_params p = params();
+    cn_pcm_source src = fake_audio_source(&a, "x.wav");
+    cn_status st = cn_pipeline_run(&fan, &p, &src, 1, t, err);
+    fake_audio_free(&a);
+    return st;
+}
+
+static void test_lost_device_retired(void **state) {
+    (void)state;
+    size_t total;
+    char *want = alone_text(&total);
+    /* part 1's device is gone from its second call on: retired, its share and the rest on part 0 */
+    fake_asr f[2] = {{.timestamps = true}, {.timestamps = true, .fail_on_call = 2, .fail_from_then_on = true}};
+    cn_fanout fo = make(f, (int[]){1, 1}, 2);
+    canary_transcript t;
+    cn_error err;
+    assert_int_equal(run_600(&fo, &t, &err), CANARY_OK);
+    char *got = words_of(&t);
+    assert_string_equal(got, want);
+    assert_true(fo.parts[1].retired && !fo.parts[0].retired);
+    assert_int_equal(f[1].calls, 2); /* never called again */
+    assert_int_equal(fo.parts[0].chunks + fo.parts[1].chunks, total);
+    assert_true(fo.parts[1].chunks > 0); /* its first share counted */
+    size_t s[2];
+    cn_fanout_shares(&fo, 5, s);
+    assert_true(s[0] == 5 && s[1] == 0);
+    free(got);
+    free(want);
+    canary_transcript_free(&t);
+}
+
+static void test_all_devices_lost(void **state) {
+    (void)state;
+    fake_asr f[2] = {{.timestamps = true, .fail_on_call = 3, .fail_from_then_on = true},
+                     {.timestamps = true, .fail_on_call = 2, .fail_from_then_on = true}};
+    cn_fanout fo = make(f, (int[]){1, 1}, 2);
+    canary_transcript t;
+    cn_error err;
+    assert_int_equal(run_600(&fo, &t, &err), CANARY_EDEVICE);
+    assert_non_null(strstr(err.msg, "failing call"));
+    assert_true(fo.parts[0].retired && fo.parts[1].retired);
+    size_t s[2];
+    cn_fanout_shares(&fo, 5, s);
+    assert_true(s[0] == 0 && s[1] == 0);
+}
+
+static void test_other_failure_fails_the_run(void **state) {
+    (void)state;
+    /* not a device error: the run fails, naming the part; the other part's results are freed */
+    fake_asr f[2] = {{.timestamps = true}, {.timestamps = true, .fail_on_call = 2, .fail_status = CANARY_EINVAL}};
+    cn_fanout fo = make(f, (int[]){1, 1}, 2);
+    canary_transcript t;
+    cn_error err;
+    assert_int_equal(run_600(&fo, &t, &err), CANARY_EINVAL);
     assert_non_null(strstr(err.msg, "part1: "));
     assert_non_null(strstr(err.msg, "failing call 2"));
-    fake_audio_free(&a);
+    assert_false(fo.parts[1].retired);
 }
 
 static void test_bind_refuses(void **state) {
@@ -147,7 +212,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shares),
         cmocka_unit_test(test_run_equals_one_recognizer),
-        cmocka_unit_test(test_failing_part),
+        cmocka_unit_test(test_lost_device_retired),
+        cmocka_unit_test(test_all_devices_lost),
+        cmocka_unit_test(test_other_failure_fails_the_run),
         cmocka_unit_test(test_bind_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
