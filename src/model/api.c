@@ -357,15 +357,6 @@ static cn_status get_net(canary_context *c, canary_precision prec, cn_canary_ctx
         /* no silent slowdown: say what bf16 costs here */
         CN_WARN("model", "bf16 on this CPU (no AVX512-BF16) runs a portable emulation that is slower than fp32; use "
                          "precision fp32 here");
-    if (st == CANARY_OK && !m->net[slot] && m->gpu >= 0 &&
-        (slot == CANARY_PRECISION_BF16 || slot == CANARY_PRECISION_FP16))
-        /* a fault seen on a GPU whose likely cause is fixed but not yet re-run there: said where it
-         * could bite until a GPU run clears it (docs/CUDA.md, "Not done") */
-        CN_WARN("model", "%s on cuda:%d: in test runs on an H200, about one process in nine decoded one or two items "
-                         "of a bf16/fp16 batch wrongly; its likely cause (weights converted before their upload had "
-                         "landed) is fixed but not yet re-checked on a GPU (docs/CUDA.md); precision tf32 never "
-                         "showed it",
-                slot == CANARY_PRECISION_BF16 ? "bf16" : "fp16", m->gpu);
     if (st == CANARY_OK && !m->net[slot])
         st = cn_canary_load(m->nemo, be, (cn_precision)slot, &m->net[slot], err);
     pthread_mutex_unlock(&m->mu);

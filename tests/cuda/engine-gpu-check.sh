@@ -231,7 +231,7 @@ CANARY_PARITY_REDUCED=none CANARY_PARITY_CASES=${GRAPH_PARITY_CASES:-short,batch
 # difference from an engine one should fp32 fail above
 CANARY_PARITY_REDUCED=none CANARY_PARITY_CASES=${GRAPH_PARITY_CASES:-short,batch} CANARY_GPU_FEATURES=0 \
     step parity_fp32_cpu_features 45 "$BUNDLE/bin/canary-gpu-parity"
-# 2b. the reduced-precision flake (docs/CUDA.md, "Not done"): canary-180m-flash, the layout that
+# 2b. the reduced-precision flake (docs/CUDA.md, fixed 27 Nov), kept as a guard: canary-180m-flash, the layout that
 # showed it in about one process of nine, FLAKE_RUNS processes per precision (about 2 s each); a
 # process is bad under 97 % teacher-forced agreement. tests/cuda/reduced-flake.sh has the variants.
 flake() {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The open reduced-precision flake (docs/CUDA.md, "Not done"): canary-180m-flash's bf16/fp16 decoder
-# goes wrong for one or two items in about one process of nine on an H200. Runs the parity program on
+# The reduced-precision flake (docs/CUDA.md, fixed 27 Nov 2026): canary-180m-flash's bf16/fp16 decoder
+# went wrong for one or two items in about one process of nine on an H200 until uploads were ordered. Runs the parity program on
 # that layout RUNS times per variant and prints each run's per-item teacher-forced agreement, so a
-# GPU session can tell which switch removes it. From the repository root on the GPU machine, with
+# GPU session can tell whether it is back and which switch removes it. From the repository root on the GPU machine, with
 # build/gpu-bundle carried (make gpu-bundle):
 #
 #   OUT=$OUT RUNS=15 bash tests/cuda/reduced-flake.sh        (about 2 s per run)
