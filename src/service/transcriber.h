@@ -34,6 +34,9 @@ typedef struct cn_word {
 typedef struct cn_segment {
     double start, end;
     char *text;
+    int *tokens;        /* the model's text token ids (owned; NULL when none) */
+    size_t n_tokens;
+    double avg_logprob; /* mean log-probability of the tokens (0 when none) */
 } cn_segment;
 
 typedef struct cn_transcript {

@@ -426,7 +426,16 @@ static cn_status eng_finish(cn_transcriber *t, cn_transcription *s, cn_transcrip
     }
     for (size_t i = 0; i < r->n_segments; i++) {
         const canary_segment *g = &r->segments[i];
-        out->segments[out->n_segments++] = (cn_segment){g->start, g->end, dup0(g->text)};
+        cn_segment *o = &out->segments[out->n_segments++];
+        *o = (cn_segment){g->start, g->end, dup0(g->text), NULL, 0, g->avg_logprob};
+        if (g->n_tokens && (o->tokens = malloc(g->n_tokens * sizeof(int)))) {
+            memcpy(o->tokens, g->tokens, g->n_tokens * sizeof(int));
+            o->n_tokens = g->n_tokens;
+        }
+        if (!o->text || (g->n_tokens && !o->tokens)) {
+            cn_transcript_free(out);
+            return cn_error_set(err, CANARY_ENOMEM, "out of memory");
+        }
         for (size_t k = 0; k < g->n_words; k++)
             out->words[out->n_words++] = (cn_word){g->words[k].start, g->words[k].end, dup0(g->words[k].text)};
     }

@@ -12,8 +12,10 @@ void cn_transcript_free(cn_transcript *t) {
     if (!t)
         return;
     free(t->text);
-    for (size_t i = 0; i < t->n_segments; i++)
+    for (size_t i = 0; i < t->n_segments; i++) {
         free(t->segments[i].text);
+        free(t->segments[i].tokens);
+    }
     for (size_t i = 0; i < t->n_words; i++)
         free(t->words[i].word);
     free(t->segments);
@@ -30,10 +32,16 @@ static json_t *verbose_json(const cn_transcript *t, bool words) {
     json_t *segs = json_array();
     for (size_t i = 0; i < t->n_segments; i++) {
         const cn_segment *s = &t->segments[i];
-        json_array_append_new(segs, json_pack("{s:I, s:i, s:f, s:f, s:s, s:[], s:f, s:f, s:f, s:f}", "id",
-                                              (json_int_t)i, "seek", 0, "start", ms(s->start), "end", ms(s->end),
-                                              "text", s->text ? s->text : "", "tokens", "temperature", 0.0,
-                                              "avg_logprob", 0.0, "compression_ratio", 0.0, "no_speech_prob", 0.0));
+        json_t *tokens = json_array();
+        for (size_t k = 0; k < s->n_tokens; k++)
+            json_array_append_new(tokens, json_integer(s->tokens[k]));
+        /* OpenAI's shape, as the CLI writes it (pipeline/writers.c): seek in centiseconds */
+        json_array_append_new(
+            segs, json_pack("{s:I, s:I, s:f, s:f, s:s, s:o, s:f, s:f, s:f, s:f}", "id", (json_int_t)i, "seek",
+                            (json_int_t)llround((s->start > 0 ? s->start : 0) * 100.0), "start", ms(s->start), "end",
+                            ms(s->end), "text", s->text ? s->text : "", "tokens", tokens, "temperature", 0.0,
+                            "avg_logprob", round(s->avg_logprob * 1e6) / 1e6, "compression_ratio", 0.0,
+                            "no_speech_prob", 0.0));
     }
     json_t *o = json_pack("{s:s, s:s, s:f, s:s, s:o, s:{s:s, s:f}}", "task", task_name(t->task), "language",
                           t->language, "duration", ms(t->duration), "text", t->text ? t->text : "", "segments",
@@ -91,7 +99,19 @@ cn_status cn_transcript_from_json(const char *text, cn_transcript *out, cn_error
         json_t *s = json_array_get(segs, i);
         out->segments[i] = (cn_segment){json_number_value(json_object_get(s, "start")),
                                         json_number_value(json_object_get(s, "end")),
-                                        dup_str(json_object_get(s, "text"))};
+                                        dup_str(json_object_get(s, "text")), NULL, 0,
+                                        json_number_value(json_object_get(s, "avg_logprob"))};
+        /* transcripts stored before token ids were kept have none */
+        json_t *tokens = json_object_get(s, "tokens");
+        size_t nt = json_array_size(tokens);
+        if (nt && !(out->segments[i].tokens = malloc(nt * sizeof(int)))) {
+            free(out->segments[i].text);
+            json_decref(o);
+            cn_transcript_free(out);
+            return cn_error_set(err, CANARY_ENOMEM, "out of memory reading a stored transcript");
+        }
+        for (size_t k = 0; k < nt; k++)
+            out->segments[i].tokens[out->segments[i].n_tokens++] = (int)json_integer_value(json_array_get(tokens, k));
     }
     for (size_t i = 0; i < nw; i++, out->n_words++) {
         json_t *w = json_array_get(words, i);

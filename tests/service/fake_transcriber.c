@@ -220,7 +220,7 @@ static cn_status fake_finish(cn_transcriber *t, cn_transcription *s, cn_transcri
     }
     for (int i = 0; i < s->n; i++) {
         cn_sb_puts(&sb, s->segs[i].text + (i == 0)); /* no leading space on the first */
-        out->segments[i] = (cn_segment){s->segs[i].start, s->segs[i].end, strdup(s->segs[i].text)};
+        out->segments[i] = (cn_segment){.start = s->segs[i].start, .end = s->segs[i].end, .text = strdup(s->segs[i].text)};
         out->n_segments++;
         /* words: the segment's words spread evenly over it */
         char *copy = strdup(s->segs[i].text), *save = NULL;

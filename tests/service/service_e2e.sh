@@ -28,6 +28,13 @@ cp "$TMP/body" "$TMP/v1.json"
 text=$(jb .text)
 expect_eq "verbose_json shape" "transcribe en true true true" "$(jb '[.task, .language, (.text|length > 0), (.segments|length >= 1), (.duration > 2 and .duration < 5)]|map(tostring)|join(" ")')"
 expect_eq "the same text as canary-stt transcribe" "$cli_text" "$text"
+# the API's verbose_json carries what the CLI's does: token ids, mean log-probability, seek (the
+# log-probability to 1e-4: the server's thread count can change fp32 summation order)
+"$CANARY_BIN" transcribe --model "$MODEL" --format verbose_json "$TMP/speech.wav" >"$TMP/cli_v.json"
+seg_view='[.segments[]|[.seek,.start,.end,.text,.tokens,(.avg_logprob*1e4|round)]]'
+expect_eq "segments with token ids and log-probabilities, as the CLI's verbose_json" \
+  "$(jq -c "$seg_view" "$TMP/cli_v.json")" "$(jq -c "$seg_view" "$TMP/v1.json")"
+expect_eq "token ids present" "true" "$(jq -c '[.segments[]|(.tokens|length > 0)]|all' "$TMP/v1.json")"
 expect_eq "segments lie inside the audio" "true" "$(jb '[.segments[] | (.start >= 0 and .end <= 5 and .start <= .end)] | all')"
 expect_code "the same request again" 200 -F file=@"$TMP/speech.wav" -F response_format=text "$T"
 expect_eq "deterministic text" "$text" "$(cat "$TMP/body")"

@@ -57,8 +57,9 @@ static cn_transcript sample(void) {
     t.duration = 3725.5;
     t.n_segments = 2;
     t.segments = calloc(2, sizeof *t.segments);
-    t.segments[0] = (cn_segment){0.0, 1.25, strdup(" Hello \"world\".")};
-    t.segments[1] = (cn_segment){3723.0, 3725.5, strdup(" Über 1h.")};
+    t.segments[0] = (cn_segment){0.0, 1.25, strdup(" Hello \"world\"."), calloc(3, sizeof(int)), 3, -0.125};
+    memcpy(t.segments[0].tokens, (int[]){17, 4, 1023}, 3 * sizeof(int));
+    t.segments[1] = (cn_segment){.start = 3723.0, .end = 3725.5, .text = strdup(" Über 1h.")};
     t.n_words = 1;
     t.words = calloc(1, sizeof *t.words);
     t.words[0] = (cn_word){0.0, 0.5, strdup("Hello")};
@@ -88,6 +89,14 @@ static void test_formats(void **state) {
     assert_true(json_number_value(json_object_get(json_array_get(json_object_get(o, "segments"), 1), "end")) == 3725.5);
     assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(o, "words"), 0), "word")),
                         "Hello");
+    /* token ids and the mean log-probability, as the CLI's verbose_json gives them; seek in centiseconds */
+    json_t *s0 = json_array_get(json_object_get(o, "segments"), 0), *s1 = json_array_get(json_object_get(o, "segments"), 1);
+    char *toks = json_dumps(json_object_get(s0, "tokens"), JSON_COMPACT);
+    assert_string_equal(toks, "[17,4,1023]");
+    free(toks);
+    assert_true(json_number_value(json_object_get(s0, "avg_logprob")) == -0.125);
+    assert_int_equal(json_array_size(json_object_get(s1, "tokens")), 0);
+    assert_int_equal(json_integer_value(json_object_get(s1, "seek")), 372300);
     json_decref(o);
     free(s);
     /* the stored form reads back to the same transcript */
@@ -102,6 +111,13 @@ static void test_formats(void **state) {
     free(stored);
     cn_transcript_free(&back);
     assert_int_equal(cn_transcript_from_json("[1,2]", &back, &err), CANARY_EFORMAT);
+    /* stored before token ids were kept: none, and log-probability 0 */
+    assert_int_equal(cn_transcript_from_json("{\"text\":\"x\",\"segments\":[{\"start\":0,\"end\":1,\"text\":\"x\"}]}",
+                                             &back, &err),
+                     CANARY_OK);
+    assert_true(back.n_segments == 1 && back.segments[0].n_tokens == 0 && !back.segments[0].tokens &&
+                back.segments[0].avg_logprob == 0.0);
+    cn_transcript_free(&back);
     cn_transcript_free(&t);
     cn_format f;
     assert_true(cn_format_parse("verbose_json", &f) && f == CN_FMT_VERBOSE_JSON);
