@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 600
 CMAKE ?= cmake
 CTEST_ARGS ?=
 
-.PHONY: all deps release debug asan tsan run test test-release fuzz fuzz-build gpu-bundle clean
+.PHONY: all deps release debug asan tsan run test test-release fuzz fuzz-build gpu-bundle svc-bundle clean
 
 all: release
 
@@ -59,6 +59,10 @@ fuzz: fuzz-build
 # What tests/cuda/engine-gpu-check.sh needs on a GPU machine without our libraries (checked here).
 gpu-bundle: release
 	bash tests/cuda/make-gpu-bundle.sh $(BUILD_RELEASE) build/gpu-bundle
+
+# canary-stt itself for a GPU machine (tests/cuda/service-gpu-check.sh)
+svc-bundle: release
+	bash tests/cuda/make-service-bundle.sh $(BUILD_RELEASE) build/svc-bundle
 
 clean:
 	rm -rf build
