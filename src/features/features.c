@@ -362,12 +362,13 @@ static inline double preemphasized(const float *audio, int64_t len, int64_t i, d
     return i > 0 ? x - p * (double)audio[i - 1] : x;
 }
 
-/* One item: audio[0..len) padded with zeros to lpad. out: [n_mels, columns(lpad)]. */
-static void compute_item(const cn_features *f, const float *audio, int64_t len, int64_t lpad,
+/* One item: audio[0..len) padded with zeros to lpad. out: [n_mels, cols] with cols >=
+ * columns(lpad); every column from the valid length on holds pad_value. */
+static void compute_item(const cn_features *f, const float *audio, int64_t len, int64_t lpad, int64_t cols,
                          scratch *s, float *out, int64_t *valid_out) {
     const cn_features_config *c = &f->cfg;
     const bool v25 = c->semantics == CN_FEAT_NEMO_2_5;
-    const int64_t T = stft_frames(f, lpad), cols = cn_features_columns(f, lpad);
+    const int64_t T = stft_frames(f, lpad);
     const int64_t valid = cn_features_valid_frames(f, len) < T ? cn_features_valid_frames(f, len) : T;
     const int n_fft = c->n_fft, half = n_fft / 2, win = c->win_length, off = f->win_offset;
     const int n_mels = c->n_mels, n_bins = f->n_bins;
@@ -438,7 +439,8 @@ typedef struct {
     const cn_features *f;
     const float *const *audio;
     const int64_t *lens;
-    int64_t lmax;
+    int64_t lmax, cols;
+    bool own_padding; /* each item padded as if alone (to its own length), not to lmax */
     size_t item;
     float *out;
     int64_t *valid;
@@ -447,12 +449,12 @@ typedef struct {
 
 static void batch_task(void *ctx, size_t b, int thread) {
     const batch_job *j = ctx;
-    compute_item(j->f, j->audio[b], j->lens[b], j->lmax, &j->s[thread], j->out + b * j->item, &j->valid[b]);
+    compute_item(j->f, j->audio[b], j->lens[b], j->own_padding ? j->lens[b] : j->lmax, j->cols, &j->s[thread],
+                 j->out + b * j->item, &j->valid[b]);
 }
 
-cn_status cn_features_compute_batch_pool(const cn_features *f, cn_pool *pool, const float *const *audio,
-                                         const int64_t *lens, int batch, float *out, int64_t *valid,
-                                         cn_error *err) {
+static cn_status compute_batch(const cn_features *f, cn_pool *pool, const float *const *audio, const int64_t *lens,
+                               int batch, bool own_padding, float *out, int64_t *valid, cn_error *err) {
     if (batch < 1)
         return cn_error_set(err, CANARY_EINVAL, "feature batch size %d must be at least 1", batch);
     int64_t lmax = 0;
@@ -484,8 +486,8 @@ cn_status cn_features_compute_batch_pool(const cn_features *f, cn_pool *pool, co
     for (; made < threads && st == CANARY_OK; made++)
         st = scratch_alloc(f, lmax, &s[made], err);
     if (st == CANARY_OK) {
-        batch_job j = {f, audio, lens, lmax, (size_t)f->cfg.n_mels * (size_t)cn_features_columns(f, lmax), out,
-                       valid, s};
+        int64_t cols = cn_features_columns(f, lmax);
+        batch_job j = {f, audio, lens, lmax, cols, own_padding, (size_t)f->cfg.n_mels * (size_t)cols, out, valid, s};
         if (threads > 1)
             cn_pool_run(pool, (size_t)batch, batch_task, &j);
         else
@@ -502,6 +504,18 @@ cn_status cn_features_compute_batch(const cn_features *f, const float *const *au
                                     const int64_t *lens, int batch, float *out, int64_t *valid,
                                     cn_error *err) {
     return cn_features_compute_batch_pool(f, NULL, audio, lens, batch, out, valid, err);
+}
+
+cn_status cn_features_compute_batch_pool(const cn_features *f, cn_pool *pool, const float *const *audio,
+                                         const int64_t *lens, int batch, float *out, int64_t *valid,
+                                         cn_error *err) {
+    return compute_batch(f, pool, audio, lens, batch, false, out, valid, err);
+}
+
+cn_status cn_features_compute_items_pool(const cn_features *f, cn_pool *pool, const float *const *audio,
+                                         const int64_t *lens, int batch, float *out, int64_t *valid,
+                                         cn_error *err) {
+    return compute_batch(f, pool, audio, lens, batch, true, out, valid, err);
 }
 
 cn_status cn_features_compute(const cn_features *f, const float *audio, int64_t n, float *out,

@@ -121,6 +121,15 @@ cn_status cn_features_compute_batch_pool(const cn_features *f, cn_pool *pool, co
                                          const int64_t *lens, int batch, float *out, int64_t *valid,
                                          cn_error *err);
 
+/* Each item as if it were alone (its own centre padding: under 2.4 semantics the reflection at its
+ * own end, not at the batch's), laid out as the batch above: out [batch, n_mels,
+ * columns(max(lens))], columns past an item's valid length pad_value. An item's features then do
+ * not depend on what it is batched with (equal, bit for bit, to cn_features_compute of it alone,
+ * padded). Under 2.5 semantics the same numbers as cn_features_compute_batch_pool. */
+cn_status cn_features_compute_items_pool(const cn_features *f, cn_pool *pool, const float *const *audio,
+                                         const int64_t *lens, int batch, float *out, int64_t *valid,
+                                         cn_error *err);
+
 /* The mel filterbank in use, [n_mels, n_fft/2 + 1] (for tests and tools). */
 const float *cn_features_filterbank(const cn_features *f);
 

@@ -80,6 +80,8 @@ typedef struct cn_mel_desc {
     int pad_to;                      /* columns rounded up to a multiple (0: none) */
     bool nemo_2_5;                   /* zero centre padding, pre-emphasis masked past the length;
                                       * else (2.4) reflect padding over the padded batch length */
+    bool own_padding;                /* each item padded as if alone (2.4: reflected at its own
+                                      * length): features/'s cn_features_compute_items_pool */
     int valid_extra;                 /* valid frames = length / hop + valid_extra (2.4: 1) */
     float preemph;                   /* 0: none */
     double mag_power;                /* 2: power spectrum */

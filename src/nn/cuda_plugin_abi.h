@@ -9,7 +9,8 @@
 typedef struct cn_backend cn_backend;
 typedef struct cn_error cn_error;
 
-#define CN_CUDA_PLUGIN_ABI 5 /* 4: cn_backend_ops.capture_begin/capture_end, ffn; 5: conv2d_s2_pair */
+#define CN_CUDA_PLUGIN_ABI 6 /* 4: cn_backend_ops.capture_begin/capture_end, ffn; 5: conv2d_s2_pair;
+                              * 6: cn_mel_desc.own_padding */
 
 typedef struct cn_cuda_device_info {
     int index;

@@ -122,7 +122,64 @@ static void test_batch_on_pool(void **state) {
     cn_features_destroy(f);
 }
 
+/* Items computed as if alone: each item of the batch equals, bit for bit, its features computed
+ * alone then padded with pad_value; under 2.4 the batch form differs at the item's end (the
+ * reflection there is the batch's), under 2.5 both forms are the same. */
+static void test_items_as_alone(void **state) {
+    (void)state;
+    for (int sem = 0; sem < 2; sem++) {
+        cn_features_config cfg;
+        cn_features_config_canary(&cfg, sem ? CN_FEAT_NEMO_2_5 : CN_FEAT_NEMO_2_4);
+        cn_features *f;
+        cn_error err = {0};
+        assert_int_equal(cn_features_create(&cfg, &f, &err), CANARY_OK);
+        enum { B = 5, M = 128 };
+        float *in[B];
+        int64_t len[B], lmax = 0, vb[B], vi[B];
+        for (int i = 0; i < B; i++) {
+            len[i] = 3000 + 4111 * i + 37 * (i & 1);
+            lmax = len[i] > lmax ? len[i] : lmax;
+            in[i] = make_signal(len[i], (uint32_t)i + 11, 0.4f);
+        }
+        size_t cols = (size_t)cn_features_columns(f, lmax), n = (size_t)B * M * cols;
+        float *batch = malloc(n * sizeof(float)), *items = malloc(n * sizeof(float)),
+              *alone = malloc((size_t)M * cols * sizeof(float));
+        cn_pool *pool;
+        assert_int_equal(cn_pool_create(3, &pool, &err), CANARY_OK);
+        assert_int_equal(cn_features_compute_batch_pool(f, pool, (const float *const *)in, len, B, batch, vb, &err),
+                         CANARY_OK);
+        memset(items, 0xff, n * sizeof(float));
+        assert_int_equal(cn_features_compute_items_pool(f, pool, (const float *const *)in, len, B, items, vi, &err),
+                         CANARY_OK);
+        assert_memory_equal(vb, vi, sizeof vb);
+        int differ = 0;
+        for (int i = 0; i < B; i++) {
+            int64_t v;
+            size_t c1 = (size_t)cn_features_columns(f, len[i]);
+            assert_int_equal(cn_features_compute(f, in[i], len[i], alone, &v, &err), CANARY_OK);
+            assert_int_equal(v, vi[i]);
+            const float *it = items + (size_t)i * M * cols;
+            for (int m = 0; m < M; m++) {
+                assert_memory_equal(it + (size_t)m * cols, alone + (size_t)m * c1, (size_t)v * sizeof(float));
+                for (size_t t = (size_t)v; t < cols; t++)
+                    assert_true(it[(size_t)m * cols + t] == cfg.pad_value);
+            }
+            differ += memcmp(it, batch + (size_t)i * M * cols, (size_t)M * cols * sizeof(float)) != 0;
+        }
+        if (sem) /* 2.5: the same numbers either way */
+            assert_memory_equal(batch, items, n * sizeof(float));
+        else /* 2.4: every item but the longest sees zeros, not its own reflection, in the batch */
+            assert_int_equal(differ, B - 1);
+        cn_pool_destroy(pool);
+        for (int i = 0; i < B; i++)
+            free(in[i]);
+        free(batch), free(items), free(alone);
+        cn_features_destroy(f);
+    }
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_concurrent_extraction), cmocka_unit_test(test_batch_on_pool)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_concurrent_extraction), cmocka_unit_test(test_batch_on_pool),
+                                       cmocka_unit_test(test_items_as_alone)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* Log-mel features computed by a backend (log_mel: the CUDA backend, run here on its CPU emulation)
  * against features/ (NeMo-exact, in double): every value of padded batches of unequal lengths, both
  * NeMo front ends (2.4: reflect padding, one extra valid frame, the pre-emphasis step at the length;
- * 2.5: zero padding, masked), a pad_to configuration, the valid lengths, the padding columns. The
+ * 2.5: zero padding, masked), items padded as if alone, a pad_to configuration, the valid lengths,
+ * the padding columns. The
  * emulation computes the GEMMs in double, so this proves the indexing and the arithmetic of both the
  * fp64 and the fp32 DFT paths; the fp32 error of a real GPU's DFT is for the GPU parity run
  * (tests/cuda/engine-gpu-check.sh). */
@@ -27,7 +28,9 @@ static float *signal(size_t n, unsigned seed) {
     return x;
 }
 
-static void check_batch(cn_backend *be, cn_exec *ex, cn_feat_semantics sem, int pad_to, const int *lens, int n) {
+/* own: each item padded as if alone (cn_mel_desc.own_padding, cn_features_compute_items_pool). */
+static void check_batch(cn_backend *be, cn_exec *ex, cn_feat_semantics sem, int pad_to, const int *lens, int n,
+                        bool own) {
     cn_features_config cfg;
     cn_features_config_canary(&cfg, sem);
     cfg.pad_to = pad_to;
@@ -36,6 +39,7 @@ static void check_batch(cn_backend *be, cn_exec *ex, cn_feat_semantics sem, int 
     assert_int_equal(cn_features_create(&cfg, &f, &err), CANARY_OK);
     cn_mel_desc d;
     cn_mel_desc_from_features(f, &d);
+    d.own_padding = own;
     int lpad = 0;
     for (int i = 0; i < n; i++)
         lpad = lens[i] > lpad ? lens[i] : lpad;
@@ -49,7 +53,9 @@ static void check_batch(cn_backend *be, cn_exec *ex, cn_feat_semantics sem, int 
         memcpy(pcm + (size_t)i * lpad, audio[i], sizeof(float) * (size_t)lens[i]);
     }
     float *cpu = malloc(sizeof(float) * (size_t)n * F * cols), *dev_out = malloc(sizeof(float) * (size_t)n * F * cols);
-    assert_int_equal(cn_features_compute_batch(f, (const float *const *)audio, lens64, n, cpu, valid_cpu, &err), CANARY_OK);
+    assert_int_equal((own ? cn_features_compute_items_pool : cn_features_compute_batch_pool)(
+                         f, NULL, (const float *const *)audio, lens64, n, cpu, valid_cpu, &err),
+                     CANARY_OK);
     const cn_backend_ops *o = be->ops;
     float *dpcm = o->alloc(ex, sizeof(float) * (size_t)n * lpad), *dout = o->alloc(ex, sizeof(float) * (size_t)n * F * cols);
     o->upload(ex, dpcm, pcm, sizeof(float) * (size_t)n * lpad);
@@ -68,8 +74,9 @@ static void check_batch(cn_backend *be, cn_exec *ex, cn_feat_semantics sem, int 
                 worst = e > worst ? e : worst;
             }
     }
-    printf("  %s, pad_to %d, %d items of up to %d samples (%d columns): max |diff| %.2e\n",
-           sem == CN_FEAT_NEMO_2_5 ? "nemo-2.5" : "nemo-2.4", pad_to, n, lpad, cols, worst);
+    printf("  %s, pad_to %d, %d items of up to %d samples (%d columns)%s: max |diff| %.2e\n",
+           sem == CN_FEAT_NEMO_2_5 ? "nemo-2.5" : "nemo-2.4", pad_to, n, lpad, cols, own ? ", each as if alone" : "",
+           worst);
     assert_true(worst <= 2e-4); /* normalized features are O(1): float rounding through log and std */
     o->free(ex, dpcm);
     o->free(ex, dout);
@@ -96,16 +103,19 @@ static void test_log_mel(void **state) {
         printf(" DFT in %s\n", dft ? "fp32" : "fp64");
         for (int s = 0; s < 2; s++) {
             cn_feat_semantics sem = s ? CN_FEAT_NEMO_2_5 : CN_FEAT_NEMO_2_4;
-            check_batch(be, ex, sem, 0, batch, 3);
-            check_batch(be, ex, sem, 0, one, 1);
-            check_batch(be, ex, sem, 16, batch, 3);
+            check_batch(be, ex, sem, 0, batch, 3, false);
+            check_batch(be, ex, sem, 0, one, 1, false);
+            check_batch(be, ex, sem, 16, batch, 3, false);
+            check_batch(be, ex, sem, 0, batch, 3, true);
+            check_batch(be, ex, sem, 16, batch, 3, true);
         }
     }
     unsetenv("CANARY_CUDA_DFT");
     setenv("CANARY_CUDA_MEL_SLICE", "2", 1); /* a batch in slices of 2 items (large batches are) */
     printf(" in slices of 2 items\n");
-    check_batch(be, ex, CN_FEAT_NEMO_2_4, 0, batch, 3);
-    check_batch(be, ex, CN_FEAT_NEMO_2_5, 16, batch, 3);
+    check_batch(be, ex, CN_FEAT_NEMO_2_4, 0, batch, 3, false);
+    check_batch(be, ex, CN_FEAT_NEMO_2_4, 0, batch, 3, true);
+    check_batch(be, ex, CN_FEAT_NEMO_2_5, 16, batch, 3, false);
     unsetenv("CANARY_CUDA_MEL_SLICE");
     be->ops->exec_destroy(ex);
     be->ops->destroy(be);

@@ -1272,7 +1272,7 @@ static void cu_op_log_mel(cn_exec *ex, const cn_mel_desc *d, const float *pcm, c
         int m = n - b0 < slice ? n - b0 : slice;
         int rows = m * T;
         cu_mel_frames(ex->stream, pcm + (size_t)b0 * lpad, lpad, dl + b0, m, T, d->hop, d->n_fft, d->win_offset, d->win,
-                      ex->mel_window, d->preemph, d->nemo_2_5, frames, dbl);
+                      ex->mel_window, d->preemph, d->nemo_2_5, d->own_padding, frames, dbl);
         // spec [rows, 2 n_bins] = frames [rows, win] · basis [win, 2 n_bins]: column-major specᵀ =
         // basisᵀ·framesᵀ, never TF32 (the log spectrum keeps small bins)
         s = dbl ? cublasGemmEx(ex->blas, CUBLAS_OP_N, CUBLAS_OP_N, nb2, rows, d->win, &one_d, ex->mel_basis_d,

@@ -186,7 +186,8 @@ void cu_bias_act(cudaStream_t st, float *y, int ldy, int rows, int cols, const f
 // place over out [n, cols, n_mels].
 // frames/spec in double (dbl) or float.
 void cu_mel_frames(cudaStream_t st, const float *pcm, int lpad, const int *lens, int n, int T, int hop, int n_fft,
-                   int off, int win, const double *window, double preemph, bool v25, void *frames, bool dbl);
+                   int off, int win, const double *window, double preemph, bool v25, bool own, void *frames,
+                   bool dbl);
 void cu_mel_power(cudaStream_t st, const void *spec, size_t rows, int n_bins, double mag_power, float *power, bool dbl);
 void cu_mel_log_norm(cudaStream_t st, float *out, int n, int T, int cols, int n_mels, const int *valid, bool do_log,
                      bool clamp, double guard, bool normalize, double std_eps, float pad_value);

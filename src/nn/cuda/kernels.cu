@@ -315,9 +315,10 @@ __device__ __forceinline__ long mel_pad_index(long s, long n, bool reflect) {
 }
 
 // frames[b*T + t][k] = the pre-emphasized sample under window position k times the window.
+// own: each item's centre padding at its own length (as if alone), not at the batch's lpad.
 template <typename F>
 __global__ void k_mel_frames(const float *pcm, int lpad, const int *lens, int n, int T, int hop, int n_fft, int off,
-                             int win, const double *window, double preemph, bool v25, F *frames) {
+                             int win, const double *window, double preemph, bool v25, bool own, F *frames) {
     for (int b = (int)blockIdx.z; b < n; b += (int)gridDim.z) {
         const float *a = pcm + (size_t)b * lpad;
         int len = lens[b];
@@ -325,7 +326,7 @@ __global__ void k_mel_frames(const float *pcm, int lpad, const int *lens, int n,
             long base = (long)t * hop - n_fft / 2 + off;
             F *row = frames + ((size_t)b * T + t) * win;
             for (int k = (int)(blockIdx.x * blockDim.x + threadIdx.x); k < win; k += (int)(gridDim.x * blockDim.x)) {
-                long idx = mel_pad_index(base + k, lpad, !v25);
+                long idx = mel_pad_index(base + k, own ? len : lpad, !v25);
                 row[k] = idx < 0 ? (F)0 : (F)(mel_preemph(a, len, idx, preemph, v25) * window[k]);
             }
         }
@@ -333,17 +334,20 @@ __global__ void k_mel_frames(const float *pcm, int lpad, const int *lens, int n,
 }
 
 void cu_mel_frames(cudaStream_t st, const float *pcm, int lpad, const int *lens, int n, int T, int hop, int n_fft,
-                   int off, int win, const double *window, double preemph, bool v25, void *frames, bool dbl) {
+                   int off, int win, const double *window, double preemph, bool v25, bool own, void *frames,
+                   bool dbl) {
     if (n <= 0 || T <= 0 || win <= 0) return;
     dim3 g = grid_seq(n, T, (size_t)win, THREADS);
     if (dbl) {
-        void (*k)(const float *, int, const int *, int, int, int, int, int, int, const double *, double, bool, double *) =
-            k_mel_frames<double>;
-        k<<<g, THREADS, 0, st>>>(pcm, lpad, lens, n, T, hop, n_fft, off, win, window, preemph, v25, (double *)frames);
+        void (*k)(const float *, int, const int *, int, int, int, int, int, int, const double *, double, bool, bool,
+                  double *) = k_mel_frames<double>;
+        k<<<g, THREADS, 0, st>>>(pcm, lpad, lens, n, T, hop, n_fft, off, win, window, preemph, v25, own,
+                                 (double *)frames);
     } else {
-        void (*k)(const float *, int, const int *, int, int, int, int, int, int, const double *, double, bool, float *) =
-            k_mel_frames<float>;
-        k<<<g, THREADS, 0, st>>>(pcm, lpad, lens, n, T, hop, n_fft, off, win, window, preemph, v25, (float *)frames);
+        void (*k)(const float *, int, const int *, int, int, int, int, int, int, const double *, double, bool, bool,
+                  float *) = k_mel_frames<float>;
+        k<<<g, THREADS, 0, st>>>(pcm, lpad, lens, n, T, hop, n_fft, off, win, window, preemph, v25, own,
+                                 (float *)frames);
     }
 }
 
