@@ -106,6 +106,12 @@ typedef struct canary_params {
      * tokens then hold <|S|> word <|E|> groups (canary_token.frame), and the result text is NeMo's:
      * the words of those groups joined by single spaces. */
     bool timestamps;
+    /* Each utterance of a batch computed as if it were alone: its own front-end padding, the
+     * subsampling masked past its length, its own output length limit. Its result then never
+     * depends on what it is batched with (the pipeline and the service set this, so that any
+     * lengths can share a batch). Default false: NeMo's batch semantics, under which (with
+     * nemo-2.4 features) a padded utterance decodes slightly differently from itself alone. */
+    bool batch_independent;
 } canary_params;
 
 canary_params canary_default_params(const canary_model *model);
@@ -119,10 +125,11 @@ void canary_context_free(canary_context *ctx);
  * does). */
 canary_status canary_transcribe(canary_context *ctx, const canary_params *params, const float *pcm,
                                 size_t n_samples, char *msg, size_t msg_size);
-/* Runs `n` utterances in one batched pass. With the NeMo 2.5 front end (padding masked) results
- * equal one-at-a-time runs; with NeMo 2.4 semantics, as in NeMo itself, the subsampling does not
- * mask padding, so an utterance batched with longer ones can decode differently: batch equal
- * lengths there (the pipeline and the service do). CANARY_ENOMEM (a GPU without memory for the
+/* Runs `n` utterances in one batched pass. With params.batch_independent each result equals a
+ * one-at-a-time run (the pipeline and the service set it). Without it the batch is NeMo's: the
+ * output length limit follows the longest utterance, and with NeMo 2.4 features, as in NeMo
+ * itself, padding reaches a shorter utterance's last frames, so it can decode differently from
+ * itself alone. CANARY_ENOMEM (a GPU without memory for the
  * batch) leaves the context usable and holding no device memory: a smaller batch may then fit;
  * CANARY_EDEVICE means the device itself failed. */
 canary_status canary_transcribe_batch(canary_context *ctx, const canary_params *params, const float *const *pcm,

@@ -410,11 +410,12 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
     float **padded = calloc((size_t)n, sizeof(float *));
     const float **items = calloc((size_t)n, sizeof(float *));
     int64_t *lens = calloc((size_t)n, sizeof(int64_t)), *valid = calloc((size_t)n, sizeof(int64_t));
-    int *t = calloc((size_t)n, sizeof(int)), *vi = calloc((size_t)n, sizeof(int));
+    int *t = calloc((size_t)n, sizeof(int)), *vi = calloc((size_t)n, sizeof(int)),
+        *own_cols = calloc((size_t)n, sizeof(int));
     const float **feats = calloc((size_t)n, sizeof(float *));
     float *fbuf = NULL;
     cn_status st = CANARY_OK;
-    if (!padded || !items || !lens || !valid || !t || !vi || !feats) {
+    if (!padded || !items || !lens || !valid || !t || !vi || !own_cols || !feats) {
         st = cn_error_set(err, CANARY_ENOMEM, "out of memory");
         goto out;
     }
@@ -437,6 +438,7 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
         }
         if (lens[i] > maxlen)
             maxlen = lens[i];
+        own_cols[i] = (int)cn_features_columns(fx, lens[i]);
     }
     uint64_t t0 = cn_now_ns();
     bool on_device = m->gpu_features && cn_canary_device_features(cc) && maxlen <= INT32_MAX;
@@ -454,7 +456,9 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
         cn_pool_run(c->feat_pool, (size_t)n, stage_item, &job);
         for (int i = 0; i < n; i++)
             t[i] = (int)lens[i]; /* as ints for the backend; overwritten by the columns below */
-        st = cn_canary_features_device(cc, &m->mel[p->features], stage, t, n, (int)maxlen, &cols_i, vi, err);
+        cn_mel_desc md = m->mel[p->features];
+        md.own_padding = p->batch_independent;
+        st = cn_canary_features_device(cc, &md, stage, t, n, (int)maxlen, &cols_i, vi, err);
         if (st != CANARY_OK)
             goto out;
         for (int i = 0; i < n; i++)
@@ -467,7 +471,8 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
             st = cn_error_set(err, CANARY_ENOMEM, "out of memory for features of %d utterances", n);
             goto out;
         }
-        st = cn_features_compute_batch_pool(fx, c->feat_pool, items, lens, n, fbuf, valid, err);
+        st = (p->batch_independent ? cn_features_compute_items_pool : cn_features_compute_batch_pool)(
+            fx, c->feat_pool, items, lens, n, fbuf, valid, err);
         if (st != CANARY_OK)
             goto out;
         for (int i = 0; i < n; i++) {
@@ -478,7 +483,10 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
     }
     c->timings.features_s = cn_elapsed_s(t0);
     t0 = cn_now_ns();
-    cn_encoder_input in = {n, feats, t, vi, p->features == CANARY_FEATURES_NEMO_2_5, on_device};
+    /* independent items: the subsampling masked past each item's length also under 2.4 (alone, an
+     * item has no padding there to leak into its last frames) */
+    cn_encoder_input in = {n,         feats, t, vi, p->features == CANARY_FEATURES_NEMO_2_5 || p->batch_independent,
+                           on_device, p->batch_independent ? own_cols : NULL};
     st = cn_canary_encode(cc, &in, NULL, NULL, err);
     if (st != CANARY_OK)
         goto out;
@@ -502,6 +510,7 @@ static cn_status run_batch(canary_context *c, const canary_params *p, const floa
     o.pad = cn_tok_pad(tk);
     o.max_new_tokens = p->max_new_tokens;
     o.ignore_eos = p->ignore_eos && p->max_new_tokens > 0;
+    o.item_limits = p->batch_independent;
     clear_results(c);
     c->res = calloc((size_t)n, sizeof(result));
     cn_hypothesis *hyps = calloc((size_t)n, sizeof(cn_hypothesis));
@@ -534,6 +543,7 @@ out:
     free(valid);
     free(t);
     free(vi);
+    free(own_cols);
     free(feats);
     return st;
 }

@@ -228,6 +228,7 @@ typedef struct search {
     int *n_steps;    /* [B] */
     int prompt_not_end; /* prompt ids that are neither EOS nor PAD */
     int *best;       /* [R, max_gen + 1] argmax per step under teacher forcing */
+    const int *lim;  /* NULL, or [B] each item's own step limit (cn_decode_opts.item_limits) */
 } search;
 
 static void search_free(search *s) {
@@ -266,6 +267,9 @@ static cn_status finish(cn_canary_ctx *c, search *s, const cn_decode_opts *o, co
         memset(h, 0, sizeof *h);
         int r = best_row[b];
         int n = s->n_gen;
+        /* an item stopped at its own limit holds pads after it (kept with ignore_eos otherwise) */
+        if (s->lim && n > s->lim[b] + (greedy ? 0 : 1))
+            n = s->lim[b] + (greedy ? 0 : 1);
         /* trailing EOS/pad are not text; with ignore_eos (benchmarks) every generated token is kept,
          * so that the count says how much work was done */
         while (!o->ignore_eos && n > 0 &&
@@ -370,9 +374,35 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
     /* beam search emits one token before its loop: max_new_tokens counts it */
     if (o->max_new_tokens > 0 && o->max_new_tokens - (greedy ? 0 : 1) < max_gen)
         max_gen = o->max_new_tokens - (greedy ? 0 : 1);
-    CN_TRY(prepare_cross(c, err));
+    /* Per item (item_limits): the same rule from the encoder length the item has alone; an item
+     * stops there (done), as it would alone, while longer ones go on. */
+    int *lim = NULL;
+    if (o->item_limits) {
+        lim = malloc(sizeof(int) * (size_t)c->enc_n);
+        if (!lim)
+            return cn_error_set(err, CANARY_ENOMEM, "out of memory decoding");
+        int most = 0;
+        for (int b = 0; b < c->enc_n; b++) {
+            int l = m->max_pos;
+            if (o->max_generation_delta >= 0 && c->enc_alone[b] + o->max_generation_delta < l)
+                l = c->enc_alone[b] + o->max_generation_delta;
+            l -= P;
+            if (o->max_new_tokens > 0 && o->max_new_tokens - (greedy ? 0 : 1) < l)
+                l = o->max_new_tokens - (greedy ? 0 : 1);
+            lim[b] = l < 0 ? 0 : l;
+            most = lim[b] > most ? lim[b] : most;
+        }
+        if (most < max_gen)
+            max_gen = most;
+    }
+    cn_status pst = prepare_cross(c, err);
+    if (pst != CANARY_OK) {
+        free(lim);
+        return pst;
+    }
 
-    search s = {.B = c->enc_n, .k = k, .P = P, .max_gen = max_gen, .vocab = m->vocab, .eos = eos, .pad = pad};
+    search s = {.B = c->enc_n, .k = k, .P = P, .max_gen = max_gen, .vocab = m->vocab, .eos = eos, .pad = pad,
+                .lim = lim};
     s.R = s.B * k;
     int W = max_gen + 1;
     s.tok = calloc((size_t)s.R * W, sizeof(int));
@@ -428,6 +458,10 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
         ops->topk(c->ex, c->buf[BUF_LOGITS].p, s.B, m->vocab, 1, sc_i, tk_i);
     }
     int cur = P; /* cached positions */
+    if (lim)
+        for (int b = 0; b < s.B; b++)
+            if (lim[b] <= 0)
+                s.done[b] = true; /* alone, its loop would not run */
     if (greedy) {
         /* row r (of logp, or sc_i/tk_i) belongs to item[r]; items already done ran only to record log-probs */
         int n = s.B;
@@ -462,6 +496,10 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
                     s.done[b] = true;
             }
             s.n_gen = ++i;
+            if (lim)
+                for (int b = 0; b < s.B; b++)
+                    if (i >= lim[b])
+                        s.done[b] = true;
             bool all = true;
             for (int b = 0; b < s.B; b++)
                 all = all && s.done[b];
@@ -608,6 +646,10 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
                 s.done[b] = true;
         }
         s.n_gen++;
+        if (lim) /* alone, item b's loop ends after lim[b] steps (the first token came before it) */
+            for (int b = 0; b < s.B; b++)
+                if (s.n_gen >= lim[b] + 1)
+                    s.done[b] = true;
         bool all = true;
         for (int b = 0; b < s.B; b++)
             all = all && s.done[b];
@@ -630,6 +672,7 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
     st = finish(c, &s, o, best, false, out, err);
 done:
     search_free(&s);
+    free(lim);
     free(ids), free(crow), free(item), free(beam), free(best), free(src), free(tk_i), free(sel_i);
     free(sc_i), free(cand), free(sel_v), free(lpen), free(logp), free(ntok), free(nlp);
     return st;

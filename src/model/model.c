@@ -384,6 +384,7 @@ void cn_canary_ctx_free(cn_canary_ctx *c) {
         cn_ctx_buf_free(c, &c->buf[i]);
     cn_dec_state_free(c);
     free(c->enc_valid);
+    free(c->enc_alone);
     free(c->sub_valid);
     OPS(c->m)->exec_destroy(c->ex);
     free(c);
@@ -544,7 +545,10 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
         c->enc_valid = ev;
     if (sv)
         c->sub_valid = sv;
-    if (!ev || !sv)
+    int *ea = ev && sv ? realloc(c->enc_alone, sizeof(int) * (size_t)B) : NULL;
+    if (ea)
+        c->enc_alone = ea;
+    if (!ev || !sv || !ea)
         return cn_error_set(err, CANARY_ENOMEM, "out of memory");
     c->enc_n = 0; /* invalid until this pass completes */
     c->dec_ready = false;
@@ -577,6 +581,7 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
         v2[i] = half_up(v1[i]);
         v3[i] = half_up(v2[i]);
         c->enc_valid[i] = v3[i];
+        c->enc_alone[i] = in->item_cols ? half_up(half_up(half_up(in->item_cols[i]))) : t;
     }
     bool mk = in->mask_subsampling;
     /* Subsampling: conv(1->C) ReLU, dw conv, pw conv ReLU, dw conv, pw conv ReLU, Linear. */

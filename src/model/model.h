@@ -43,6 +43,9 @@ typedef struct cn_encoder_input {
     const int *valid;
     bool mask_subsampling;
     bool on_device; /* feats unused: cn_canary_features_device left them in the context, t[i] = its cols */
+    /* NULL, or each item's feature columns had it run alone (its own length, not the batch's): the
+     * decoder's per-item length limit (cn_decode_opts.item_limits) then follows each item */
+    const int *item_cols;
 } cn_encoder_input;
 
 /* The model's front end as a backend's log_mel runs it (nn/backend.h), from features/'s extractor
@@ -80,6 +83,10 @@ typedef struct cn_decode_opts {
     int max_generation_delta; /* < 0: only the decoder's max_sequence_length limits the output */
     int max_new_tokens;     /* > 0: also stop after this many generated tokens */
     bool ignore_eos;        /* benchmarks: keep generating after EOS (exactly max_new_tokens) */
+    /* the length limit per item, from its encoder length had it run alone (cn_encoder_input.item_cols),
+     * instead of NeMo's from the batch's padded length: an item's output then never depends on
+     * what it is batched with */
+    bool item_limits;
     /* Teacher forcing (greedy only; tests and scoring): item b is fed force_ids[b][0..n_force[b])
      * instead of its own choices; the hypothesis reports its own choice per step in `best`. */
     const int *const *force_ids;

@@ -24,6 +24,7 @@ struct cn_canary_ctx {
     /* last encoder pass */
     int enc_n, enc_t;
     int *enc_valid;
+    int *enc_alone; /* each item's encoder length had it run alone (the decoder's per-item limit) */
     int *sub_valid;
     /* decoder: cross-attention K|V per layer [B*Te, 2d], self-attention caches per layer
      * [rows, cap, d] for K and V */

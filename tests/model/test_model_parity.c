@@ -332,7 +332,7 @@ static void run_case(const char *dir, const char *layout) {
                    .layer0 = l0[i].data ? &l0[i] : NULL, .last = last[i].data ? &last[i] : NULL, .enc = &enc[i]};
         enc_batched[i] = malloc(sizeof(float) * (size_t)tp.rows * dd);
         tp.enc_copy = enc_batched[i];
-        cn_encoder_input in = {B, fp, t, valid, masked, false};
+        cn_encoder_input in = {B, fp, t, valid, masked, false, NULL};
         assert_int_equal(cn_canary_encode(ms.ctx, &in, tap_fn, &tp, &err), CANARY_OK);
         assert_int_equal(cn_canary_encoded_length(ms.ctx, i), tp.rows);
         printf("  %s/%s item %d: max |diff| subsampling %.2e, layer 0 %.2e, last layer %.2e, encoder out %.2e\n",
@@ -450,7 +450,7 @@ static void run_case(const char *dir, const char *layout) {
         for (int i = 0; i < B; i++) {
             float *one = malloc(sizeof(float) * (size_t)enc_len[i] * dd);
             taps tp = {.ctx = ms.ctx, .item = 0, .rows = enc_len[i], .enc_copy = one};
-            cn_encoder_input in = {1, &fp[i], &t[i], &valid[i], masked, false};
+            cn_encoder_input in = {1, &fp[i], &t[i], &valid[i], masked, false, NULL};
             assert_int_equal(cn_canary_encode(ms.ctx, &in, tap_fn, &tp, &err), CANARY_OK);
             float m = 0;
             for (size_t k = 0; k < (size_t)enc_len[i] * dd; k++) {
@@ -480,7 +480,7 @@ static void run_case(const char *dir, const char *layout) {
         for (int i = 0; i < B; i++) {
             float *got = malloc(sizeof(float) * (size_t)enc_len[i] * dd);
             taps tp = {.ctx = rctx, .item = i, .rows = enc_len[i], .enc_copy = got};
-            cn_encoder_input in = {B, fp, t, valid, masked, false};
+            cn_encoder_input in = {B, fp, t, valid, masked, false, NULL};
             assert_int_equal(cn_canary_encode(rctx, &in, tap_fn, &tp, &err), CANARY_OK);
             double se = 0, sr = 0;
             float mx = 0, ref_max = 0;
@@ -666,7 +666,125 @@ static void test_parity(void **state) {
     assert_true(n_checked > 0);
 }
 
+/* Speech-like signal (harmonics under a syllable envelope, a little noise), item-specific. */
+static float *speechlike(size_t n, unsigned seed) {
+    float *x = malloc(sizeof(float) * n);
+    unsigned r = seed * 2654435761u + 7;
+    for (size_t k = 0; k < n; k++) {
+        float t = (float)k / 16000.0f, f0 = 110.0f + 17.0f * (float)seed;
+        r = r * 1664525u + 1013904223u;
+        x[k] = 0.25f * (0.5f + 0.5f * sinf(6.2831853f * 3.1f * t)) *
+                   (sinf(6.2831853f * f0 * t) + 0.5f * sinf(6.2831853f * 2.0f * f0 * t)) +
+               ((float)(r >> 8) / 16777216.0f - 0.5f) * 0.02f;
+    }
+    return x;
+}
+
+typedef struct run_out {
+    int n[8];
+    int id[8][512];
+    float lp[8][512];
+} run_out;
+
+static void run_api(canary_context *ctx, const canary_params *p, const float *const *pcm, const size_t *ns, int n,
+                    run_out *o) {
+    char msg[512];
+    if (canary_transcribe_batch(ctx, p, pcm, ns, n, msg, sizeof msg) != CANARY_OK)
+        fail_msg("transcribe: %s", msg);
+    for (int i = 0; i < n; i++) {
+        o->n[i] = canary_result_token_count(ctx, i);
+        assert_true(o->n[i] <= 512);
+        for (int j = 0; j < o->n[i]; j++) {
+            canary_token t = canary_result_token(ctx, i, j);
+            o->id[i][j] = t.id;
+            o->lp[i][j] = t.logprob;
+        }
+    }
+}
+
+/* canary_params.batch_independent: utterances of unequal lengths in one batch give each exactly
+ * what it gives alone (ids, and log-probabilities to float rounding), on every tiny layout, on
+ * $CANARY_PARITY_DEVICE, in fp32. Two runs: each item decoding to its own length limit
+ * (ignore_eos, max_generation_delta 2: proves the per-item limit) and to its own EOS. Without it
+ * the batch is NeMo's: the shorter items decode to the longest one's limit and, under nemo-2.4
+ * features, with other log-probabilities (padding reaches their last frames): both are checked, so
+ * the test would notice if independence stopped mattering. */
+static void test_batch_independent(void **state) {
+    (void)state;
+    static const char *const layouts[] = {"canary-1b", "canary-1b-flash", "canary-180m-flash", "canary-1b-v2"};
+    enum { N = 4 };
+    const size_t ns[N] = {24000, 41000, 17000, 33333};
+    float *pcm[N];
+    for (int i = 0; i < N; i++)
+        pcm[i] = speechlike(ns[i], (unsigned)i + 3);
+    int checked = 0;
+    for (size_t l = 0; l < sizeof layouts / sizeof *layouts; l++) {
+        if (!picked(picked_layouts, layouts[l]))
+            continue;
+        char path[1024], msg[512];
+        snprintf(path, sizeof path, "%s/models/%s-tiny.nemo", cn_test_binary_dir(), layouts[l]);
+        canary_model_params mp = canary_model_default_params();
+        mp.device = device;
+        canary_model *model = NULL;
+        canary_context *ctx = NULL;
+        if (canary_model_load(path, &mp, &model, msg, sizeof msg) != CANARY_OK)
+            fail_msg("%s on %s: %s", path, device, msg);
+        assert_int_equal(canary_context_create(model, 2, &ctx, msg, sizeof msg), CANARY_OK);
+        static run_out ind, nemo, alone;
+        for (int mode = 0; mode < 2; mode++) {
+            canary_params p = canary_default_params(model);
+            bool v24 = p.features == CANARY_FEATURES_NEMO_2_4;
+            if (mode == 0) { /* to the length limit */
+                p.ignore_eos = true;
+                p.max_new_tokens = 500;
+                p.max_generation_delta = 2;
+            }
+            p.batch_independent = true;
+            run_api(ctx, &p, (const float *const *)pcm, ns, N, &ind);
+            p.batch_independent = false;
+            run_api(ctx, &p, (const float *const *)pcm, ns, N, &nemo);
+            float worst = 0, nemo_worst = 0;
+            int longer = 0, tokens = 0;
+            for (int i = 0; i < N; i++) {
+                run_api(ctx, &p, (const float *const *)&pcm[i], &ns[i], 1, &alone);
+                if (ind.n[i] != alone.n[0])
+                    fail_msg("%s, run %d, item %d: %d tokens in the independent batch, %d alone", layouts[l], mode, i,
+                             ind.n[i], alone.n[0]);
+                for (int j = 0; j < alone.n[0]; j++) {
+                    assert_int_equal(ind.id[i][j], alone.id[0][j]);
+                    float e = fabsf(ind.lp[i][j] - alone.lp[0][j]);
+                    worst = e > worst ? e : worst;
+                }
+                tokens += alone.n[0];
+                longer += nemo.n[i] > alone.n[0];
+                int common = nemo.n[i] < alone.n[0] ? nemo.n[i] : alone.n[0];
+                for (int j = 0; j < common && nemo.id[i][j] == alone.id[0][j]; j++) {
+                    float e = fabsf(nemo.lp[i][j] - alone.lp[0][j]);
+                    nemo_worst = e > nemo_worst ? e : nemo_worst;
+                }
+            }
+            printf("  %s (%s) on %s, %s: %d tokens, independent batch vs alone max |dlogp| %.2e; NeMo's batch: %d "
+                   "of %d items longer, max |dlogp| %.2e\n",
+                   layouts[l], v24 ? "nemo-2.4" : "nemo-2.5", device, mode ? "to EOS" : "to the length limit", tokens,
+                   worst, longer, N, nemo_worst);
+            assert_true(worst <= 1e-4);
+            if (mode == 0) {
+                assert_true(tokens >= 4 * N);  /* every item decoded something */
+                assert_int_equal(longer, N - 1); /* all but the longest item run to the batch's limit */
+            }
+            if (v24 && mode == 0)
+                assert_true(nemo_worst > 1e-4); /* the padding reaches NeMo 2.4's features */
+        }
+        canary_context_free(ctx);
+        canary_model_free(model);
+        checked++;
+    }
+    for (int i = 0; i < N; i++)
+        free(pcm[i]);
+    assert_true(checked > 0);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_parity)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_parity), cmocka_unit_test(test_batch_independent)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
