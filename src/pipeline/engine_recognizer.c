@@ -112,7 +112,11 @@ static cn_status engine_transcribe(void *self, const float *const *pcm, const si
                                    cn_rec_result *out, cn_error *err) {
     cn_engine_recognizer *er = self;
     char msg[CN_ERROR_MSG_MAX];
-    canary_status st = canary_transcribe_batch(er->ctx, &er->params, pcm, lens, (int)n, msg, sizeof msg);
+    /* each chunk as if alone: chunks of any lengths batch together, and a transcript never depends
+     * on what its chunks were batched with (model/api.c, canary_params.batch_independent) */
+    canary_params prm = er->params;
+    prm.batch_independent = !cn_engine_equal_length_batches();
+    canary_status st = canary_transcribe_batch(er->ctx, &prm, pcm, lens, (int)n, msg, sizeof msg);
     if (st == CANARY_ENOMEM && n > 1) {
         /* a GPU without memory for the batch: its halves, in turn (the context released its memory) */
         size_t h = n / 2;
@@ -141,12 +145,23 @@ static cn_status engine_transcribe(void *self, const float *const *pcm, const si
     return CANARY_OK;
 }
 
+bool cn_engine_equal_length_batches(void) {
+    const char *e = getenv("CANARY_EQUAL_LENGTH_BATCHES");
+    return e && strcmp(e, "1") == 0;
+}
+
 void cn_engine_recognizer_bind(cn_engine_recognizer *er, cn_recognizer *out) {
     double limit = canary_model_max_duration(er->model);
+    bool old = cn_engine_equal_length_batches();
+    if (old)
+        CN_WARN("engine", "CANARY_EQUAL_LENGTH_BATCHES=1 (A/B benchmarks): NeMo's batch semantics%s",
+                er->params.features == CANARY_FEATURES_NEMO_2_4 ? ", chunks batched only with chunks of equal length"
+                                                                : "");
     *out = (cn_recognizer){.self = er,
                            .sample_rate = CANARY_SAMPLE_RATE,
                            .max_chunk_s = limit < CN_CANARY_CHUNK_LIMIT_S ? limit : CN_CANARY_CHUNK_LIMIT_S,
                            .frame_s = canary_model_frame_seconds(er->model),
-                           .equal_length_batches = er->params.features == CANARY_FEATURES_NEMO_2_4,
+                           /* batch_independent: any lengths */
+                           .equal_length_batches = old && er->params.features == CANARY_FEATURES_NEMO_2_4,
                            .transcribe = engine_transcribe};
 }

@@ -19,6 +19,11 @@ typedef struct cn_engine_recognizer {
     canary_params params;
 } cn_engine_recognizer;
 
+/* CANARY_EQUAL_LENGTH_BATCHES=1, for A/B benchmarks only: the batching before 27 Nov 2026 (NeMo's
+ * batch semantics, and under NeMo 2.4 features only chunks of equal length in one batch) instead
+ * of every chunk as if alone (canary_params.batch_independent). Logged where it is read. */
+bool cn_engine_equal_length_batches(void);
+
 /* Fills `out` to call the engine through `er` (which must outlive it). The chunk limit is 40 s,
  * or the model's own limit when that is shorter. */
 void cn_engine_recognizer_bind(cn_engine_recognizer *er, cn_recognizer *out);

@@ -180,6 +180,14 @@ static cn_status run_pending(run *r, cn_error *err) {
         if ((st = check_cancel(r, err)) != CANARY_OK)
             goto out;
         size_t n = plan.sizes[b];
+        size_t shortest = r->pend[plan.order[off]].len, longest = shortest;
+        for (size_t k = 1; k < n; k++) {
+            size_t l = r->pend[plan.order[off + k]].len;
+            shortest = l < shortest ? l : shortest;
+            longest = l > longest ? l : longest;
+        }
+        CN_DEBUG("pipeline", "batch of %zu chunk(s) of %.2f-%.2f s", n, (double)shortest / r->rec->sample_rate,
+                 (double)longest / r->rec->sample_rate);
         for (size_t k = 0; k < n; k++) {
             const pending *pc = &r->pend[plan.order[off + k]];
             pcm[k] = pc->pcm;

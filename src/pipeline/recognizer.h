@@ -35,9 +35,9 @@ typedef struct cn_recognizer {
     int sample_rate;     /* 16000 */
     double max_chunk_s;  /* the model's limit on one input */
     double frame_s;      /* duration of one timestamp frame (0.08 s for Canary) */
-    /* Batch only chunks of identical length: the model's front end lets a chunk's padding in a
-     * batch change its result (NeMo 2.4 semantics do not mask it), so unequal lengths would make a
-     * transcript depend on what it was batched with. */
+    /* Batch only chunks of identical length: for a recognizer whose batched results depend on
+     * the padding (the engine's do not: it runs each chunk as if alone, batch_independent), so
+     * that unequal lengths never make a transcript depend on what it was batched with. */
     bool equal_length_batches;
     /* Transcribes `n` chunks of mono PCM (chunk i has lens[i] samples) as one batch, filling
      * out[0..n-1] (zero-initialised by the caller). On failure the callee frees what it filled. */

@@ -114,11 +114,9 @@ static cn_status rec_transcribe(void *self, const float *const *pcm, const size_
         *c = (eng_chunk){.pcm = pcm[i], .len = lens[i], .out = &out[i]};
         c->base.owner = s;
         c->base.seconds = (double)lens[i] / CANARY_SAMPLE_RATE;
-        /* NeMo 2.4's front end does not mask padding (nor does NeMo): a chunk padded in a batch
-         * decodes differently from the same chunk alone. So that a job's transcript never depends
-         * on what other jobs run beside it, such chunks share batches only with chunks of exactly
-         * their length. (2.5 semantics mask padding: any lengths batch together.) */
-        if (s->prm.features == CANARY_FEATURES_NEMO_2_4)
+        /* any lengths share a batch: each chunk runs as if alone (canary_params.batch_independent,
+         * set in eng_run_batch), so a job's transcript never depends on what other jobs run beside it */
+        if (cn_engine_equal_length_batches() && s->prm.features == CANARY_FEATURES_NEMO_2_4)
             snprintf(c->base.batch_key, sizeof c->base.batch_key, "%s|n%zu", s->batch_key, lens[i]);
         else
             snprintf(c->base.batch_key, sizeof c->base.batch_key, "%s", s->batch_key);
@@ -367,6 +365,7 @@ static cn_status eng_run_batch(cn_transcriber *t, int device, int worker, cn_job
     /* every chunk of a batch has the same batch_key: the first one's parameters hold for all */
     canary_params prm = chunks[0]->owner->prm;
     prm.precision = d->precision;
+    prm.batch_independent = !cn_engine_equal_length_batches();
     canary_context *ctx = d->ctx[worker];
     char msg[512];
     cn_status st = canary_transcribe_batch(ctx, &prm, pcm, lens, n, msg, sizeof msg);
@@ -624,6 +623,10 @@ cn_status cn_transcriber_engine_create(const cn_config *cfg, const char *model_p
     else if (strcmp(cfg->feature_semantics, "nemo-2.5") == 0)
         e->defaults.features = CANARY_FEATURES_NEMO_2_5;
     e->chunk_max_s = cfg->chunk_seconds;
+    if (cn_engine_equal_length_batches())
+        CN_WARN("engine", "CANARY_EQUAL_LENGTH_BATCHES=1 (A/B benchmarks): NeMo's batch semantics%s",
+                e->defaults.features == CANARY_FEATURES_NEMO_2_4 ? ", chunks batched only with chunks of equal length"
+                                                                 : "");
     /* a job hands over enough chunks at once to fill every executor's batch twice (the service
      * prepares up to that many; scheduler.c) */
     int group = 0;
