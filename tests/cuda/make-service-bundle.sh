@@ -8,9 +8,9 @@
 #   models/                 canary-1b-flash-tiny.nemo (EOS-calibrated, so transcripts have real lengths)
 #   full/canary-1b-flash/   the full-size checkpoint's config and tokenizers (tests/cuda/full_model.py
 #                           adds random weights there with torch alone)
-#   audio/                  speech.wav (a sentence), long.flac (~3 min of sentences and pauses: the VAD
-#                           cuts it into several chunks), video.mp4 (H.264 + AAC), real.flac (recorded
-#                           speech, pocketsphinx-testdata, when installed)
+#   audio/                  speech.wav (a sentence), long.flac (~4.7 min of sentences and pauses: the
+#                           VAD cuts it into several chunks), mix00-11.opus (12 pieces of it, 6-38 s),
+#                           video.mp4 (H.264 + AAC), real.flac (recorded speech, pocketsphinx-testdata)
 #   expected/NAME.json      the CPU's fp32 verbose_json of each file with the tiny model: the GPU's fp32
 #                           must give the same tokens and times, through the CLI and through the service
 #
@@ -48,6 +48,13 @@ for s in "the quick brown fox jumps over the lazy dog" "speech recognition on gr
 done
 sox "$T"/p*.wav "$T/round.wav"
 sox "$T/round.wav" -C 5 "$A/long.flac" repeat 17 # ~3 minutes
+# 12 files of distinct lengths (6-38 s, opus): jobs whose chunks can batch together only when any
+# lengths may (canary_params.batch_independent; CANARY_EQUAL_LENGTH_BATCHES=1 is the A/B)
+k=0
+for len in 6 8 11 13 16 18 21 24 27 31 35 38; do
+    ffmpeg -loglevel error -ss $((k * 19)) -t "$len" -i "$A/long.flac" -c:a libopus -b:a 24k "$A/mix$(printf %02d $k).opus"
+    k=$((k + 1))
+done
 ffmpeg -loglevel error -f lavfi -i color=c=blue:s=160x120:r=10 -i "$A/speech.wav" -shortest \
     -c:v libx264 -pix_fmt yuv420p -c:a aac -b:a 64k "$A/video.mp4"
 R=/usr/share/pocketsphinx/test/data/librivox

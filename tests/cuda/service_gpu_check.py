@@ -16,8 +16,10 @@ no longer fits the budget is skipped with the reason):
               transcription, concurrent async jobs of every file (all with the CPU's transcript,
               all on cuda:0), /metrics (batches done, none failed), bad input answered 4xx
   serve_full  `serve` with the full-size canary-1b-flash (random weights) and every setting
-              automatic: what the hardware profile chose, and concurrent jobs' throughput
-  cli_full    `transcribe` of the 4.7-minute file with the full model (auto settings)
+              automatic: what the hardware profile chose, and the throughput of one job per file;
+              again with CANARY_EQUAL_LENGTH_BATCHES=1 (the batching before 27 Nov 2026) as an A/B
+  cli_full    `transcribe` of the 4.7-minute file with the full model (auto settings), and of the
+              12 files of distinct lengths in one command (A/B as serve_full)
   bench_full  `canary-stt bench --device cuda` on the full model, bf16, batch 1 and 64
 Random weights: the tiny model is EOS-calibrated (short, meaningless but deterministic text); the
 full one is not, so it decodes every chunk to the token limit (the decoder's worst case).
@@ -279,30 +281,44 @@ def wait_full(limit):
 
 
 def step_serve_full():
-    s = Server("serve_full", ["--model", FULL], 240)
+    # A/B in one run: chunks of any lengths batched (now), then CANARY_EQUAL_LENGTH_BATCHES=1 (NeMo's
+    # batch semantics, equal lengths only under 2.4 features: the batching before 27 Nov 2026)
+    for tag, env in (("", None), ("_equal_length", {"CANARY_EQUAL_LENGTH_BATCHES": "1"})):
+        serve_full_once(tag, env)
+
+
+def serve_full_once(tag, env):
+    name = "serve_full" + tag
+    old_env = dict(os.environ)
+    os.environ.update(env or {})
     try:
-        if not check("serve_full", "the full model loads, every setting automatic (%.1f s)" % s.load_s, s.ready):
+        s = Server(name, ["--model", FULL], 240)
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+    try:
+        if not check(name, "the full model loads, every setting automatic (%.1f s)" % s.load_s, s.ready):
             return
         code, root = getj(s.url + "/")
-        RESULTS["serve_full_root"] = root
+        RESULTS[name + "_root"] = root
         devs = root["hardware"].get("devices", [])
-        check("serve_full", "GET /: model on cuda:0", root["model"]["device"] == "cuda:0", json.dumps(root["model"])[:400])
-        files = [f for f in AUDIO for _ in range(4)]
+        check(name, "GET /: model on cuda:0", root["model"]["device"] == "cuda:0", json.dumps(root["model"])[:400])
+        files = list(AUDIO)  # one job per file: 16 lengths
         jobs, secs = submit_and_wait(s, files, max(60, left() - 60))
         audio = sum(j.get("audio_seconds") or 0 for _, j in jobs)
         done = sum(j.get("status") == "completed" for _, j in jobs)
         batches = s.metric("canary_batches_total")
         chunks = s.metric("canary_batch_chunks_total")
-        RESULTS["serve_full"] = {"jobs": len(jobs), "completed": done, "audio_s": audio, "wall_s": round(secs, 2),
+        RESULTS[name] = {"jobs": len(jobs), "completed": done, "audio_s": audio, "wall_s": round(secs, 2),
                                  "rtfx": round(audio / secs, 1) if secs else None, "batches": batches,
                                  "chunks": chunks, "devices": devs, "model": root.get("model")}
-        check("serve_full", "%d concurrent jobs, %.0f s of audio: %d completed in %.1f s (RTFx %.0f; %s chunks in %s batches)"
+        check(name, "%d concurrent jobs, %.0f s of audio: %d completed in %.1f s (RTFx %.0f; %s chunks in %s batches)"
               % (len(jobs), audio, done, secs, audio / secs if secs else 0, chunks, batches), done == len(jobs),
               [j for _, j in jobs if j.get("status") != "completed"][:2])
         failed = s.metric('canary_device_batches_total{device="cuda:0",outcome="failed"}')
-        check("serve_full", "no failed batch", failed == 0, failed)
+        check(name, "no failed batch", failed == 0, failed)
     finally:
-        check("serve_full", "SIGTERM: the server exits 0", s.stop() == 0)
+        check(name, "SIGTERM: the server exits 0", s.stop() == 0)
 
 
 def step_cli_full():
@@ -311,6 +327,14 @@ def step_cli_full():
     RESULTS["cli_full"] = {"rc": rc, "wall_s": round(secs, 2), "log": [l for l in err.splitlines() if "cuda" in l][:8]}
     check("cli_full", "transcribe of %s with the full model, auto settings: %.1f s" % (os.path.basename(long), secs),
           rc == 0, err[-600:])
+    # the 12 files of distinct lengths in one command, chunks batched across files; A/B as serve_full
+    mix = [f for f in AUDIO if os.path.basename(f).startswith("mix")]
+    for tag, env in (("", None), ("_equal_length", {"CANARY_EQUAL_LENGTH_BATCHES": "1"})):
+        rc, out, err, secs = run("cli_full_mix" + tag, ["transcribe", "--model", FULL, "--format", "json"] + mix,
+                                 max(60, left() - 30), env)
+        RESULTS["cli_full_mix" + tag] = {"rc": rc, "wall_s": round(secs, 2), "files": len(mix)}
+        check("cli_full", "transcribe of %d files of distinct lengths%s: %.1f s" % (len(mix), tag.replace("_", " "), secs),
+              rc == 0, err[-600:])
 
 
 def step_bench_full():
