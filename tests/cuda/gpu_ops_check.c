@@ -775,6 +775,11 @@ static void run_checks(ctx *c, bool quick) {
     t_attention(c, "cross_kv_valid", 2, 2, 126, 8, 128, NULL, cv, 2, -1);
     int zero_valid[1] = {0};
     t_attention(c, "cross_valid0_means_unmasked", 1, 1, 30, 2, 8, NULL, zero_valid, 1, -1);
+    /* head sizes that leave threads out of the weighted sum's groups (96: 2 groups of 96 of 256
+     * threads) or need one group (256), with key counts not a multiple of the 4 scored at a time */
+    int cv3[2] = {45, 7};
+    t_attention(c, "head_dim_96_groups", 2, 1, 45, 3, 96, NULL, cv3, 2, -1);
+    t_attention(c, "head_dim_256_one_group", 1, 2, 37, 2, 256, NULL, NULL, 1, -1);
     if (!quick)
         t_attention(c, "long_keys_global_scores", 1, 1, 12000, 2, 64, NULL, NULL, 1, -1);
     t_embed(c);

@@ -849,12 +849,15 @@ void cu_rel_softmax(cudaStream_t st, float *ac, int ldt, const float *bd, int ld
 
 // ---- standard attention (decoder self- and cross-attention) --------------------------------------
 
-#define ATT_THREADS 128
+#define ATT_THREADS 256
 #define ATT_SMEM_BYTES (44 * 1024)
 
 // One block per (sequence, head, query row). Scores live in shared memory when they fit, else in
-// `scores_global` (one lk-row per block). Each warp scores whole keys (lanes split head_dim, so the
-// key row is read coalesced); then one softmax and a weighted sum of value rows over threads.
+// `scores_global` (one lk-row per block). A decoder step at batch 1 is 8 such blocks, so the work
+// inside a block is what hides memory latency: each warp scores four keys at a time (lanes split
+// head_dim, so key rows are read coalesced, four loads in flight per lane), then one softmax, then
+// the weighted sum of value rows with the threads in G = blockDim / head_dim groups, each over
+// every G-th key (partial sums in shared memory, added in a fixed order: deterministic).
 __global__ void k_attention(cn_attn_args a, const int *kv_block, const int *kv_valid, float *scores_global) {
     extern __shared__ float smem[];
     int sh = blockIdx.x, i = blockIdx.y;
@@ -865,20 +868,39 @@ __global__ void k_attention(cn_attn_args a, const int *kv_block, const int *kv_v
     int n = lk;
     if (a.causal_offset >= 0 && i + a.causal_offset + 1 < n) n = i + a.causal_offset + 1;
     int dk = a.head_dim;
-    float *q = smem;
-    float *p = scores_global ? scores_global + ((size_t)blockIdx.y * gridDim.x + blockIdx.x) * (size_t)a.lk : smem + dk;
+    int G = (int)blockDim.x >= 2 * dk ? (int)blockDim.x / dk : 1; // groups for the weighted sum
+    float *q = smem, *part = smem + dk;                              // part: [G, dk]
+    float *p = scores_global ? scores_global + ((size_t)blockIdx.y * gridDim.x + blockIdx.x) * (size_t)a.lk
+                             : smem + dk + (size_t)G * dk;
     const float *qg = a.q + (size_t)s * a.q_seq_stride + (size_t)i * a.ldq + (size_t)h * dk;
     for (int c = threadIdx.x; c < dk; c += blockDim.x) q[c] = qg[c];
     __syncthreads();
     const float *kb = a.k + (size_t)blk * a.kv_seq_stride + (size_t)h * dk;
     const float *vb = a.v + (size_t)blk * a.kv_seq_stride + (size_t)h * dk;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    for (int j = warp; j < n; j += nw) {
-        const float *kr = kb + (size_t)j * a.ldk;
-        float dot = 0.0f;
-        for (int c = lane; c < dk; c += 32) dot += q[c] * kr[c];
-        dot = warp_sum(dot);
-        if (lane == 0) p[j] = dot * a.scale;
+    for (int j0 = 4 * warp; j0 < n; j0 += 4 * nw) {
+        // rows past n repeat row j0 (always valid) and are not stored
+        const float *k0 = kb + (size_t)j0 * a.ldk;
+        const float *k1 = j0 + 1 < n ? k0 + a.ldk : k0, *k2 = j0 + 2 < n ? k0 + 2 * (size_t)a.ldk : k0,
+                    *k3 = j0 + 3 < n ? k0 + 3 * (size_t)a.ldk : k0;
+        float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+        for (int c = lane; c < dk; c += 32) {
+            float qc = q[c];
+            d0 += qc * k0[c];
+            d1 += qc * k1[c];
+            d2 += qc * k2[c];
+            d3 += qc * k3[c];
+        }
+        d0 = warp_sum(d0);
+        d1 = warp_sum(d1);
+        d2 = warp_sum(d2);
+        d3 = warp_sum(d3);
+        if (lane == 0) {
+            p[j0] = d0 * a.scale;
+            if (j0 + 1 < n) p[j0 + 1] = d1 * a.scale;
+            if (j0 + 2 < n) p[j0 + 2] = d2 * a.scale;
+            if (j0 + 3 < n) p[j0 + 3] = d3 * a.scale;
+        }
     }
     __syncthreads();
     float mx = -FLT_MAX;
@@ -893,19 +915,38 @@ __global__ void k_attention(cn_attn_args a, const int *kv_block, const int *kv_v
     sum = block_sum(sum); // also a barrier: every p[j] is written
     float inv = n > 0 ? 1.0f / sum : 0.0f;
     float *o = a.out + (size_t)s * a.out_seq_stride + (size_t)i * a.ldo + (size_t)h * dk;
-    for (int c = threadIdx.x; c < dk; c += blockDim.x) {
+    if (G == 1) {
+        for (int c = threadIdx.x; c < dk; c += blockDim.x) {
+            float acc = 0.0f;
+            for (int j = 0; j < n; j++) acc += p[j] * vb[(size_t)j * a.ldk + c];
+            o[c] = acc * inv;
+        }
+        return;
+    }
+    int g = (int)threadIdx.x / dk, c = (int)threadIdx.x % dk;
+    if (g < G) {
         float acc = 0.0f;
-        for (int j = 0; j < n; j++) acc += p[j] * vb[(size_t)j * a.ldk + c];
-        o[c] = acc * inv;
+#pragma unroll 4
+        for (int j = g; j < n; j += G) acc += p[j] * vb[(size_t)j * a.ldk + c];
+        part[g * dk + c] = acc;
+    }
+    __syncthreads();
+    for (int cc = threadIdx.x; cc < dk; cc += blockDim.x) {
+        float acc = 0.0f;
+        for (int gg = 0; gg < G; gg++) acc += part[gg * dk + cc];
+        o[cc] = acc * inv;
     }
 }
 
+// Shared memory holds q, the weighted sum's partials (at most max(ATT_THREADS, dk) floats) and
+// the scores: the reserve of 1024 floats covers head_dim up to 512.
 int cu_attention_smem_keys(void) { return ATT_SMEM_BYTES / (int)sizeof(float) - 1024; }
 
 void cu_attention(cudaStream_t st, const cn_attn_args *a, const int *kv_block, const int *kv_valid,
                   float *scores_global) {
     if (a->n_seq <= 0 || a->lq <= 0 || a->n_heads <= 0) return;
-    size_t smem = sizeof(float) * ((size_t)a->head_dim + (scores_global ? 0 : (size_t)a->lk));
+    int G = ATT_THREADS >= 2 * a->head_dim ? ATT_THREADS / a->head_dim : 1;
+    size_t smem = sizeof(float) * ((size_t)a->head_dim * (1 + (size_t)G) + (scores_global ? 0 : (size_t)a->lk));
     // In 4 KiB steps: a decoder step's self-attention grows by one key per step, and a recorded step
     // (CUDA graph) is updated in place more surely when its launches keep their shape.
     smem = (smem + 4095) / 4096 * 4096;
