@@ -94,6 +94,14 @@ static void put_num(cn_strbuf *sb, double v, int decimals) {
     cn_sb_printf(sb, "%.*f", decimals, v);
 }
 
+/* Seconds to the millisecond rounded as the SRT/VTT times are (llround of t x 1000), so that a
+ * time reads the same in every format, and in the service's responses (service/transcript.c). */
+static void put_secs(cn_strbuf *sb, double t) {
+    if (!isfinite(t))
+        t = 0;
+    cn_sb_printf(sb, "%.3f", (double)llround(t * 1000.0) / 1000.0);
+}
+
 static void render_text(cn_strbuf *sb, const canary_transcript *t) {
     for (size_t i = 0; i < t->n_segments; i++) {
         char *c = clean_text(t->segments[i].text);
@@ -120,7 +128,7 @@ static void render_verbose_json(cn_strbuf *sb, const canary_transcript *t) {
     cn_sb_puts(sb, ",\"language\":");
     cn_sb_json_string(sb, t->language ? t->language : "");
     cn_sb_puts(sb, ",\"duration\":");
-    put_num(sb, t->duration, 3);
+    put_secs(sb, t->duration);
     cn_sb_puts(sb, ",\"text\":");
     cn_sb_json_string(sb, c ? c : "");
     free(c);
@@ -133,9 +141,9 @@ static void render_verbose_json(cn_strbuf *sb, const canary_transcript *t) {
         char *st = clean_text(s->text);
         cn_sb_printf(sb, "%s{\"id\":%d,\"seek\":%lld,\"start\":", i ? "," : "", s->id,
                      (long long)llround((s->start > 0 ? s->start : 0) * 100.0));
-        put_num(sb, s->start, 3);
+        put_secs(sb, s->start);
         cn_sb_puts(sb, ",\"end\":");
-        put_num(sb, s->end, 3);
+        put_secs(sb, s->end);
         cn_sb_puts(sb, ",\"text\":");
         cn_sb_json_string(sb, st ? st : "");
         free(st);
@@ -158,9 +166,9 @@ static void render_verbose_json(cn_strbuf *sb, const canary_transcript *t) {
                 cn_sb_json_string(sb, w ? w : "");
                 free(w);
                 cn_sb_puts(sb, ",\"start\":");
-                put_num(sb, s->words[k].start, 3);
+                put_secs(sb, s->words[k].start);
                 cn_sb_puts(sb, ",\"end\":");
-                put_num(sb, s->words[k].end, 3);
+                put_secs(sb, s->words[k].end);
                 cn_sb_putc(sb, '}');
                 first = false;
             }

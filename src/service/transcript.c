@@ -25,8 +25,9 @@ void cn_transcript_free(cn_transcript *t) {
 
 static const char *task_name(cn_task t) { return t == CN_TASK_TRANSLATE ? "translate" : "transcribe"; }
 
-/* Rounds to milliseconds so that the JSON stays short and stable. */
-static double ms(double s) { return round(s * 1000.0) / 1000.0; }
+/* Rounds to milliseconds so that the JSON stays short and stable, as the CLI's writers and the
+ * SRT/VTT times do (llround of t x 1000: pipeline/writers.c put_secs). */
+static double ms(double s) { return isfinite(s) ? (double)llround(s * 1000.0) / 1000.0 : 0.0; }
 
 static json_t *verbose_json(const cn_transcript *t, bool words) {
     json_t *segs = json_array();

@@ -203,6 +203,23 @@ static void test_vtt(void **state) {
     free(s);
 }
 
+/* A time on a half millisecond (1.0005 s is stored just below it, 1.0005 x 1000 rounds to
+ * 1000.5): every format shows the same millisecond, as the service's responses do. */
+static void test_times_agree(void **state) {
+    (void)state;
+    canary_segment seg = {.id = 0, .start = 1.0005, .end = 65.2975, .text = "x"};
+    canary_transcript t = {.task = "transcribe", .language = "en", .text = "x", .duration = 65.2975,
+                           .segments = &seg, .n_segments = 1};
+    char *v, *srt;
+    assert_int_equal(canary_transcript_render(&t, CANARY_FORMAT_VERBOSE_JSON, &v), CANARY_OK);
+    assert_int_equal(canary_transcript_render(&t, CANARY_FORMAT_SRT, &srt), CANARY_OK);
+    assert_non_null(strstr(v, "\"start\":1.001,\"end\":65.298"));
+    assert_non_null(strstr(v, "\"duration\":65.298"));
+    assert_non_null(strstr(srt, "00:00:01,001 --> 00:01:05,298"));
+    free(v);
+    free(srt);
+}
+
 static void test_format_names(void **state) {
     canary_output_format f;
     const char *names[] = {"text", "json", "verbose_json", "srt", "vtt"};
@@ -231,7 +248,7 @@ static void test_format_names(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text),  cmocka_unit_test(test_json), cmocka_unit_test(test_verbose_json),
-        cmocka_unit_test(test_srt),   cmocka_unit_test(test_vtt),  cmocka_unit_test(test_format_names),
+        cmocka_unit_test(test_srt),   cmocka_unit_test(test_vtt),  cmocka_unit_test(test_format_names), cmocka_unit_test(test_times_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
