@@ -14,20 +14,6 @@
 #include "nn/cuda_plugin.h"
 #include "test_util.h"
 
-/* Speech-like test signal: harmonics under a syllable envelope plus a little noise, item-specific. */
-static float *signal(size_t n, unsigned seed) {
-    float *x = malloc(sizeof(float) * n);
-    unsigned r = seed * 2654435761u + 1;
-    for (size_t k = 0; k < n; k++) {
-        float t = (float)k / 16000.0f, f0 = 120.0f + 13.0f * (float)seed;
-        r = r * 1664525u + 1013904223u;
-        float noise = ((float)(r >> 8) / 16777216.0f - 0.5f) * 0.01f;
-        x[k] = 0.2f * (0.5f + 0.5f * sinf(6.2831853f * 3.5f * t)) *
-                   (sinf(6.2831853f * f0 * t) + 0.4f * sinf(6.2831853f * 2 * f0 * t)) + noise;
-    }
-    return x;
-}
-
 /* own: each item padded as if alone (cn_mel_desc.own_padding, cn_features_compute_items_pool). */
 static void check_batch(cn_backend *be, cn_exec *ex, cn_feat_semantics sem, int pad_to, const int *lens, int n,
                         bool own) {
@@ -48,7 +34,7 @@ static void check_batch(cn_backend *be, cn_exec *ex, cn_feat_semantics sem, int 
     int64_t *lens64 = calloc((size_t)n, sizeof(int64_t)), *valid_cpu = calloc((size_t)n, sizeof(int64_t));
     int *valid_dev = calloc((size_t)n, sizeof(int));
     for (int i = 0; i < n; i++) {
-        audio[i] = signal((size_t)lens[i], (unsigned)i + 1);
+        audio[i] = cn_test_speechlike((size_t)lens[i], (unsigned)i + 1);
         lens64[i] = lens[i];
         memcpy(pcm + (size_t)i * lpad, audio[i], sizeof(float) * (size_t)lens[i]);
     }
