@@ -340,6 +340,19 @@ static cn_status reorder_cache(cn_canary_ctx *c, int b, int k, const int *src, i
     return CANARY_OK;
 }
 
+/* Tokens a search may generate after a P-token prompt over enc_len encoder frames: NeMo's rule
+ * (the decoder's positions, or enc_len + max_generation_delta), capped by max_new_tokens (beam
+ * search emits one token before its loop, and max_new_tokens counts it). */
+static int gen_limit(const cn_canary *m, const cn_decode_opts *o, int enc_len, int P, bool greedy) {
+    int limit = m->max_pos;
+    if (o->max_generation_delta >= 0 && enc_len + o->max_generation_delta < limit)
+        limit = enc_len + o->max_generation_delta;
+    int n = limit - P;
+    if (o->max_new_tokens > 0 && o->max_new_tokens - (greedy ? 0 : 1) < n)
+        n = o->max_new_tokens - (greedy ? 0 : 1);
+    return n < 0 ? 0 : n;
+}
+
 cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_decode_opts *o, cn_hypothesis *out,
                            cn_error *err) {
     const cn_canary *m = c->m;
@@ -365,15 +378,7 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
             return cn_error_set(err, CANARY_EINVAL, "decode: prompt id %d is outside the vocabulary (%d)", prompt[i],
                                 m->vocab);
     /* NeMo's maximum-length rule: the padded encoder length of the batch, not the item's. */
-    int limit = m->max_pos;
-    if (o->max_generation_delta >= 0 && c->enc_t + o->max_generation_delta < limit)
-        limit = c->enc_t + o->max_generation_delta;
-    int max_gen = limit - P;
-    if (max_gen < 0)
-        max_gen = 0;
-    /* beam search emits one token before its loop: max_new_tokens counts it */
-    if (o->max_new_tokens > 0 && o->max_new_tokens - (greedy ? 0 : 1) < max_gen)
-        max_gen = o->max_new_tokens - (greedy ? 0 : 1);
+    int max_gen = gen_limit(m, o, c->enc_t, P, greedy);
     /* Per item (item_limits): the same rule from the encoder length the item has alone; an item
      * stops there (done), as it would alone, while longer ones go on. */
     int *lim = NULL;
@@ -383,13 +388,7 @@ cn_status cn_canary_decode(cn_canary_ctx *c, const int *prompt, int P, const cn_
             return cn_error_set(err, CANARY_ENOMEM, "out of memory decoding");
         int most = 0;
         for (int b = 0; b < c->enc_n; b++) {
-            int l = m->max_pos;
-            if (o->max_generation_delta >= 0 && c->enc_alone[b] + o->max_generation_delta < l)
-                l = c->enc_alone[b] + o->max_generation_delta;
-            l -= P;
-            if (o->max_new_tokens > 0 && o->max_new_tokens - (greedy ? 0 : 1) < l)
-                l = o->max_new_tokens - (greedy ? 0 : 1);
-            lim[b] = l < 0 ? 0 : l;
+            lim[b] = gen_limit(m, o, c->enc_alone[b], P, greedy);
             most = lim[b] > most ? lim[b] : most;
         }
         if (most < max_gen)

@@ -581,7 +581,7 @@ cn_status cn_canary_encode(cn_canary_ctx *c, const cn_encoder_input *in, cn_enco
         v2[i] = half_up(v1[i]);
         v3[i] = half_up(v2[i]);
         c->enc_valid[i] = v3[i];
-        c->enc_alone[i] = in->item_cols ? half_up(half_up(half_up(in->item_cols[i]))) : t;
+        c->enc_alone[i] = in->item_cols ? cn_canary_subsampled_length(in->item_cols[i]) : t;
     }
     bool mk = in->mask_subsampling;
     /* Subsampling: conv(1->C) ReLU, dw conv, pw conv ReLU, dw conv, pw conv ReLU, Linear. */

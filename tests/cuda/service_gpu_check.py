@@ -143,17 +143,16 @@ def post_file(url, path, fields=None, timeout=300):
 
 
 class Server:
-    def __init__(self, name, args, load_timeout):
+    def __init__(self, name, args, load_timeout, env=None):
         self.name = name
         data = os.path.join(WORK, name)
         port_file = os.path.join(WORK, name + ".port")
-        for p in (port_file,):
-            if os.path.exists(p):
-                os.remove(p)
+        if os.path.exists(port_file):
+            os.remove(port_file)
         self.log = open(os.path.join(LOGS, name + ".log"), "w")
         t = time.time()
         self.p = subprocess.Popen([BIN, "serve", "--port", "0", "--port-file", port_file, "--data-dir", data] + args,
-                                  stdout=self.log, stderr=subprocess.STDOUT)
+                                  stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
         self.url = None
         while time.time() - t < load_timeout and self.p.poll() is None:
             if self.url is None and os.path.exists(port_file) and open(port_file).read().strip():
@@ -289,13 +288,7 @@ def step_serve_full():
 
 def serve_full_once(tag, env):
     name = "serve_full" + tag
-    old_env = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        s = Server(name, ["--model", FULL], 240)
-    finally:
-        os.environ.clear()
-        os.environ.update(old_env)
+    s = Server(name, ["--model", FULL], 240, env)
     try:
         if not check(name, "the full model loads, every setting automatic (%.1f s)" % s.load_s, s.ready):
             return
